@@ -1,0 +1,329 @@
+"""``build``: GhostNet in PyTorch -> gated, simplified ``model.onnx`` in its artifact folder.
+
+Stages: resolve weights -> build the model -> count -> fold BN -> export -> parity gate ->
+simplify -> parity gate again -> write the folder atomically -> ``LATEST``. Either every
+file lands together with a manifest that records a passing verdict, or nothing lands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from . import __version__
+from .arch import VARIANTS, create_model
+from .artifacts import folder_name, prepare_out, staged_folder, write_latest
+from .checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
+from .errors import GateFailed, UsageError
+from .export import DEFAULT_OPSET, EXPORTERS, export_onnx, op_counts, set_metadata
+from .files import sha256_file
+from .fold import fold_batchnorm
+from .counting import count_macs, count_params
+from .manifest import new_manifest, write_manifest
+from .parity import FP32_TOLERANCE, Tolerance, parity_over_batches, random_inputs
+from .runtime import cpu_session
+from .simplify import SIMPLIFIERS, lint, simplify
+from .weights import resolve_weights
+
+MODEL_FILE = "model.onnx"
+#: The eval transform published GhostNet weights expect (timm's: bicubic, crop 0.875).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_CROP_PCT = 0.875
+DEFAULT_INTERPOLATION = "bicubic"
+PARITY_SAMPLES = 8
+PARITY_BATCHES = (1, 4)
+MIN_RESOLUTION = 32
+OPSET_RANGE = {"torchscript": (13, 20), "dynamo": (18, 23)}
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class BuildResult:
+    """What ``build`` returns: the folder it wrote, its manifest, and per-stage timings."""
+
+    folder: Path
+    manifest: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / MODEL_FILE
+
+    @property
+    def verdict(self) -> str:
+        return self.manifest["artifacts"][MODEL_FILE]["parity"]["verdict"]
+
+    def as_json(self) -> dict:
+        return {
+            "folder": str(self.folder),
+            "model": str(self.model_path),
+            "verdict": self.verdict,
+            "seconds": {stage: round(value, 3) for stage, value in self.seconds.items()},
+            "manifest": self.manifest,
+        }
+
+
+def preprocess_config(resolution: int) -> dict:
+    return {
+        "resize": int(math.floor(resolution / DEFAULT_CROP_PCT)),
+        "crop_pct": DEFAULT_CROP_PCT,
+        "interpolation": DEFAULT_INTERPOLATION,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+    }
+
+
+def build(
+    variant: str | None = None,
+    width: float | None = None,
+    num_classes: int | None = None,
+    checkpoint: str | Path | None = None,
+    weights: str | None = None,
+    reset_head: bool = False,
+    seed: int = 0,
+    resolution: int = 224,
+    opset: int = DEFAULT_OPSET,
+    batch: int | None = None,
+    simplifier: str = "onnxsim",
+    out: str | Path = "models",
+    exporter: str = "torchscript",
+    tolerance: Tolerance = FP32_TOLERANCE,
+    command: str | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build, export, simplify and gate one GhostNet; return the folder and its manifest.
+
+    ``variant``/``width`` default to the ``weights`` registry entry's, else ghostnet 1.0.
+    ``batch=None`` exports a dynamic batch. Raises ``UsageError`` for unusable input and
+    ``GateFailed`` (nothing written) when ONNX Runtime disagrees with PyTorch.
+    """
+    report = progress or (lambda stage, detail: None)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+
+    # -- inputs -------------------------------------------------------------------------
+    checkpoint_path, registry_spec = _resolve_checkpoint(checkpoint, weights)
+    if registry_spec is not None:
+        variant, width = _agree("variant", variant, registry_spec.variant), _agree("width", width, registry_spec.width)
+    variant = variant or "ghostnet"
+    width = 1.0 if width is None else width
+    _validate(variant, width, num_classes, resolution, opset, batch, simplifier, exporter, seed)
+    if reset_head and checkpoint_path is None:
+        raise UsageError("--reset-head only applies with --checkpoint or --weights: drop it, or give a checkpoint")
+    out = prepare_out(Path(out))
+
+    state, checkpoint_info = None, None
+    if checkpoint_path is not None:
+        state = load_state_dict(checkpoint_path)
+        checkpoint_info = {"path": str(checkpoint_path), "sha256": sha256_file(checkpoint_path)}
+        trained_classes = checkpoint_num_classes(state)
+        if num_classes is None:
+            num_classes = trained_classes or 1000
+        elif trained_classes is not None and num_classes != trained_classes and not reset_head:
+            raise UsageError(
+                f"--num-classes {num_classes} differs from the checkpoint's classifier "
+                f"({trained_classes} classes): add --reset-head to train a new head, or drop --num-classes"
+            )
+    num_classes = num_classes or 1000
+    name = folder_name(variant, width, num_classes, resolution, batch)
+    report("model", f"{variant} width {width:g}, {num_classes} classes, {resolution}², "
+           f"{'batch ' + str(batch) if batch else 'dynamic batch'} -> {out / name}")
+
+    # -- model ----------------------------------------------------------------------------
+    tick = time.perf_counter()
+    model = create_model(variant, width, num_classes, seed)
+    if state is not None:
+        apply_state_dict(model, state, reset_head, hint=_width_hint(variant, state, width))
+        report("weights", f"loaded {checkpoint_path} ({checkpoint_info['sha256'][:12]})"
+               + (", new classifier head" if reset_head else ""))
+    else:
+        report("weights", f"random init, seed {seed}")
+    model.eval()
+    deploy = fold_batchnorm(model)
+    params, macs = count_params(model), count_macs(deploy, resolution)
+    seconds["model"] = time.perf_counter() - tick
+    report("count", f"{params:,} params, {macs / 1e6:.2f}M MACs at {resolution}²")
+
+    # -- reference outputs ----------------------------------------------------------------
+    batches = (batch,) if batch else PARITY_BATCHES
+    samples = math.ceil(max(PARITY_SAMPLES, max(batches)) / max(batches)) * max(batches)
+    inputs = random_inputs(samples, resolution, seed)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(inputs)).numpy()
+
+    # -- export + gate --------------------------------------------------------------------
+    tick = time.perf_counter()
+    exported = export_onnx(deploy, resolution, batch, opset, exporter)
+    seconds["export"] = time.perf_counter() - tick
+    nodes_exported = len(exported.graph.node)
+    report("export", f"{exporter} exporter, opset {opset}: {nodes_exported} nodes ({seconds['export']:.1f} s)")
+    tick = time.perf_counter()
+    parity_export = _gate(exported, reference, inputs, batches, tolerance)
+    seconds["parity_export"] = time.perf_counter() - tick
+    report("parity", _parity_line("export", parity_export))
+
+    # -- simplify + gate ------------------------------------------------------------------
+    tick = time.perf_counter()
+    simplified = simplify(exported, simplifier)
+    seconds["simplify"] = time.perf_counter() - tick
+    set_metadata(simplified, _metadata(variant, width, num_classes, resolution, checkpoint_info, seed))
+    onnx.checker.check_model(simplified, full_check=True)
+    model_bytes = simplified.SerializeToString()
+    report("simplify", f"{simplifier}: {nodes_exported} -> {len(simplified.graph.node)} nodes ({seconds['simplify']:.1f} s)")
+    tick = time.perf_counter()
+    parity_final = _gate(model_bytes, reference, inputs, batches, tolerance)
+    seconds["parity_simplified"] = time.perf_counter() - tick
+    report("parity", _parity_line("simplified", parity_final))
+
+    verdict = "pass" if parity_export["verdict"] == parity_final["verdict"] == "pass" else "fail"
+    model_info = {
+        "variant": variant,
+        "width": width,
+        "num_classes": num_classes,
+        "resolution": resolution,
+        "batch": batch if batch else "dynamic",
+        "params": params,
+        "macs": macs,
+        "checkpoint": checkpoint_info,
+        "seed": seed,
+        "preprocess": preprocess_config(resolution),
+    }
+    artifact = {
+        "sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "bytes": len(model_bytes),
+        "opset": opset,
+        "nodes": len(simplified.graph.node),
+        "parent": None,
+        "export": {
+            "exporter": exporter,
+            "simplifier": simplifier,
+            "nodes_exported": nodes_exported,
+            "ops": op_counts(simplified),
+            "unclean_ops": lint(simplified),
+            "bn_folded": True,
+        },
+        "parity": {
+            "reference": "torch (unfolded, eval)",
+            "provider": "CPUExecutionProvider",
+            "inputs": f"{samples} standard-normal images, seed {seed}",
+            "export": parity_export,
+            "simplified": parity_final,
+            "tolerance": parity_final["tolerance"],
+            "verdict": verdict,
+        },
+    }
+    manifest = new_manifest(command or _library_command(locals()), model_info, {MODEL_FILE: artifact})
+    seconds["total"] = time.perf_counter() - started
+    if verdict != "pass":
+        reasons = parity_export["reasons"] + parity_final["reasons"]
+        raise GateFailed(f"parity gate failed, nothing written: {reasons[0]}", BuildResult(out / name, manifest, seconds))
+
+    # -- write ----------------------------------------------------------------------------
+    with staged_folder(out, name) as staging:
+        (staging / MODEL_FILE).write_bytes(model_bytes)
+        write_manifest(staging, manifest)
+    write_latest(out, name)
+    seconds["total"] = time.perf_counter() - started
+    report("write", f"{out / name / MODEL_FILE} ({len(model_bytes) / 1e6:.1f} MB), LATEST -> {name}")
+    return BuildResult(out / name, manifest, seconds)
+
+
+def _resolve_checkpoint(checkpoint, weights):
+    if checkpoint is not None and weights is not None:
+        raise UsageError("--checkpoint and --weights are exclusive: give a local file or a registry name/URL, not both")
+    if weights is not None:
+        return resolve_weights(weights)
+    return (Path(checkpoint) if checkpoint is not None else None), None
+
+
+def _agree(what: str, given, from_weights):
+    if given is not None and given != from_weights:
+        raise UsageError(f"--{what} {given} contradicts the weights, which are for {what} {from_weights}: drop --{what}")
+    return from_weights
+
+
+def _validate(variant, width, num_classes, resolution, opset, batch, simplifier, exporter, seed) -> None:
+    if variant not in VARIANTS:
+        raise UsageError(f"unknown variant '{variant}': use one of {', '.join(VARIANTS)}")
+    if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
+        raise UsageError(f"width must be a number > 0, got {width}")
+    if num_classes is not None and num_classes < 1:
+        raise UsageError(f"--num-classes must be at least 1, got {num_classes}")
+    if resolution < MIN_RESOLUTION:
+        raise UsageError(f"--resolution must be at least {MIN_RESOLUTION} (GhostNet downsamples 32×), got {resolution}")
+    if batch is not None and batch < 1:
+        raise UsageError(f"--batch must be 'dynamic' or a positive integer, got {batch}")
+    if exporter not in EXPORTERS:
+        raise UsageError(f"unknown exporter '{exporter}': use one of {', '.join(EXPORTERS)}")
+    low, high = OPSET_RANGE[exporter]
+    if not low <= opset <= high:
+        raise UsageError(f"--opset {opset} is outside what the {exporter} exporter supports here ({low}–{high})")
+    if simplifier not in SIMPLIFIERS:
+        raise UsageError(f"unknown simplifier '{simplifier}': use one of {', '.join(SIMPLIFIERS)}")
+    if seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {seed}")
+
+
+def _width_hint(variant: str, state: dict, width: float) -> str:
+    """Name the width whose shapes the checkpoint has, when it is a common one."""
+    stem = state.get("conv_stem.weight")
+    head = state.get("blocks.9.0.conv.weight")
+    if stem is None or head is None:
+        return "is it a GhostNet v1 checkpoint (official or timm layout)?"
+    for candidate in (0.5, 0.75, 1.0, 1.1, 1.3, 1.5, 1.6, 2.0):
+        probe = VARIANTS[variant](candidate, 10).state_dict()
+        if probe["conv_stem.weight"].shape == stem.shape and probe["blocks.9.0.conv.weight"].shape == head.shape:
+            if candidate != width:
+                return f"the checkpoint looks like width {candidate:g}: try --width {candidate:g}"
+            break
+    return "check --variant and --width"
+
+
+def _gate(proto_or_bytes, reference: np.ndarray, inputs: np.ndarray, batches, tolerance: Tolerance) -> dict:
+    model_bytes = proto_or_bytes if isinstance(proto_or_bytes, bytes) else proto_or_bytes.SerializeToString()
+    session = cpu_session(model_bytes)
+    input_name = session.get_inputs()[0].name
+
+    def run(batch_inputs: np.ndarray) -> np.ndarray:
+        return session.run(None, {input_name: batch_inputs})[0]
+
+    return parity_over_batches(reference, run, inputs, batches, tolerance)
+
+
+def _parity_line(stage: str, result: dict) -> str:
+    figures = f"max |Δ| {result['max_abs']:.2e}, min cosine {result['min_cosine']:.7f}" if result["max_abs"] is not None else "no figures"
+    return f"{stage} vs PyTorch at batch {','.join(map(str, result['batches']))}: {figures} -> {result['verdict'].upper()}"
+
+
+def _metadata(variant, width, num_classes, resolution, checkpoint_info, seed) -> dict[str, str]:
+    pre = preprocess_config(resolution)
+    return {
+        "ghostexport.variant": variant,
+        "ghostexport.width": f"{width:g}",
+        "ghostexport.num_classes": str(num_classes),
+        "ghostexport.resolution": str(resolution),
+        "ghostexport.mean": json.dumps(pre["mean"]),
+        "ghostexport.std": json.dumps(pre["std"]),
+        "ghostexport.crop_pct": f"{pre['crop_pct']:g}",
+        "ghostexport.interpolation": pre["interpolation"],
+        "ghostexport.checkpoint_sha256": checkpoint_info["sha256"] if checkpoint_info else "",
+        "ghostexport.seed": str(seed),
+        "ghostexport.version": __version__,
+    }
+
+
+def _library_command(arguments: dict) -> str:
+    keys = ("variant", "width", "num_classes", "checkpoint", "weights", "reset_head", "seed",
+            "resolution", "opset", "batch", "simplifier", "exporter")
+    return "ghostexport.build(" + ", ".join(f"{k}={arguments.get(k)!r}" for k in keys) + ")"

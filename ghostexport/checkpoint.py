@@ -1,0 +1,140 @@
+"""Reading checkpoints safely and fitting them onto a model, with errors that say what to do.
+
+Only tensors are ever unpickled (``torch.load(weights_only=True)``) or read from
+safetensors: a checkpoint is data, and a file that tries to run code is refused.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import UsageError
+
+#: Wrappers that training scripts put around the state dict, tried in this order.
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema")
+CLASSIFIER_PREFIX = "classifier."
+MAX_OFFENDERS = 4
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file into a flat ``{key: tensor}`` dict.
+
+    Accepts a raw state dict, one wrapped under a key of ``WRAPPER_KEYS``, keys prefixed
+    with ``module.`` (DataParallel/DDP), and ``.safetensors`` files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} does not exist (or is not a file): check the path")
+    if path.suffix == ".safetensors":
+        raw = _load_safetensors(path)
+    else:
+        raw = _load_torch(path)
+    state = _unwrap(raw, path)
+    if state and all(key.startswith("module.") for key in state):
+        state = {key[len("module."):]: value for key, value in state.items()}
+    return state
+
+
+def _load_safetensors(path: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UsageError(f"checkpoint {path} is not a readable safetensors file ({_first_line(exc)})") from exc
+
+
+def _load_torch(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UsageError(
+            f"refused to load {path}: it holds Python objects other than tensors, and loading "
+            "it could run code; re-save only the weights with torch.save(model.state_dict(), path)"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+        raise UsageError(
+            f"checkpoint {path} is not a readable PyTorch file ({_first_line(exc)}): "
+            "is it truncated or of another format?"
+        ) from exc
+
+
+def _unwrap(raw: object, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(raw, Mapping):
+        for key in WRAPPER_KEYS:
+            if isinstance(raw.get(key), Mapping):
+                raw = raw[key]
+                break
+    if not isinstance(raw, Mapping) or not raw:
+        raise UsageError(
+            f"checkpoint {path} holds {_describe(raw)}, not a state dict: save "
+            "model.state_dict() (optionally under 'state_dict' or 'model')"
+        )
+    not_tensors = [str(k) for k, v in raw.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise UsageError(
+            f"checkpoint {path} is not a state dict: entries {_listing(not_tensors)} are not "
+            "tensors; save model.state_dict()"
+        )
+    return {str(k): v for k, v in raw.items()}
+
+
+def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> int | None:
+    """The class count the checkpoint's classifier was trained for, if it has one."""
+    weight = state.get(CLASSIFIER_PREFIX + "weight")
+    return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
+
+
+def apply_state_dict(
+    model: nn.Module, state: Mapping[str, torch.Tensor], reset_head: bool, hint: str = ""
+) -> None:
+    """Load ``state`` strictly; with ``reset_head`` the model keeps its own new classifier.
+
+    Every mismatch is collected first so the error names the first few offenders of each
+    kind (missing, unexpected, wrong shape) together with what the model expected.
+    """
+    expected = model.state_dict()
+    if reset_head:
+        state = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIX)}
+        expected = {k: v for k, v in expected.items() if not k.startswith(CLASSIFIER_PREFIX)}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [
+        f"{k} {list(state[k].shape)} (model expects {list(expected[k].shape)})"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys: {_listing(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys: {_listing(unexpected)}")
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} shape mismatches: {_listing(wrong_shape)}")
+    if problems:
+        raise UsageError("checkpoint does not fit the model: " + "; ".join(problems) + (f"; {hint}" if hint else ""))
+    model.load_state_dict(state, strict=not reset_head)
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:MAX_OFFENDERS])
+    return shown + (f", … (+{len(items) - MAX_OFFENDERS})" if len(items) > MAX_OFFENDERS else "")
+
+
+def _describe(raw: object) -> str:
+    if isinstance(raw, Mapping):
+        return "an empty dict"
+    if isinstance(raw, torch.Tensor):
+        return f"a single tensor of shape {list(raw.shape)}"
+    return f"a {type(raw).__name__}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__

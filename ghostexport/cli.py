@@ -1,0 +1,156 @@
+"""The ``ghostexport`` command line: a thin layer over the library API.
+
+Only click and the standard library load at start-up; each command imports its stage
+(and with it torch/onnx) when it runs, so ``ghostexport --help`` stays well under a second.
+Exit codes (DESIGN.md): 0 success, 1 a gate failed, 2 unusable input, 3 internal error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import GateFailed, GhostexportError
+
+EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
+
+
+class BatchType(click.ParamType):
+    """``dynamic`` (None) or a positive integer."""
+
+    name = "dynamic|N"
+
+    def convert(self, value: Any, param, ctx) -> int | None:
+        if value is None or isinstance(value, int) or value == "dynamic":
+            return None if value in (None, "dynamic") else value
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'dynamic' nor an integer", param, ctx)
+        if number < 1:
+            self.fail(f"{number} is not a positive batch size", param, ctx)
+        return number
+
+
+def common_options(function: Callable) -> Callable:
+    """``--json PATH`` and ``--verbose`` for every command, plus uniform error handling."""
+
+    @click.option("--json", "json_path", metavar="PATH", help="Write a machine-readable result to PATH ('-' = stdout).")
+    @click.option("--verbose", is_flag=True, help="Show tracebacks for errors.")
+    @functools.wraps(function)
+    def wrapper(json_path: str | None, verbose: bool, **kwargs: Any) -> None:
+        console = _console(stderr=json_path == "-")
+        try:
+            result = function(console=console, **kwargs)
+        except GateFailed as exc:
+            payload = exc.result.as_json() if hasattr(exc.result, "as_json") else {}
+            _emit_json(json_path, {**payload, "ok": False, "exit_code": EXIT_GATE, "error": str(exc)})
+            console.print(f"[bold red]FAIL[/] {exc}", highlight=False)
+            sys.exit(EXIT_GATE)
+        except GhostexportError as exc:
+            if verbose:
+                traceback.print_exc()
+            _emit_json(json_path, {"ok": False, "exit_code": exc.exit_code, "error": str(exc)})
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if verbose:
+                traceback.print_exc()
+            message = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            _emit_json(json_path, {"ok": False, "exit_code": EXIT_INTERNAL, "error": message})
+            click.echo(f"{message} (run with --verbose and report it)", err=True)
+            sys.exit(EXIT_INTERNAL)
+        _emit_json(json_path, {**result, "ok": True, "exit_code": 0})
+
+    return wrapper
+
+
+def _console(stderr: bool):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _emit_json(path: str | None, payload: dict) -> None:
+    if not path:
+        return
+    text = json.dumps(payload, indent=2, default=str) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from .files import atomic_write_text
+
+        atomic_write_text(path, text)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ghostexport")
+def main() -> None:
+    """GhostNet from PyTorch to verified, simplified, quantized ONNX artifacts.
+
+    \b
+    Example:
+      ghostexport build --width 1.0     # models/ghostnet_100/model.onnx + manifest.json
+
+    Exit codes: 0 success, 1 a check or gate failed (the artifact is not good),
+    2 usage or unusable input, 3 internal error (a bug: run with --verbose and report it).
+    """
+
+
+@main.command()
+@click.option("--variant", type=click.Choice(["ghostnet"]), default=None, help="Architecture family.  [default: ghostnet]")
+@click.option("--width", type=float, default=None, help="Width multiplier (> 0).  [default: 1.0]")
+@click.option("--num-classes", type=int, default=None, help="Classifier size.  [default: the checkpoint's, else 1000]")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Local state dict (.pth/.pt/.safetensors).")
+@click.option("--weights", default=None, metavar="NAME|URL", help="Registry name (ghostnet_100.in1k) or URL, downloaded and cached.")
+@click.option("--reset-head", is_flag=True, help="Replace the checkpoint's classifier with a new one of --num-classes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random init (recorded for rebuilds).")
+@click.option("--resolution", type=int, default=224, show_default=True, help="Input height and width.")
+@click.option("--opset", type=int, default=None, help="ONNX opset.  [default: 17]")
+@click.option("--batch", type=BatchType(), default="dynamic", show_default=True, help="'dynamic' or a static batch size.")
+@click.option("--simplifier", type=click.Choice(["onnxsim", "onnxslim", "none"]), default="onnxsim", show_default=True)
+@click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True, help="torch.onnx exporter.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("models"), show_default=True, help="Artifact root.")
+@common_options
+def build(console, opset: int | None, **options: Any) -> dict:
+    """Build GhostNet, export it to ONNX, simplify it, and gate it on parity with PyTorch.
+
+    Writes <out>/<variant>_<width*100>[-cN][-rR][-bN]/ with model.onnx and manifest.json
+    (replacing a previous build whole), and records that folder in <out>/LATEST.
+
+    \b
+    Examples:
+      ghostexport build --width 1.0
+      ghostexport build --width 0.5 --resolution 96 --batch 1 --out /tmp/models
+      ghostexport build --checkpoint ghostnet_1x.pth --num-classes 10 --reset-head
+    """
+    from .builder import build as run_build
+    from .export import DEFAULT_OPSET
+    from .report import build_summary, stage_printer
+
+    try:
+        result = run_build(
+            **options,
+            opset=DEFAULT_OPSET if opset is None else opset,
+            command=" ".join(shlex.quote(arg) for arg in ["ghostexport", *sys.argv[1:]]),
+            progress=stage_printer(console),
+        )
+    except GateFailed as failure:
+        if failure.result is not None:
+            console.print(build_summary(failure.result))
+        raise
+    console.print(build_summary(result))
+    return result.as_json()

@@ -1,0 +1,64 @@
+"""ONNX Runtime access: one place that imports it, checks the install, and makes sessions.
+
+ONNX Runtime comes from the ``[cpu]`` or ``[gpu]`` extra (two wheels that provide the same
+``onnxruntime`` module and must not be installed together), so its absence or a double
+install is a usage problem with a precise fix, not an ImportError traceback.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+from .errors import UsageError
+
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
+
+
+def installed_ort_distributions() -> list[str]:
+    """Names of the installed wheels that each provide the ``onnxruntime`` module."""
+    found = []
+    for name in ORT_DISTRIBUTIONS:
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+def import_onnxruntime() -> Any:
+    """Import onnxruntime, or explain which extra to install (or uninstall)."""
+    wheels = installed_ort_distributions()
+    if len(wheels) > 1:
+        raise UsageError(
+            f"several ONNX Runtime packages are installed ({', '.join(wheels)}) and overwrite "
+            "each other's files: pip uninstall -y " + " ".join(wheels) + ", then install one "
+            "with pip install 'ghostexport[cpu]' or 'ghostexport[gpu]'"
+        )
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise UsageError(
+            "ONNX Runtime is not installed: pip install 'ghostexport[cpu]' "
+            "(or 'ghostexport[gpu]' for the CUDA provider)"
+        ) from exc
+    return onnxruntime
+
+
+def cpu_session(model: bytes | str, threads: int | None = None) -> Any:
+    """An InferenceSession pinned to the CPU provider, with full graph optimisation.
+
+    Full optimisation is what deployments run, so parity is measured on the graph ORT
+    actually executes (fusions included), not on a debug configuration.
+    """
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    if session.get_providers()[0] != "CPUExecutionProvider":
+        raise UsageError(f"ONNX Runtime ran on {session.get_providers()} instead of the CPU provider")
+    return session
