@@ -7,6 +7,7 @@ safetensors: a checkpoint is data, and a file that tries to run code is refused.
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -51,8 +52,14 @@ def _load_safetensors(path: Path) -> dict:
 
 
 def _load_torch(path: Path) -> object:
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    if magic != b"PK" and magic[:1] != b"\x80":  # neither torch's zip format nor a pickle
+        raise UsageError(f"checkpoint {path} is not a readable PyTorch file (no zip or pickle header): is it of another format?")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pickle-protocol notices from the safe unpickler
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise UsageError(
             f"refused to load {path}: it holds Python objects other than tensors, and loading "

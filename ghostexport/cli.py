@@ -80,7 +80,10 @@ def common_options(function: Callable) -> Callable:
 def _console(stderr: bool):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # logs and CI: do not wrap the tables at 80
+    return console
 
 
 def _emit_json(path: str | None, payload: dict) -> None:

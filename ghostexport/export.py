@@ -10,6 +10,7 @@ is removed from PyTorch; both paths are tested with a dynamic batch.
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 
 import onnx
@@ -61,20 +62,26 @@ def export_onnx(
         except ImportError as exc:
             raise UsageError("the dynamo exporter needs onnxscript: pip install 'ghostexport[dynamo]'") from exc
         dynamic_shapes = None if batch else ({0: torch.export.Dim("batch")},)
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                model,
-                (example,),
-                None,
-                dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                opset_version=opset,
-                dynamic_shapes=dynamic_shapes,
-                external_data=False,
-                verbose=False,
-            )
+        exporter_log = logging.getLogger("torch.onnx")
+        level = exporter_log.level
+        exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" chatter
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    model,
+                    (example,),
+                    None,
+                    dynamo=True,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    opset_version=opset,
+                    dynamic_shapes=dynamic_shapes,
+                    external_data=False,
+                    verbose=False,
+                )
+        finally:
+            exporter_log.setLevel(level)
         proto = program.model_proto
     else:
         raise UsageError(f"unknown exporter '{exporter}': use one of {', '.join(EXPORTERS)}")
