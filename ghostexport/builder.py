@@ -43,6 +43,8 @@ DEFAULT_INTERPOLATION = "bicubic"
 PARITY_SAMPLES = 8
 PARITY_BATCHES = (1, 4)
 MIN_RESOLUTION = 32
+#: Sanity ceilings: past these a typo (``--width 100``) would exhaust memory, not build a model.
+MAX_WIDTH, MAX_RESOLUTION, MAX_CLASSES, MAX_BATCH = 8.0, 2048, 100_000, 1024
 OPSET_RANGE = {"torchscript": (13, 20), "dynamo": (18, 23)}
 
 Progress = Callable[[str, str], None]
@@ -256,14 +258,14 @@ def _agree(what: str, given, from_weights):
 def _validate(variant, width, num_classes, resolution, opset, batch, simplifier, exporter, seed) -> None:
     if variant not in VARIANTS:
         raise UsageError(f"unknown variant '{variant}': use one of {', '.join(VARIANTS)}")
-    if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
-        raise UsageError(f"width must be a number > 0, got {width}")
-    if num_classes is not None and num_classes < 1:
-        raise UsageError(f"--num-classes must be at least 1, got {num_classes}")
-    if resolution < MIN_RESOLUTION:
-        raise UsageError(f"--resolution must be at least {MIN_RESOLUTION} (GhostNet downsamples 32×), got {resolution}")
-    if batch is not None and batch < 1:
-        raise UsageError(f"--batch must be 'dynamic' or a positive integer, got {batch}")
+    if not (isinstance(width, (int, float)) and math.isfinite(width) and 0 < width <= MAX_WIDTH):
+        raise UsageError(f"--width must be a number in (0, {MAX_WIDTH:g}], got {width}")
+    if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
+        raise UsageError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, got {num_classes}")
+    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        raise UsageError(f"--resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION} (GhostNet downsamples 32×), got {resolution}")
+    if batch is not None and not 1 <= batch <= MAX_BATCH:
+        raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH}, got {batch}")
     if exporter not in EXPORTERS:
         raise UsageError(f"unknown exporter '{exporter}': use one of {', '.join(EXPORTERS)}")
     low, high = OPSET_RANGE[exporter]
