@@ -72,7 +72,9 @@ def read_latest(out: Path = Path("models")) -> Path:
     try:
         name = latest.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise UsageError(f"no MODEL given and {latest} does not exist: run ghostexport build first, or name a MODEL") from exc
+        raise UsageError(
+            f"no MODEL given and {latest} does not exist: run ghostexport build first, or name a MODEL"
+        ) from exc
     folder = out / name
     if not name or not folder.is_dir():
         raise UsageError(f"{latest} names '{name}', which is not a folder: rebuild with ghostexport build")

@@ -23,16 +23,16 @@ from . import __version__
 from .arch import VARIANTS, create_model
 from .artifacts import folder_name, prepare_out, staged_folder, write_latest
 from .checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
+from .counting import count_macs, count_params
 from .errors import GateFailed, UsageError
 from .export import DEFAULT_OPSET, EXPORTERS, export_onnx, op_counts, set_metadata
 from .files import sha256_file
 from .fold import fold_batchnorm
-from .counting import count_macs, count_params
 from .manifest import new_manifest, write_manifest
 from .parity import FP32_TOLERANCE, Tolerance, parity_over_batches, random_inputs
 from .runtime import cpu_session
 from .simplify import SIMPLIFIERS, lint, simplify
-from .weights import resolve_weights
+from .weights import download, weights_source
 
 MODEL_FILE = "model.onnx"
 #: The eval transform published GhostNet weights expect (timm's: bicubic, crop 0.875).
@@ -78,7 +78,7 @@ class BuildResult:
 
 def preprocess_config(resolution: int) -> dict:
     return {
-        "resize": int(math.floor(resolution / DEFAULT_CROP_PCT)),
+        "resize": math.floor(resolution / DEFAULT_CROP_PCT),
         "crop_pct": DEFAULT_CROP_PCT,
         "interpolation": DEFAULT_INTERPOLATION,
         "mean": list(IMAGENET_MEAN),
@@ -115,15 +115,19 @@ def build(
     started = time.perf_counter()
 
     # -- inputs -------------------------------------------------------------------------
-    checkpoint_path, registry_spec = _resolve_checkpoint(checkpoint, weights)
+    if checkpoint is not None and weights is not None:
+        raise UsageError("--checkpoint and --weights are exclusive: give a local file or a registry name/URL, not both")
+    weights_url, weights_sha256, registry_spec = weights_source(weights) if weights else (None, None, None)
     if registry_spec is not None:
         variant, width = _agree("variant", variant, registry_spec.variant), _agree("width", width, registry_spec.width)
     variant = variant or "ghostnet"
     width = 1.0 if width is None else width
     _validate(variant, width, num_classes, resolution, opset, batch, simplifier, exporter, seed)
-    if reset_head and checkpoint_path is None:
+    if reset_head and checkpoint is None and weights is None:
         raise UsageError("--reset-head only applies with --checkpoint or --weights: drop it, or give a checkpoint")
     out = prepare_out(Path(out))
+    checkpoint_path = download(weights_url, weights_sha256) if weights_url else checkpoint
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
 
     state, checkpoint_info = None, None
     if checkpoint_path is not None:
@@ -139,16 +143,22 @@ def build(
             )
     num_classes = num_classes or 1000
     name = folder_name(variant, width, num_classes, resolution, batch)
-    report("model", f"{variant} width {width:g}, {num_classes} classes, {resolution}², "
-           f"{'batch ' + str(batch) if batch else 'dynamic batch'} -> {out / name}")
+    report(
+        "model",
+        f"{variant} width {width:g}, {num_classes} classes, {resolution}², "
+        f"{'batch ' + str(batch) if batch else 'dynamic batch'} -> {out / name}",
+    )
 
     # -- model ----------------------------------------------------------------------------
     tick = time.perf_counter()
     model = create_model(variant, width, num_classes, seed)
     if state is not None:
         apply_state_dict(model, state, reset_head, hint=_width_hint(variant, state, width))
-        report("weights", f"loaded {checkpoint_path} ({checkpoint_info['sha256'][:12]})"
-               + (", new classifier head" if reset_head else ""))
+        report(
+            "weights",
+            f"loaded {checkpoint_path} ({checkpoint_info['sha256'][:12]})"
+            + (", new classifier head" if reset_head else ""),
+        )
     else:
         report("weights", f"random init, seed {seed}")
     model.eval()
@@ -182,7 +192,10 @@ def build(
     set_metadata(simplified, _metadata(variant, width, num_classes, resolution, checkpoint_info, seed))
     onnx.checker.check_model(simplified, full_check=True)
     model_bytes = simplified.SerializeToString()
-    report("simplify", f"{simplifier}: {nodes_exported} -> {len(simplified.graph.node)} nodes ({seconds['simplify']:.1f} s)")
+    report(
+        "simplify",
+        f"{simplifier}: {nodes_exported} -> {len(simplified.graph.node)} nodes ({seconds['simplify']:.1f} s)",
+    )
     tick = time.perf_counter()
     parity_final = _gate(model_bytes, reference, inputs, batches, tolerance)
     seconds["parity_simplified"] = time.perf_counter() - tick
@@ -229,7 +242,9 @@ def build(
     seconds["total"] = time.perf_counter() - started
     if verdict != "pass":
         reasons = parity_export["reasons"] + parity_final["reasons"]
-        raise GateFailed(f"parity gate failed, nothing written: {reasons[0]}", BuildResult(out / name, manifest, seconds))
+        raise GateFailed(
+            f"parity gate failed, nothing written: {reasons[0]}", BuildResult(out / name, manifest, seconds)
+        )
 
     # -- write ----------------------------------------------------------------------------
     with staged_folder(out, name) as staging:
@@ -241,17 +256,11 @@ def build(
     return BuildResult(out / name, manifest, seconds)
 
 
-def _resolve_checkpoint(checkpoint, weights):
-    if checkpoint is not None and weights is not None:
-        raise UsageError("--checkpoint and --weights are exclusive: give a local file or a registry name/URL, not both")
-    if weights is not None:
-        return resolve_weights(weights)
-    return (Path(checkpoint) if checkpoint is not None else None), None
-
-
 def _agree(what: str, given, from_weights):
     if given is not None and given != from_weights:
-        raise UsageError(f"--{what} {given} contradicts the weights, which are for {what} {from_weights}: drop --{what}")
+        raise UsageError(
+            f"--{what} {given} contradicts the weights, which are for {what} {from_weights}: drop --{what}"
+        )
     return from_weights
 
 
@@ -263,7 +272,9 @@ def _validate(variant, width, num_classes, resolution, opset, batch, simplifier,
     if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
         raise UsageError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, got {num_classes}")
     if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise UsageError(f"--resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION} (GhostNet downsamples 32×), got {resolution}")
+        raise UsageError(
+            f"--resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION} (GhostNet downsamples 32×), got {resolution}"
+        )
     if batch is not None and not 1 <= batch <= MAX_BATCH:
         raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH}, got {batch}")
     if exporter not in EXPORTERS:
@@ -304,8 +315,14 @@ def _gate(proto_or_bytes, reference: np.ndarray, inputs: np.ndarray, batches, to
 
 
 def _parity_line(stage: str, result: dict) -> str:
-    figures = f"max |Δ| {result['max_abs']:.2e}, min cosine {result['min_cosine']:.7f}" if result["max_abs"] is not None else "no figures"
-    return f"{stage} vs PyTorch at batch {','.join(map(str, result['batches']))}: {figures} -> {result['verdict'].upper()}"
+    figures = (
+        f"max |Δ| {result['max_abs']:.2e}, min cosine {result['min_cosine']:.7f}"
+        if result["max_abs"] is not None
+        else "no figures"
+    )
+    return (
+        f"{stage} vs PyTorch at batch {','.join(map(str, result['batches']))}: {figures} -> {result['verdict'].upper()}"
+    )
 
 
 def _metadata(variant, width, num_classes, resolution, checkpoint_info, seed) -> dict[str, str]:
@@ -326,6 +343,18 @@ def _metadata(variant, width, num_classes, resolution, checkpoint_info, seed) ->
 
 
 def _library_command(arguments: dict) -> str:
-    keys = ("variant", "width", "num_classes", "checkpoint", "weights", "reset_head", "seed",
-            "resolution", "opset", "batch", "simplifier", "exporter")
+    keys = (
+        "variant",
+        "width",
+        "num_classes",
+        "checkpoint",
+        "weights",
+        "reset_head",
+        "seed",
+        "resolution",
+        "opset",
+        "batch",
+        "simplifier",
+        "exporter",
+    )
     return "ghostexport.build(" + ", ".join(f"{k}={arguments.get(k)!r}" for k in keys) + ")"

@@ -31,13 +31,10 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"checkpoint {path} does not exist (or is not a file): check the path")
-    if path.suffix == ".safetensors":
-        raw = _load_safetensors(path)
-    else:
-        raw = _load_torch(path)
+    raw = _load_safetensors(path) if path.suffix == ".safetensors" else _load_torch(path)
     state = _unwrap(raw, path)
     if state and all(key.startswith("module.") for key in state):
-        state = {key[len("module."):]: value for key, value in state.items()}
+        state = {key[len("module.") :]: value for key, value in state.items()}
     return state
 
 
@@ -55,7 +52,9 @@ def _load_torch(path: Path) -> object:
     with open(path, "rb") as handle:
         magic = handle.read(2)
     if magic != b"PK" and magic[:1] != b"\x80":  # neither torch's zip format nor a pickle
-        raise UsageError(f"checkpoint {path} is not a readable PyTorch file (no zip or pickle header): is it of another format?")
+        raise UsageError(
+            f"checkpoint {path} is not a readable PyTorch file (no zip or pickle header): is it of another format?"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol notices from the safe unpickler
@@ -98,9 +97,7 @@ def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> int | None:
     return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
 
 
-def apply_state_dict(
-    model: nn.Module, state: Mapping[str, torch.Tensor], reset_head: bool, hint: str = ""
-) -> None:
+def apply_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], reset_head: bool, hint: str = "") -> None:
     """Load ``state`` strictly; with ``reset_head`` the model keeps its own new classifier.
 
     Every mismatch is collected first so the error names the first few offenders of each

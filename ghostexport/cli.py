@@ -114,19 +114,45 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--variant", type=click.Choice(["ghostnet"]), default=None, help="Architecture family.  [default: ghostnet]")
+@click.option(
+    "--variant", type=click.Choice(["ghostnet"]), default=None, help="Architecture family.  [default: ghostnet]"
+)
 @click.option("--width", type=float, default=None, help="Width multiplier (> 0).  [default: 1.0]")
 @click.option("--num-classes", type=int, default=None, help="Classifier size.  [default: the checkpoint's, else 1000]")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Local state dict (.pth/.pt/.safetensors).")
-@click.option("--weights", default=None, metavar="NAME|URL", help="Registry name (ghostnet_100.in1k) or URL, downloaded and cached.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Local state dict (.pth/.pt/.safetensors).",
+)
+@click.option(
+    "--weights",
+    default=None,
+    metavar="NAME|URL",
+    help="Registry name (ghostnet_100.in1k) or URL, downloaded and cached.",
+)
 @click.option("--reset-head", is_flag=True, help="Replace the checkpoint's classifier with a new one of --num-classes.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random init (recorded for rebuilds).")
 @click.option("--resolution", type=int, default=224, show_default=True, help="Input height and width.")
 @click.option("--opset", type=int, default=None, help="ONNX opset.  [default: 17]")
-@click.option("--batch", type=BatchType(), default="dynamic", show_default=True, help="'dynamic' or a static batch size.")
+@click.option(
+    "--batch", type=BatchType(), default="dynamic", show_default=True, help="'dynamic' or a static batch size."
+)
 @click.option("--simplifier", type=click.Choice(["onnxsim", "onnxslim", "none"]), default="onnxsim", show_default=True)
-@click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True, help="torch.onnx exporter.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("models"), show_default=True, help="Artifact root.")
+@click.option(
+    "--exporter",
+    type=click.Choice(["torchscript", "dynamo"]),
+    default="torchscript",
+    show_default=True,
+    help="torch.onnx exporter.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("models"),
+    show_default=True,
+    help="Artifact root.",
+)
 @common_options
 def build(console, opset: int | None, **options: Any) -> dict:
     """Build GhostNet, export it to ONNX, simplify it, and gate it on parity with PyTorch.

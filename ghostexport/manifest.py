@@ -17,9 +17,24 @@ SCHEMA = 1
 MANIFEST_NAME = "manifest.json"
 #: CPU features that decide kernels (int8 paths above all), recorded with every artifact.
 INTERESTING_CPU_FLAGS = (
-    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
-    "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
-    "asimd", "asimddp", "i8mm", "sve",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "sve",
 )
 
 
@@ -50,9 +65,7 @@ def cpu_description() -> tuple[str, list[str]]:
 
 def environment() -> dict:
     cpu, flags = cpu_description()
-    ort = next(
-        (v for v in (_version("onnxruntime"), _version("onnxruntime-gpu")) if v is not None), None
-    )
+    ort = next((v for v in (_version("onnxruntime"), _version("onnxruntime-gpu")) if v is not None), None)
     return {
         "python": platform.python_version(),
         "platform": f"{sys.platform}-{platform.machine()}",
@@ -89,9 +102,13 @@ def read_manifest(folder: Path) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise UsageError(f"{folder} has no {MANIFEST_NAME}: is it a ghostexport build folder? Run ghostexport build first") from exc
+        raise UsageError(
+            f"{folder} has no {MANIFEST_NAME}: is it a ghostexport build folder? Run ghostexport build first"
+        ) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise UsageError(f"{path} is unreadable ({exc}): rebuild the folder with ghostexport build") from exc
     if manifest.get("schema") != SCHEMA:
-        raise UsageError(f"{path} has schema {manifest.get('schema')!r}; this ghostexport reads schema {SCHEMA}: rebuild it")
+        raise UsageError(
+            f"{path} has schema {manifest.get('schema')!r}; this ghostexport reads schema {SCHEMA}: rebuild it"
+        )
     return manifest

@@ -30,9 +30,11 @@ def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) 
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
     if ref.shape != cand.shape:
-        return _verdict({"shape": [list(ref.shape), list(cand.shape)]}, [
-            f"output shape {list(cand.shape)} differs from the reference {list(ref.shape)}"
-        ], tolerance)
+        return _verdict(
+            {"shape": [list(ref.shape), list(cand.shape)]},
+            [f"output shape {list(cand.shape)} differs from the reference {list(ref.shape)}"],
+            tolerance,
+        )
     nonfinite = int((~np.isfinite(ref)).sum() + (~np.isfinite(cand)).sum())
     figures: dict = {"samples": int(ref.shape[0]), "nonfinite": nonfinite}
     reasons = []
@@ -105,13 +107,11 @@ def parity_over_batches(
     Every batch size sees the same images, so a batch-dependent bug (a specialised batch
     dimension, a wrong reshape) shows up as a mismatch at one size only.
     """
-    per_batch = {
-        str(batch): compare(reference, run_batched(run, inputs, batch), tolerance) for batch in batches
-    }
+    per_batch = {str(batch): compare(reference, run_batched(run, inputs, batch), tolerance) for batch in batches}
     reasons = [f"batch {b}: {r}" for b, result in per_batch.items() for r in result["reasons"]]
     worst = max(per_batch.values(), key=lambda r: r.get("max_abs", float("inf")))
     return {
-        "samples": int(len(inputs)),
+        "samples": len(inputs),
         "batches": [int(b) for b in per_batch],
         "max_abs": worst.get("max_abs"),
         "min_cosine": min((r.get("min_cosine", 0.0) for r in per_batch.values()), default=None),

@@ -32,21 +32,35 @@ def build_summary(result) -> Table:
     table = Table(title=f"ghostexport build: {result.folder}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("model", f"{model['variant']} ×{model['width']:g}, {model['num_classes']} classes, "
-                  f"{model['resolution']}², batch {model['batch']}")
-    table.add_row("weights", model["checkpoint"]["path"] if model["checkpoint"] else f"random init (seed {model['seed']})")
+    table.add_row(
+        "model",
+        f"{model['variant']} ×{model['width']:g}, {model['num_classes']} classes, "
+        f"{model['resolution']}², batch {model['batch']}",
+    )
+    table.add_row(
+        "weights", model["checkpoint"]["path"] if model["checkpoint"] else f"random init (seed {model['seed']})"
+    )
     table.add_row("params / MACs", f"{model['params']:,} / {model['macs'] / 1e6:.2f}M")
     export = artifact["export"]
-    table.add_row("nodes", f"{export['nodes_exported']} exported -> {artifact['nodes']} after {export['simplifier']}"
-                  + (f" (unclean: {export['unclean_ops']})" if export["unclean_ops"] else ""))
+    table.add_row(
+        "nodes",
+        f"{export['nodes_exported']} exported -> {artifact['nodes']} after {export['simplifier']}"
+        + (f" (unclean: {export['unclean_ops']})" if export["unclean_ops"] else ""),
+    )
     tolerance = parity["tolerance"]
     for stage in ("export", "simplified"):
         figures = parity[stage]
-        shown = (f"max |Δ| {figures['max_abs']:.2e}, min cosine {figures['min_cosine']:.7f}"
-                 if figures["max_abs"] is not None else "; ".join(figures["reasons"]))
+        shown = (
+            f"max |Δ| {figures['max_abs']:.2e}, min cosine {figures['min_cosine']:.7f}"
+            if figures["max_abs"] is not None
+            else "; ".join(figures["reasons"])
+        )
         table.add_row(f"parity ({stage})", f"{shown}  {_verdict(figures['verdict'])}")
-    table.add_row("tolerance", f"atol {tolerance['atol']:g} + rtol {tolerance['rtol']:g}·|ref|, "
-                  f"cosine ≥ {tolerance['min_cosine']}, batches {','.join(map(str, parity['simplified']['batches']))}")
+    table.add_row(
+        "tolerance",
+        f"atol {tolerance['atol']:g} + rtol {tolerance['rtol']:g}·|ref|, "
+        f"cosine ≥ {tolerance['min_cosine']}, batches {','.join(map(str, parity['simplified']['batches']))}",
+    )
     table.add_row("verdict", _verdict(parity["verdict"]))
     if parity["verdict"] == "pass":
         table.add_row("file", f"{result.model_path} ({artifact['bytes'] / 1e6:.1f} MB, opset {artifact['opset']})")

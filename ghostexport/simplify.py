@@ -24,7 +24,9 @@ def simplify(proto: onnx.ModelProto, simplifier: str) -> onnx.ModelProto:
         try:
             import onnxsim
         except ImportError as exc:
-            raise UsageError("onnxsim is not installed: pip install onnxsim, or use --simplifier onnxslim|none") from exc
+            raise UsageError(
+                "onnxsim is not installed: pip install onnxsim, or use --simplifier onnxslim|none"
+            ) from exc
         proto, ok = onnxsim.simplify(proto)
         if not ok:
             raise GhostexportError("onnxsim could not validate its simplified model")
@@ -32,7 +34,9 @@ def simplify(proto: onnx.ModelProto, simplifier: str) -> onnx.ModelProto:
         try:
             import onnxslim
         except ImportError as exc:
-            raise UsageError("onnxslim is not installed: pip install onnxslim, or use --simplifier onnxsim|none") from exc
+            raise UsageError(
+                "onnxslim is not installed: pip install onnxslim, or use --simplifier onnxsim|none"
+            ) from exc
         proto = onnxslim.slim(proto)
     elif simplifier != "none":
         raise UsageError(f"unknown simplifier '{simplifier}': use one of {', '.join(SIMPLIFIERS)}")

@@ -47,20 +47,18 @@ def cache_dir() -> Path:
     return Path(base) / "ghostexport"
 
 
-def resolve_weights(name_or_url: str) -> tuple[Path, WeightSpec | None]:
-    """Return a local file for a registry name or URL (downloading it if not cached)."""
+def weights_source(name_or_url: str) -> tuple[str, str | None, WeightSpec | None]:
+    """``(url, expected sha256 or None, registry entry or None)`` for a name or URL; no I/O."""
     spec = REGISTRY.get(name_or_url)
     if spec is not None:
-        url, expected = spec.url, spec.sha256
-    elif "://" in name_or_url:
+        return spec.url, spec.sha256, spec
+    if "://" in name_or_url:
         url, _, fragment = name_or_url.partition("#")
-        expected = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
-    else:
-        raise UsageError(
-            f"unknown weights '{name_or_url}': use one of {', '.join(sorted(REGISTRY))}, "
-            "a URL, or --checkpoint PATH for a local file"
-        )
-    return download(url, expected), spec
+        return url, (fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None), None
+    raise UsageError(
+        f"unknown weights '{name_or_url}': use one of {', '.join(sorted(REGISTRY))}, "
+        "a URL, or --checkpoint PATH for a local file"
+    )
 
 
 def download(url: str, sha256: str | None = None, timeout: float = 60.0) -> Path:
@@ -72,20 +70,25 @@ def download(url: str, sha256: str | None = None, timeout: float = 60.0) -> Path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create the weights cache {target.parent} ({exc.strerror}): set GHOSTEXPORT_CACHE to a writable folder") from exc
+        raise UsageError(
+            f"cannot create the weights cache {target.parent} ({exc.strerror}): set GHOSTEXPORT_CACHE to a writable folder"
+        ) from exc
     handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{filename}.", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             while block := response.read(1 << 20):
                 out.write(block)
         if sha256 is not None and (actual := sha256_file(Path(partial))) != sha256:
-            raise UsageError(f"download of {url} has sha256 {actual}, expected {sha256}: the file changed or was corrupted in transit")
+            raise UsageError(
+                f"download of {url} has sha256 {actual}, expected {sha256}: the file changed or was corrupted in transit"
+            )
         os.replace(partial, target)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise UsageError(f"could not download {url} ({reason}): download it yourself and pass --checkpoint PATH") from exc
+        raise UsageError(
+            f"could not download {url} ({reason}): download it yourself and pass --checkpoint PATH"
+        ) from exc
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
     return target
-

@@ -15,7 +15,9 @@ REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 SMALL = ["--width", "0.5", "--resolution", "64"]
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """``python -m ghostexport ARGS`` as a user would run it; returns the completed process."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(

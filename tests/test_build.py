@@ -29,12 +29,24 @@ def test_folder_manifest_metadata_and_latest(small_build):
     assert sorted(p.name for p in small_build.iterdir()) == ["manifest.json", "model.onnx"]
     manifest = load_json(small_build / "manifest.json")
     assert manifest["schema"] == 1
-    assert set(manifest) >= {"ghostexport", "created", "command", "model", "environment", "artifacts", "checks", "benchmarks"}
+    assert set(manifest) >= {
+        "ghostexport",
+        "created",
+        "command",
+        "model",
+        "environment",
+        "artifacts",
+        "checks",
+        "benchmarks",
+    }
     model = manifest["model"]
     assert model["params"] == 2_587_292 and model["batch"] == "dynamic" and model["checkpoint"] is None
     assert model["preprocess"] == {
-        "resize": 73, "crop_pct": 0.875, "interpolation": "bicubic",
-        "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+        "resize": 73,
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
     }
     assert set(manifest["environment"]) >= {"python", "torch", "onnx", "onnxruntime", "onnxsim", "cpu", "cpu_flags"}
     artifact = manifest["artifacts"]["model.onnx"]
@@ -79,8 +91,21 @@ def test_dynamic_batch_matches_pytorch(small_build, batch):
 
 
 def test_static_batch_and_other_resolution(tmp_path):
-    result = run_cli("build", "--width", "0.35", "--resolution", "48", "--batch", "3", "--num-classes", "10",
-                     "--out", str(tmp_path), "--json", "-")
+    result = run_cli(
+        "build",
+        "--width",
+        "0.35",
+        "--resolution",
+        "48",
+        "--batch",
+        "3",
+        "--num-classes",
+        "10",
+        "--out",
+        str(tmp_path),
+        "--json",
+        "-",
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)  # --json - keeps stdout machine-readable
     assert payload["ok"] and payload["verdict"] == "pass"
@@ -93,7 +118,7 @@ def test_static_batch_and_other_resolution(tmp_path):
     assert dims == [3, 3, 48, 48]
     inputs = np.zeros((3, 3, 48, 48), dtype=np.float32)
     assert ort_run(folder / "model.onnx", inputs).shape == (3, 10)
-    with pytest.raises(Exception, match="(?i)dimension|shape"):
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
         ort_run(folder / "model.onnx", np.zeros((2, 3, 48, 48), dtype=np.float32))
 
 
@@ -134,7 +159,9 @@ def test_folder_naming(width, classes, resolution, batch, expected):
 
 @pytest.mark.parametrize("simplifier", ["onnxslim", "none"])
 def test_other_simplifiers(simplifier, tmp_path):
-    result = run_cli("build", *SMALL, "--simplifier", simplifier, "--out", str(tmp_path), "--json", str(tmp_path / "r.json"))
+    result = run_cli(
+        "build", *SMALL, "--simplifier", simplifier, "--out", str(tmp_path), "--json", str(tmp_path / "r.json")
+    )
     assert result.returncode == 0, result.stderr
     artifact = load_json(tmp_path / "r.json")["manifest"]["artifacts"]["model.onnx"]
     assert artifact["export"]["simplifier"] == simplifier and artifact["export"]["unclean_ops"] == {}
@@ -172,7 +199,9 @@ def test_official_layout_checkpoint_reproduces_pytorch_through_onnx(tmp_path, re
     checkpoint = tmp_path / "ghostnet_1x_official.pth"
     torch.save(state, checkpoint)
     out = tmp_path / "models"
-    result = run_cli("build", "--width", "1.0", "--resolution", "64", "--checkpoint", str(checkpoint), "--out", str(out))
+    result = run_cli(
+        "build", "--width", "1.0", "--resolution", "64", "--checkpoint", str(checkpoint), "--out", str(out)
+    )
     assert result.returncode == 0, result.stderr
     folder = out / "ghostnet_100-r64"
     manifest = load_json(folder / "manifest.json")

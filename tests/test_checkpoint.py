@@ -72,7 +72,7 @@ class _RunsCode:
 def _write_bad(kind: str, path, tmp_path, trained_state):
     if kind == "corrupt":
         torch.save(trained_state, path)
-        path.write_bytes(path.read_bytes()[: 5000])
+        path.write_bytes(path.read_bytes()[:5000])
     elif kind == "garbage":
         path.write_bytes(b"\x00not a checkpoint at all" * 10)
     elif kind == "list":
@@ -124,7 +124,9 @@ def test_cli_bad_checkpoint_exit_2_and_nothing_written(kind, tmp_path, trained_s
 def test_cli_wrong_width_checkpoint_suggests_the_right_width(tmp_path, trained_state):
     path = tmp_path / "w050.pth"
     torch.save(trained_state, path)
-    result = run_cli("build", "--width", "1.0", "--resolution", "64", "--checkpoint", str(path), "--out", str(tmp_path / "m"))
+    result = run_cli(
+        "build", "--width", "1.0", "--resolution", "64", "--checkpoint", str(path), "--out", str(tmp_path / "m")
+    )
     assert result.returncode == 2
     assert "shape mismatches" in result.stderr and "try --width 0.5" in result.stderr
 
@@ -144,7 +146,9 @@ def test_cli_num_classes_needs_reset_head(tmp_path, trained_state):
 def test_cli_checkpoint_and_weights_are_exclusive(tmp_path, trained_state):
     path = tmp_path / "c.pth"
     torch.save(trained_state, path)
-    result = run_cli("build", *SMALL, "--checkpoint", str(path), "--weights", "ghostnet_100.in1k", "--out", str(tmp_path))
+    result = run_cli(
+        "build", *SMALL, "--checkpoint", str(path), "--weights", "ghostnet_100.in1k", "--out", str(tmp_path)
+    )
     assert result.returncode == 2 and "exclusive" in result.stderr
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -98,7 +97,9 @@ def test_nan_checkpoint_fails_the_gate_exit_1_and_writes_nothing(tmp_path):
     good = run_cli("build", *SMALL, "--out", str(out))  # a previous good build must survive
     assert good.returncode == 0
     before = (out / "ghostnet_050-r64" / "model.onnx").read_bytes()
-    result = run_cli("build", *SMALL, "--checkpoint", str(checkpoint), "--out", str(out), "--json", str(tmp_path / "r.json"))
+    result = run_cli(
+        "build", *SMALL, "--checkpoint", str(checkpoint), "--out", str(out), "--json", str(tmp_path / "r.json")
+    )
     assert result.returncode == 1, result.stderr
     assert "NaN/Inf" in result.stdout
     report = load_json(tmp_path / "r.json")
@@ -153,8 +154,25 @@ class _ValidatedOnly(BaseException):  # not an Exception: the CLI must not turn 
 @given(
     st.lists(
         st.sampled_from(
-            ["--width", "--resolution", "--batch", "--num-classes", "--opset", "--seed", "--reset-head",
-             "x", "-1", "0", "1e9", "nan", "inf", "7", "dynamic", "", "--"]
+            [
+                "--width",
+                "--resolution",
+                "--batch",
+                "--num-classes",
+                "--opset",
+                "--seed",
+                "--reset-head",
+                "x",
+                "-1",
+                "0",
+                "1e9",
+                "nan",
+                "inf",
+                "7",
+                "dynamic",
+                "",
+                "--",
+            ]
         ),
         max_size=5,
     )

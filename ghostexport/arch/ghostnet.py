@@ -75,9 +75,7 @@ class SqueezeExcite(nn.Module):
 class GhostModule(nn.Module):
     """Half the output from a 1x1 conv, the other half from a cheap depthwise conv on it."""
 
-    def __init__(
-        self, in_chs: int, out_chs: int, relu: bool = True, ratio: int = 2, dw_size: int = 3
-    ) -> None:
+    def __init__(self, in_chs: int, out_chs: int, relu: bool = True, ratio: int = 2, dw_size: int = 3) -> None:
         super().__init__()
         self.out_chs = out_chs
         init_chs = math.ceil(out_chs / ratio)
@@ -119,9 +117,7 @@ class GhostBottleneck(nn.Module):
         self.ghost1 = GhostModule(in_chs, mid_chs, relu=True)
         if stride > 1:
             pad = (dw_kernel_size - 1) // 2
-            self.conv_dw = nn.Conv2d(
-                mid_chs, mid_chs, dw_kernel_size, stride, pad, groups=mid_chs, bias=False
-            )
+            self.conv_dw = nn.Conv2d(mid_chs, mid_chs, dw_kernel_size, stride, pad, groups=mid_chs, bias=False)
             self.bn_dw = nn.BatchNorm2d(mid_chs)
         else:
             self.conv_dw = None
