@@ -34,7 +34,7 @@ def build_summary(result) -> Table:
     table.add_column()
     table.add_row(
         "model",
-        f"{model['variant']} ×{model['width']:g}, {model['num_classes']} classes, "
+        f"{model['variant']} {model['width']:g}×, {model['num_classes']} classes, "
         f"{model['resolution']}², batch {model['batch']}",
     )
     table.add_row(
