@@ -145,7 +145,7 @@ def build(
     name = folder_name(variant, width, num_classes, resolution, batch)
     report(
         "model",
-        f"{variant} width {width:g}, {num_classes} classes, {resolution}², "
+        f"{variant} width {width}, {num_classes} classes, {resolution}², "
         f"{'batch ' + str(batch) if batch else 'dynamic batch'} -> {out / name}",
     )
 

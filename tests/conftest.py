@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+#: Copies of shared/reference (state-dict layouts, parameter and MAC counts) kept with the tests.
+REFERENCE = Path(__file__).resolve().parent / "reference"
 #: Small enough for the default suite: a 0.5× GhostNet at 64² exports and gates in ~1 s.
 SMALL = ["--width", "0.5", "--resolution", "64"]
 
