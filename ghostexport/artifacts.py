@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -27,8 +28,14 @@ def folder_name(variant: str, width: float, num_classes: int, resolution: int, b
     return name
 
 
-def prepare_out(out: Path) -> Path:
-    """Create ``out`` if needed and prove it is writable, before any expensive work."""
+@contextmanager
+def output_root(out: Path) -> Iterator[Path]:
+    """Create ``out`` if needed and prove it writable before any expensive work.
+
+    If the block fails and this call created ``out``, the (empty) folder is removed again,
+    so a failed command leaves no trace at all.
+    """
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.mkdtemp(dir=out, prefix=".ghostexport-probe-")
@@ -36,7 +43,13 @@ def prepare_out(out: Path) -> Path:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UsageError(f"cannot write to --out {out} ({reason}): choose a writable folder with --out") from exc
-    return out
+    try:
+        yield out
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only succeeds when empty
+        raise
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import torch
 
 from . import __version__
 from .arch import VARIANTS, create_model
-from .artifacts import folder_name, prepare_out, staged_folder, write_latest
+from .artifacts import folder_name, output_root, staged_folder, write_latest
 from .checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
 from .counting import count_macs, count_params
 from .errors import GateFailed, UsageError
@@ -111,10 +111,7 @@ def build(
     ``GateFailed`` (nothing written) when ONNX Runtime disagrees with PyTorch.
     """
     report = progress or (lambda stage, detail: None)
-    seconds: dict[str, float] = {}
     started = time.perf_counter()
-
-    # -- inputs -------------------------------------------------------------------------
     if checkpoint is not None and weights is not None:
         raise UsageError("--checkpoint and --weights are exclusive: give a local file or a registry name/URL, not both")
     weights_url, weights_sha256, registry_spec = weights_source(weights) if weights else (None, None, None)
@@ -125,100 +122,141 @@ def build(
     _validate(variant, width, num_classes, resolution, opset, batch, simplifier, exporter, seed)
     if reset_head and checkpoint is None and weights is None:
         raise UsageError("--reset-head only applies with --checkpoint or --weights: drop it, or give a checkpoint")
-    out = prepare_out(Path(out))
-    checkpoint_path = download(weights_url, weights_sha256) if weights_url else checkpoint
-    checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+    command = command or _library_command(locals())
 
-    state, checkpoint_info = None, None
-    if checkpoint_path is not None:
-        state = load_state_dict(checkpoint_path)
-        checkpoint_info = {"path": str(checkpoint_path), "sha256": sha256_file(checkpoint_path)}
-        trained_classes = checkpoint_num_classes(state)
-        if num_classes is None:
-            num_classes = trained_classes or 1000
-        elif trained_classes is not None and num_classes != trained_classes and not reset_head:
-            raise UsageError(
-                f"--num-classes {num_classes} differs from the checkpoint's classifier "
-                f"({trained_classes} classes): add --reset-head to train a new head, or drop --num-classes"
+    with output_root(Path(out)) as root:
+        checkpoint_path = download(weights_url, weights_sha256) if weights_url else checkpoint
+        state, checkpoint_info, num_classes = _read_checkpoint(checkpoint_path, num_classes, reset_head)
+        name = folder_name(variant, width, num_classes, resolution, batch)
+        report(
+            "model",
+            f"{variant} width {width}, {num_classes} classes, {resolution}², "
+            f"{'batch ' + str(batch) if batch else 'dynamic batch'} -> {root / name}",
+        )
+        tick = time.perf_counter()
+        model = prepare_model(variant, width, num_classes, seed, state, reset_head)
+        report("weights", _weights_line(checkpoint_info, reset_head, seed))
+        deploy = fold_batchnorm(model)
+        params, macs = count_params(model), count_macs(deploy, resolution)
+        report("count", f"{params:,} params, {macs / 1e6:.2f}M MACs at {resolution}²")
+        seconds = {"model": time.perf_counter() - tick}
+
+        model_info = {
+            "variant": variant,
+            "width": width,
+            "num_classes": num_classes,
+            "resolution": resolution,
+            "batch": batch if batch else "dynamic",
+            "params": params,
+            "macs": macs,
+            "checkpoint": checkpoint_info,
+            "seed": seed,
+            "preprocess": preprocess_config(resolution),
+        }
+        metadata = _metadata(variant, width, num_classes, resolution, checkpoint_info, seed)
+        model_bytes, artifact = _export_and_gate(
+            model, deploy, model_info, metadata, opset, exporter, simplifier, tolerance, seconds, report
+        )
+        manifest = new_manifest(command, model_info, {MODEL_FILE: artifact})
+        seconds["total"] = time.perf_counter() - started
+        if artifact["parity"]["verdict"] != "pass":
+            parity = artifact["parity"]
+            reasons = parity["export"]["reasons"] + parity["simplified"]["reasons"]
+            raise GateFailed(
+                f"parity gate failed, nothing written: {reasons[0]}", BuildResult(root / name, manifest, seconds)
             )
-    num_classes = num_classes or 1000
-    name = folder_name(variant, width, num_classes, resolution, batch)
-    report(
-        "model",
-        f"{variant} width {width}, {num_classes} classes, {resolution}², "
-        f"{'batch ' + str(batch) if batch else 'dynamic batch'} -> {out / name}",
-    )
 
-    # -- model ----------------------------------------------------------------------------
-    tick = time.perf_counter()
+        with staged_folder(root, name) as staging:
+            (staging / MODEL_FILE).write_bytes(model_bytes)
+            write_manifest(staging, manifest)
+        write_latest(root, name)
+    seconds["total"] = time.perf_counter() - started
+    report("write", f"{root / name / MODEL_FILE} ({len(model_bytes) / 1e6:.1f} MB), LATEST -> {name}")
+    return BuildResult(root / name, manifest, seconds)
+
+
+def prepare_model(
+    variant: str,
+    width: float,
+    num_classes: int,
+    seed: int,
+    state: dict | None = None,
+    reset_head: bool = False,
+) -> torch.nn.Module:
+    """The eval-mode PyTorch model a build exports: seeded init, then the checkpoint if any.
+
+    Later stages call this with the manifest's ``model`` fields to rebuild the reference.
+    """
     model = create_model(variant, width, num_classes, seed)
     if state is not None:
         apply_state_dict(model, state, reset_head, hint=_width_hint(variant, state, width))
-        report(
-            "weights",
-            f"loaded {checkpoint_path} ({checkpoint_info['sha256'][:12]})"
-            + (", new classifier head" if reset_head else ""),
-        )
-    else:
-        report("weights", f"random init, seed {seed}")
-    model.eval()
-    deploy = fold_batchnorm(model)
-    params, macs = count_params(model), count_macs(deploy, resolution)
-    seconds["model"] = time.perf_counter() - tick
-    report("count", f"{params:,} params, {macs / 1e6:.2f}M MACs at {resolution}²")
+    return model.eval()
 
-    # -- reference outputs ----------------------------------------------------------------
-    batches = (batch,) if batch else PARITY_BATCHES
+
+def _read_checkpoint(path, num_classes: int | None, reset_head: bool):
+    """``(state dict or None, manifest checkpoint record or None, resolved class count)``."""
+    if path is None:
+        return None, None, num_classes or 1000
+    path = Path(path)
+    state = load_state_dict(path)
+    info = {"path": str(path), "sha256": sha256_file(path)}
+    trained_classes = checkpoint_num_classes(state)
+    if num_classes is None:
+        return state, info, trained_classes or 1000
+    if trained_classes is not None and num_classes != trained_classes and not reset_head:
+        raise UsageError(
+            f"--num-classes {num_classes} differs from the checkpoint's classifier "
+            f"({trained_classes} classes): add --reset-head to train a new head, or drop --num-classes"
+        )
+    return state, info, num_classes
+
+
+def _weights_line(checkpoint_info: dict | None, reset_head: bool, seed: int) -> str:
+    if checkpoint_info is None:
+        return f"random init, seed {seed}"
+    head = f", new classifier head (seed {seed})" if reset_head else ""
+    return f"loaded {checkpoint_info['path']} ({checkpoint_info['sha256'][:12]}){head}"
+
+
+def _export_and_gate(model, deploy, model_info, metadata, opset, exporter, simplifier, tolerance, seconds, report):
+    """Export ``deploy``, gate it, simplify, gate again; return the bytes and the artifact record."""
+    resolution, batch, seed = model_info["resolution"], model_info["batch"], model_info["seed"]
+    static_batch = batch if isinstance(batch, int) else None
+    batches = (static_batch,) if static_batch else PARITY_BATCHES
     samples = math.ceil(max(PARITY_SAMPLES, max(batches)) / max(batches)) * max(batches)
     inputs = random_inputs(samples, resolution, seed)
     with torch.no_grad():
         reference = model(torch.from_numpy(inputs)).numpy()
 
-    # -- export + gate --------------------------------------------------------------------
     tick = time.perf_counter()
-    exported = export_onnx(deploy, resolution, batch, opset, exporter)
+    exported = export_onnx(deploy, resolution, static_batch, opset, exporter)
     seconds["export"] = time.perf_counter() - tick
     nodes_exported = len(exported.graph.node)
     report("export", f"{exporter} exporter, opset {opset}: {nodes_exported} nodes ({seconds['export']:.1f} s)")
     tick = time.perf_counter()
-    parity_export = _gate(exported, reference, inputs, batches, tolerance)
+    parity_export = _gate(exported.SerializeToString(), reference, inputs, batches, tolerance)
     seconds["parity_export"] = time.perf_counter() - tick
     report("parity", _parity_line("export", parity_export))
 
-    # -- simplify + gate ------------------------------------------------------------------
     tick = time.perf_counter()
     simplified = simplify(exported, simplifier)
     seconds["simplify"] = time.perf_counter() - tick
-    set_metadata(simplified, _metadata(variant, width, num_classes, resolution, checkpoint_info, seed))
+    set_metadata(simplified, metadata)
     onnx.checker.check_model(simplified, full_check=True)
     model_bytes = simplified.SerializeToString()
-    report(
-        "simplify",
-        f"{simplifier}: {nodes_exported} -> {len(simplified.graph.node)} nodes ({seconds['simplify']:.1f} s)",
-    )
+    nodes = len(simplified.graph.node)
+    report("simplify", f"{simplifier}: {nodes_exported} -> {nodes} nodes ({seconds['simplify']:.1f} s)")
     tick = time.perf_counter()
     parity_final = _gate(model_bytes, reference, inputs, batches, tolerance)
     seconds["parity_simplified"] = time.perf_counter() - tick
     report("parity", _parity_line("simplified", parity_final))
 
-    verdict = "pass" if parity_export["verdict"] == parity_final["verdict"] == "pass" else "fail"
-    model_info = {
-        "variant": variant,
-        "width": width,
-        "num_classes": num_classes,
-        "resolution": resolution,
-        "batch": batch if batch else "dynamic",
-        "params": params,
-        "macs": macs,
-        "checkpoint": checkpoint_info,
-        "seed": seed,
-        "preprocess": preprocess_config(resolution),
-    }
+    passed = parity_export["verdict"] == parity_final["verdict"] == "pass"
     artifact = {
         "sha256": hashlib.sha256(model_bytes).hexdigest(),
         "bytes": len(model_bytes),
         "opset": opset,
-        "nodes": len(simplified.graph.node),
+        "nodes": nodes,
         "parent": None,
         "export": {
             "exporter": exporter,
@@ -235,25 +273,10 @@ def build(
             "export": parity_export,
             "simplified": parity_final,
             "tolerance": parity_final["tolerance"],
-            "verdict": verdict,
+            "verdict": "pass" if passed else "fail",
         },
     }
-    manifest = new_manifest(command or _library_command(locals()), model_info, {MODEL_FILE: artifact})
-    seconds["total"] = time.perf_counter() - started
-    if verdict != "pass":
-        reasons = parity_export["reasons"] + parity_final["reasons"]
-        raise GateFailed(
-            f"parity gate failed, nothing written: {reasons[0]}", BuildResult(out / name, manifest, seconds)
-        )
-
-    # -- write ----------------------------------------------------------------------------
-    with staged_folder(out, name) as staging:
-        (staging / MODEL_FILE).write_bytes(model_bytes)
-        write_manifest(staging, manifest)
-    write_latest(out, name)
-    seconds["total"] = time.perf_counter() - started
-    report("write", f"{out / name / MODEL_FILE} ({len(model_bytes) / 1e6:.1f} MB), LATEST -> {name}")
-    return BuildResult(out / name, manifest, seconds)
+    return model_bytes, artifact
 
 
 def _agree(what: str, given, from_weights):
@@ -303,8 +326,7 @@ def _width_hint(variant: str, state: dict, width: float) -> str:
     return "check --variant and --width"
 
 
-def _gate(proto_or_bytes, reference: np.ndarray, inputs: np.ndarray, batches, tolerance: Tolerance) -> dict:
-    model_bytes = proto_or_bytes if isinstance(proto_or_bytes, bytes) else proto_or_bytes.SerializeToString()
+def _gate(model_bytes: bytes, reference: np.ndarray, inputs: np.ndarray, batches, tolerance: Tolerance) -> dict:
     session = cpu_session(model_bytes)
     input_name = session.get_inputs()[0].name
 

@@ -84,6 +84,8 @@ def _write_bad(kind: str, path, tmp_path, trained_state):
     elif kind == "code":
         with open(path, "wb") as handle:
             pickle.dump({"state_dict": _RunsCode(tmp_path / "pwned")}, handle)
+    elif kind == "wrong_keys":
+        torch.save({k.replace("blocks.", "features."): v for k, v in trained_state.items()}, path)
     elif kind == "bad_safetensors":
         path.write_bytes(b"{broken")
 
@@ -108,7 +110,7 @@ def test_bad_files_are_refused(kind, suffix, expected, tmp_path, trained_state):
     assert not (tmp_path / "pwned").exists()  # the payload never ran
 
 
-@pytest.mark.parametrize("kind", ["corrupt", "code", "list"])
+@pytest.mark.parametrize("kind", ["corrupt", "code", "list", "wrong_keys"])
 def test_cli_bad_checkpoint_exit_2_and_nothing_written(kind, tmp_path, trained_state):
     bad = tmp_path / "bad.pth"
     _write_bad(kind, bad, tmp_path, trained_state)
@@ -116,8 +118,12 @@ def test_cli_bad_checkpoint_exit_2_and_nothing_written(kind, tmp_path, trained_s
     result = run_cli("build", *SMALL, "--checkpoint", str(bad), "--out", str(out))
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and str(bad) in lines[0]
-    assert visible_entries(out) == []
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    if kind == "wrong_keys":
+        assert "missing keys: blocks.0.0.ghost1" in lines[0] and "unexpected keys: features.0.0" in lines[0]
+    else:
+        assert str(bad) in lines[0]
+    assert not out.exists()  # not even the --out folder it would have created
     assert not (tmp_path / "pwned").exists()
 
 
