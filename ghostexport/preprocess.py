@@ -29,13 +29,10 @@ def preprocess_image(image: Image.Image, preprocess: dict, resolution: int) -> n
     image = image.convert("RGB")
     width, height = image.size
     shorter = preprocess["resize"]
-    if width <= height:
-        size = (shorter, int(shorter * height / width))
-    else:
-        size = (int(shorter * width / height), shorter)
+    size = (shorter, int(shorter * height / width)) if width <= height else (int(shorter * width / height), shorter)
     image = image.resize(size, _RESAMPLE[preprocess["interpolation"]])
-    left = int(round((size[0] - resolution) / 2.0))
-    top = int(round((size[1] - resolution) / 2.0))
+    left = round((size[0] - resolution) / 2.0)
+    top = round((size[1] - resolution) / 2.0)
     image = image.crop((left, top, left + resolution, top + resolution))
     array = np.asarray(image, dtype=np.float32) / 255.0
     mean = np.asarray(preprocess["mean"], dtype=np.float32)

@@ -37,7 +37,7 @@ def split(name: str) -> tuple[list[Image.Image], np.ndarray]:
 def write_folder(name: str, root: Path, limit: int | None = None) -> Path:
     """Write a split as ``root/<label>/<index>.png`` (class sub-folders carry the labels)."""
     images, labels = split(name)
-    for index, (image, label) in enumerate(zip(images[:limit], labels[:limit])):
+    for index, (image, label) in enumerate(zip(images[:limit], labels[:limit], strict=False)):
         folder = root / str(label)
         folder.mkdir(parents=True, exist_ok=True)
         image.save(folder / f"{name}-{index:04d}.png")
