@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
-from .files import atomic_write_text
+from .files import atomic_write_text, sha256_file
+from .manifest import MANIFEST_NAME, read_manifest
 
 LATEST_NAME = "LATEST"
+MODEL_FILE = "model.onnx"
 
 
 def folder_name(variant: str, width: float, num_classes: int, resolution: int, batch: int | None) -> str:
@@ -92,3 +97,80 @@ def read_latest(out: Path = Path("models")) -> Path:
     if not name or not folder.is_dir():
         raise UsageError(f"{latest} names '{name}', which is not a folder: rebuild with ghostexport build")
     return folder
+
+
+@dataclass
+class ModelRef:
+    """What a ``MODEL`` argument resolved to: the ONNX file and, if it has one, its build folder.
+
+    ``manifest`` is None for a foreign ``.onnx`` (no manifest beside it); ``metadata`` holds
+    the ``ghostexport.*`` metadata_props, which a lone ghostexport ``.onnx`` still carries.
+    """
+
+    path: Path
+    folder: Path | None
+    manifest: dict | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def preprocess(self) -> dict | None:
+        """Recorded preprocessing, from the manifest or else the ONNX metadata."""
+        if self.manifest is not None:
+            return self.manifest["model"]["preprocess"]
+        meta = self.metadata
+        if "ghostexport.mean" not in meta:
+            return None
+        resolution = int(meta["ghostexport.resolution"])
+        crop_pct = float(meta["ghostexport.crop_pct"])
+        return {
+            "resize": math.floor(resolution / crop_pct),
+            "crop_pct": crop_pct,
+            "interpolation": meta["ghostexport.interpolation"],
+            "mean": json.loads(meta["ghostexport.mean"]),
+            "std": json.loads(meta["ghostexport.std"]),
+        }
+
+
+def resolve_model(model: str | Path | None, default_root: Path = Path("models")) -> ModelRef:
+    """Resolve ``MODEL`` (a build folder, an ``.onnx``, or None for ``models/LATEST``)."""
+    import onnx
+
+    if model is None:
+        folder = read_latest(default_root)
+        path = folder / MODEL_FILE
+    else:
+        given = Path(model)
+        if given.is_dir():
+            folder, path = given, given / MODEL_FILE
+        elif given.suffix == ".onnx" and given.is_file():
+            path = given
+            folder = given.parent if (given.parent / MANIFEST_NAME).is_file() else None
+        elif given.suffix == ".onnx" or given.exists():
+            raise UsageError(f"{given} is not a readable .onnx file: check the path")
+        else:
+            raise UsageError(f"{given} does not exist: give a build folder or an .onnx file")
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist: rebuild the folder with ghostexport build")
+    manifest = read_manifest(folder) if folder is not None else None
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
+        raise UsageError(f"{path} is not a valid ONNX model ({type(exc).__name__}): rebuild or re-export it") from exc
+    metadata = {p.key: p.value for p in proto.metadata_props if p.key.startswith("ghostexport.")}
+    return ModelRef(path=path, folder=folder, manifest=manifest, metadata=metadata)
+
+
+def verify_artifact(ref: ModelRef, name: str) -> dict:
+    """The manifest record of ``name``; refuse a file whose bytes no longer match it."""
+    if ref.manifest is None or ref.folder is None:
+        raise UsageError(f"{ref.path} has no manifest.json beside it")
+    record = ref.manifest["artifacts"].get(name)
+    if record is None:
+        raise UsageError(f"{ref.folder / name} is not recorded in {ref.folder / MANIFEST_NAME}: rebuild the folder")
+    actual = sha256_file(ref.folder / name)
+    if actual != record["sha256"]:
+        raise UsageError(
+            f"{ref.folder / name} changed since it was recorded (sha256 {actual[:12]} ≠ manifest "
+            f"{record['sha256'][:12]}): it is stale; rebuild with ghostexport build"
+        )
+    return record

@@ -21,7 +21,7 @@ import torch
 
 from . import __version__
 from .arch import VARIANTS, create_model
-from .artifacts import folder_name, output_root, staged_folder, write_latest
+from .artifacts import MODEL_FILE, folder_name, output_root, staged_folder, write_latest
 from .checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
 from .counting import count_macs, count_params
 from .errors import GateFailed, UsageError
@@ -34,7 +34,6 @@ from .runtime import cpu_session
 from .simplify import SIMPLIFIERS, lint, simplify
 from .weights import download, weights_source
 
-MODEL_FILE = "model.onnx"
 #: The eval transform published GhostNet weights expect (timm's: bicubic, crop 0.875).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -112,3 +112,11 @@ def read_manifest(folder: Path) -> dict:
             f"{path} has schema {manifest.get('schema')!r}; this ghostexport reads schema {SCHEMA}: rebuild it"
         )
     return manifest
+
+
+def update_manifest(folder: Path, change) -> dict:
+    """Read the manifest, apply ``change(manifest)`` in memory, and write it back atomically."""
+    manifest = read_manifest(folder)
+    change(manifest)
+    write_manifest(folder, manifest)
+    return manifest

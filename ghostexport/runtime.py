@@ -62,3 +62,34 @@ def cpu_session(model: bytes | str, threads: int | None = None) -> Any:
     if session.get_providers()[0] != "CPUExecutionProvider":
         raise UsageError(f"ONNX Runtime ran on {session.get_providers()} instead of the CPU provider")
     return session
+
+
+def input_shape(session: Any) -> tuple[int, int, int]:
+    """(C, H, W) of the model's single image input; exit 2 if it is not a static image shape."""
+    shape = session.get_inputs()[0].shape
+    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+        raise UsageError(f"the model input has shape {shape}; ghostexport needs N×C×H×W with static C, H, W")
+    return tuple(shape[1:])
+
+
+def static_batch(session: Any) -> int | None:
+    dim = session.get_inputs()[0].shape[0]
+    return dim if isinstance(dim, int) else None
+
+
+def run_logits(session: Any, inputs: Any, batch: int = 32) -> Any:
+    """Logits for ``inputs`` in chunks of ``batch`` (the model's static batch if it has one)."""
+    import numpy as np
+
+    name = session.get_inputs()[0].name
+    fixed = static_batch(session)
+    step = fixed or batch
+    outputs = []
+    for start in range(0, len(inputs), step):
+        chunk = inputs[start : start + step]
+        if fixed and len(chunk) < fixed:  # pad the last chunk of a static-batch model
+            padding = np.zeros((fixed - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
+            outputs.append(session.run(None, {name: np.concatenate([chunk, padding])})[0][: len(chunk)])
+        else:
+            outputs.append(session.run(None, {name: chunk})[0])
+    return np.concatenate(outputs)

@@ -1,0 +1,38 @@
+"""Interleaved latency measurement: the only fair way to compare models on a noisy machine.
+
+Each round runs every model once, in turn, so background load hits all of them alike;
+results are medians and percentiles, and callers compare them as ratios.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+def interleaved(runners: dict[str, Callable[[], object]], iterations: int, warmup: int = 3) -> dict[str, dict]:
+    """Time each zero-argument ``runner`` ``iterations`` times, round-robin; stats in ms."""
+    for _ in range(warmup):
+        for run in runners.values():
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(iterations):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: summarize(values) for name, values in samples.items()}
+
+
+def summarize(values_ms: list[float]) -> dict:
+    data = np.asarray(values_ms)
+    return {
+        "iterations": int(len(data)),
+        "p50_ms": round(float(np.percentile(data, 50)), 4),
+        "p90_ms": round(float(np.percentile(data, 90)), 4),
+        "p99_ms": round(float(np.percentile(data, 99)), 4),
+        "mean_ms": round(float(data.mean()), 4),
+        "std_ms": round(float(data.std()), 4),
+    }

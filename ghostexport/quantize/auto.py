@@ -1,0 +1,112 @@
+"""``--method auto``: the calibration method and the fewest float layers that meet a target.
+
+1. Quantize with each calibration method (the rule-based float ends included) and keep the
+   one with the best logits SQNR on the evaluation data.
+2. If the target (``--target-sqnr``, ``--max-accuracy-drop``, and always the int8 gate) is
+   still missed, rank the quantized nodes by their local quantization error, measured as
+   ORT's qdq_loss_debug does (SQNR of each activation before/after its Q/DQ pair, on
+   calibration images), and binary-search the smallest k such that keeping the k most
+   sensitive nodes in float meets the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..quality import QualityGate, measure, meets
+from .recipe import METHODS, Recipe, quantizable_nodes
+from .static import BatchReader, Int8Quantizer, quiet_ort
+
+SENSITIVITY_SAMPLES = 16
+
+
+def search(
+    quantizer: Int8Quantizer,
+    base: Recipe,
+    evaluate: Callable[[Path], np.ndarray],
+    reference: np.ndarray,
+    labels: np.ndarray | None,
+    gate: QualityGate,
+    work_dir: Path,
+    report: Callable[[str, str], None],
+) -> tuple[Recipe, Path, dict]:
+    """Return (recipe, quantized model path, search record)."""
+    trials = []
+
+    def attempt(recipe: Recipe, tag: str) -> tuple[Path, dict]:
+        output = work_dir / f"auto-{tag}.onnx"
+        quantizer.quantize(recipe, recipe.kept_float, output)
+        figures = measure(reference, evaluate(output), labels)
+        trials.append(
+            {
+                "method": recipe.method,
+                "kept_float": len(recipe.kept_float),
+                "sqnr_db": figures["sqnr_db"],
+                "top1_agreement": figures["top1_agreement"],
+                "accuracy_drop_points": figures.get("accuracy_drop_points"),
+            }
+        )
+        return output, figures
+
+    best = None
+    for method in METHODS:
+        recipe = replace(base, method=method)
+        output, figures = attempt(recipe, method)
+        report("auto", f"{method:<10} SQNR {figures['sqnr_db']:.2f} dB, agreement {figures['top1_agreement']:.4f}")
+        if best is None or (figures["sqnr_db"] or -1e9) > (best[2]["sqnr_db"] or -1e9):
+            best = (recipe, output, figures)
+    recipe, output, figures = best
+    record = {"methods_tried": list(METHODS), "chosen_method": recipe.method, "trials": trials, "ranked_nodes": []}
+    if meets(figures, gate):
+        return recipe, output, record
+
+    ranked = [name for name in rank_sensitivity(quantizer, output, work_dir) if name not in recipe.kept_float]
+    record["ranked_nodes"] = ranked[:20]
+    low, high, found = 1, len(ranked), None
+    while low <= high:
+        k = (low + high) // 2
+        candidate = replace(recipe, kept_float=[*recipe.kept_float, *ranked[:k]])
+        path, result = attempt(candidate, f"{recipe.method}-k{k}")
+        report(
+            "auto",
+            f"{k:>3} more nodes in float: SQNR {result['sqnr_db']:.2f} dB, agreement {result['top1_agreement']:.4f}",
+        )
+        if meets(result, gate):
+            found, high = (candidate, path), k - 1
+        else:
+            low = k + 1
+    if found is None:
+        return recipe, output, {**record, "target_met": False}
+    return found[0], found[1], {**record, "target_met": True}
+
+
+def rank_sensitivity(quantizer: Int8Quantizer, quantized: Path, work_dir: Path) -> list[str]:
+    """Quantizable node names, most damaged by their own Q/DQ first (lowest local SQNR)."""
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    with quiet_ort():
+        float_aug, qdq_aug = work_dir / "float-aug.onnx", work_dir / "qdq-aug.onnx"
+        modify_model_output_intermediate_tensors(str(quantizer.preprocessed), str(float_aug))
+        modify_model_output_intermediate_tensors(str(quantized), str(qdq_aug))
+        samples = quantizer.calibration[:SENSITIVITY_SAMPLES]
+        float_acts = collect_activations(str(float_aug), BatchReader(samples, quantizer.input_name, None))
+        qdq_acts = collect_activations(str(qdq_aug), BatchReader(samples, quantizer.input_name, None))
+        errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
+    producer = {output: node.name for node in quantizer.proto.graph.node for output in node.output}
+    allowed = set(quantizable_nodes(quantizer.proto))
+    scored: dict[str, float] = {}
+    for tensor, error in errors.items():
+        node = producer.get(tensor)
+        value = error.get("qdq_err")
+        if node in allowed and value is not None and np.isfinite(value):
+            scored[node] = min(scored.get(node, float("inf")), float(value))
+    return sorted(scored, key=lambda name: (scored[name], name))

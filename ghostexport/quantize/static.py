@@ -1,0 +1,106 @@
+"""Static INT8 (QDQ) through onnxruntime.quantization, with calibration computed once per method.
+
+``quant_pre_process`` (shape inference + ORT's basic graph optimisation) runs once; each
+calibration method's tensor ranges are cached (ORT's ``calibration_cache_path``), so the
+auto search re-quantizes with other exclusions without re-running calibration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import UsageError
+from .recipe import Recipe
+
+CALIBRATION_BATCH = 8
+_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
+
+
+@contextlib.contextmanager
+def quiet_ort() -> Iterator[None]:
+    """Silence onnxruntime.quantization's INFO logging and its print() progress chatter."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+class BatchReader:
+    """Feeds calibration batches to ORT's calibrator and reports progress."""
+
+    def __init__(self, inputs: np.ndarray, input_name: str, on_batch: Callable[[int, int], None] | None) -> None:
+        self.batches = [inputs[i : i + CALIBRATION_BATCH] for i in range(0, len(inputs), CALIBRATION_BATCH)]
+        self.input_name, self.on_batch, self.position = input_name, on_batch, 0
+
+    def get_next(self) -> dict | None:
+        if self.position >= len(self.batches):
+            return None
+        batch = self.batches[self.position]
+        self.position += 1
+        if self.on_batch:
+            self.on_batch(self.position, len(self.batches))
+        return {self.input_name: batch}
+
+    def __iter__(self) -> Iterator[dict]:  # qdq_loss_debug iterates instead of calling get_next
+        while (feed := self.get_next()) is not None:
+            yield feed
+
+
+class Int8Quantizer:
+    """Quantizes one fp32 model repeatedly (methods, exclusions) inside ``work_dir``."""
+
+    def __init__(self, fp32_path: Path, calibration: np.ndarray, work_dir: Path, on_batch=None) -> None:
+        from onnxruntime.quantization import quant_pre_process
+
+        self.work_dir = work_dir
+        self.calibration = calibration
+        self.on_batch = on_batch
+        self.preprocessed = work_dir / "preprocessed.onnx"
+        with quiet_ort():
+            quant_pre_process(str(fp32_path), str(self.preprocessed))
+        self.proto = onnx.load(str(self.preprocessed))
+        self.input_name = self.proto.graph.input[0].name
+        self.node_names = {node.name for node in self.proto.graph.node}
+
+    def check_nodes(self, names: list[str]) -> None:
+        """Exit 2 for ``--exclude`` names the graph does not have, suggesting close ones."""
+        import difflib
+
+        for name in names:
+            if name not in self.node_names:
+                close = difflib.get_close_matches(name, self.node_names, n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else "; ghostexport info MODEL lists node names"
+                raise UsageError(f"--exclude {name}: no node of that name in the graph{hint}")
+
+    def quantize(self, recipe: Recipe, kept_float: list[str], output: Path) -> Path:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        cache = self.work_dir / f"calibration-{recipe.method}.json"
+        reader = None if cache.is_file() else BatchReader(self.calibration, self.input_name, self.on_batch)
+        with quiet_ort():
+            quantize_static(
+                str(self.preprocessed),
+                str(output),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=recipe.per_channel,
+                reduce_range=recipe.reduce_range,
+                activation_type=getattr(QuantType, _TYPES[recipe.activation_type]),
+                weight_type=getattr(QuantType, _TYPES[recipe.weight_type]),
+                nodes_to_exclude=list(kept_float),
+                calibrate_method=getattr(CalibrationMethod, _METHODS[recipe.method]),
+                calibration_cache_path=str(cache),
+            )
+        return output
