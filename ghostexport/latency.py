@@ -29,7 +29,7 @@ def interleaved(runners: dict[str, Callable[[], object]], iterations: int, warmu
 def summarize(values_ms: list[float]) -> dict:
     data = np.asarray(values_ms)
     return {
-        "iterations": int(len(data)),
+        "iterations": len(data),
         "p50_ms": round(float(np.percentile(data, 50)), 4),
         "p90_ms": round(float(np.percentile(data, 90)), 4),
         "p99_ms": round(float(np.percentile(data, 99)), 4),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.table import Table
@@ -65,4 +66,109 @@ def build_summary(result) -> Table:
     if parity["verdict"] == "pass":
         table.add_row("file", f"{result.model_path} ({artifact['bytes'] / 1e6:.1f} MB, opset {artifact['opset']})")
     table.add_row("time", f"{result.seconds.get('total', 0):.1f} s")
+    return table
+
+
+@contextmanager
+def calibration_bar(console: Console) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over calibration batches; yields the callback that advances it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]calibrate[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal task
+        if task is None or done == 1:
+            if task is not None:
+                progress.remove_task(task)
+            task = progress.add_task("calibrate", total=total)
+        progress.update(task, completed=done)
+
+    with progress:
+        yield advance
+
+
+def quantize_summary(result) -> Table:
+    """Recipe, data, quality figures against the gate, baseline, size and time of one artifact."""
+    record = result.record
+    quality = record["quality"]
+    table = Table(title=f"ghostexport quantize: {result.path}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    recipe = record["recipe"]
+    if record["mode"] == "int8":
+        kept = recipe["kept_float"]
+        table.add_row(
+            "recipe",
+            f"int8 QDQ, {recipe['method']}, {recipe['activation_type']} activations / "
+            f"{recipe['weight_type']} weights, {'per-channel' if recipe['per_channel'] else 'per-tensor'}, "
+            f"reduce_range {recipe['reduce_range']}",
+        )
+        table.add_row(
+            "kept float",
+            f"{len(kept)} nodes" + (f": {', '.join(kept[:4])}{', …' if len(kept) > 4 else ''}" if kept else ""),
+        )
+        table.add_row("why these types", recipe["types_reason"])
+    else:
+        table.add_row("recipe", f"{record['mode']}: " + ", ".join(f"{k} {v}" for k, v in recipe.items()))
+    if record.get("calibration"):
+        calibration = record["calibration"]
+        table.add_row(
+            "calibration",
+            f"{calibration['source']} ({calibration['samples']} samples)"
+            + (" [bold red]SYNTHETIC[/]" if calibration["synthetic"] else ""),
+        )
+    evaluation = record["evaluation"]
+    table.add_row(
+        "evaluation",
+        f"{evaluation['source']} ({evaluation['samples']} samples" + (", labelled)" if evaluation["labelled"] else ")"),
+    )
+    figures = [
+        f"SQNR {quality['sqnr_db']} dB",
+        f"top-1 agreement {quality['top1_agreement']:.4f}",
+        f"top-5 agreement {quality['top5_agreement']:.4f}",
+    ]
+    if quality.get("cosine") is not None:
+        figures += [f"cosine {quality['cosine']:.6f}", f"max |Δ| {quality['max_abs_diff']:.3g}"]
+    table.add_row("quality", ", ".join(figures))
+    if "accuracy" in quality:
+        table.add_row(
+            "accuracy",
+            f"fp32 {quality['accuracy_reference']:.4f} -> {quality['accuracy']:.4f} "
+            f"(drop {quality['accuracy_drop_points']:.2f} points)",
+        )
+    if "baseline" in record:
+        base = record["baseline"]
+        gain = (quality["sqnr_db"] or 0) - (base["sqnr_db"] or 0)
+        table.add_row(
+            "ORT stock recipe",
+            f"SQNR {base['sqnr_db']} dB, agreement {base['top1_agreement']:.4f} (this recipe: {gain:+.2f} dB)",
+        )
+    if "latency" in record:
+        latency = record["latency"]
+        rows = [
+            f"{label} {stats['p50_ms']:.2f} ms ({stats['ratio_to_fp32']:.2f}×)"
+            for label, stats in latency.items()
+            if isinstance(stats, dict)
+        ]
+        table.add_row("latency (b1, 1 thread)", "; ".join(rows))
+    gate = {k: v for k, v in quality["gate"].items() if v is not None}
+    table.add_row("gate", ", ".join(f"{k} {v}" for k, v in gate.items()))
+    verdict = quality["verdict"]
+    shown = {
+        "pass": "[bold green]PASS[/]",
+        "fail": "[bold red]FAIL[/]",
+        "reported": "[bold yellow]NOT ENFORCED[/] (synthetic data)",
+    }[verdict]
+    table.add_row("verdict", shown + (f": {'; '.join(quality['reasons'])}" if quality["reasons"] else ""))
+    table.add_row("file", f"{result.path} ({record['bytes'] / 1e6:.1f} MB, {record['nodes']} nodes)")
+    table.add_row("time", f"{record['seconds']:.1f} s")
     return table

@@ -25,7 +25,7 @@ from ..export import op_counts
 from ..files import atomic_write_bytes
 from ..latency import interleaved
 from ..manifest import cpu_description, update_manifest
-from ..quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
+from ..quality import FP16_GATE, INT8_GATE, judge, measure
 from ..runtime import cpu_session, input_shape, run_logits
 from .dynamic import SLOW_WARNING, quantize_int8_dynamic
 from .fp16 import convert_fp16
@@ -63,7 +63,7 @@ def quantize(
     model: str | Path | None = None,
     mode: str = "int8",
     calib: str | None = None,
-    eval: str | None = None,  # noqa: A002 - mirrors the CLI flag
+    eval: str | None = None,
     method: str = "minmax",
     per_channel: bool = True,
     exclude: tuple[str, ...] | list[str] = (),
@@ -101,7 +101,12 @@ def quantize(
     warnings: list[str] = []
     if mode == "int8-dynamic":
         warnings.append(SLOW_WARNING)
+        report("WARNING", SLOW_WARNING)
     calibration, evaluation = _datasets(mode, calib, eval, ref.preprocess, shape, warnings, report)
+    if max_accuracy_drop is not None and evaluation.labels is None:
+        raise UsageError(
+            "--max-accuracy-drop needs labelled evaluation data: class sub-folders, or FILE.npy with FILE.labels.npy beside it"
+        )
     reference = run_logits(fp32_session, evaluation.inputs)
 
     cpu, flags = cpu_description()

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ..quality import QualityGate, measure, meets
-from .recipe import METHODS, Recipe, quantizable_nodes
+from .recipe import METHODS, Recipe
 from .static import BatchReader, Int8Quantizer, quiet_ort
 
 SENSITIVITY_SAMPLES = 16
+#: Nodes with int8 kernels; keeping one in float is a real recipe choice (Relu/Concat follow them).
+COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "Mul", "Add", "GlobalAveragePool", "HardSigmoid")
 
 
 def search(
@@ -101,12 +103,18 @@ def rank_sensitivity(quantizer: Int8Quantizer, quantized: Path, work_dir: Path) 
         float_acts = collect_activations(str(float_aug), BatchReader(samples, quantizer.input_name, None))
         qdq_acts = collect_activations(str(qdq_aug), BatchReader(samples, quantizer.input_name, None))
         errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
-    producer = {output: node.name for node in quantizer.proto.graph.node for output in node.output}
-    allowed = set(quantizable_nodes(quantizer.proto))
+    # A Q/DQ pair sits on the output of a fused Conv+Relu, i.e. on the Relu's output: charge
+    # the error to the compute node that the activation follows, the one worth keeping float.
+    nodes = {node.name: node for node in quantizer.proto.graph.node}
+    producer = {output: node for node in quantizer.proto.graph.node for output in node.output}
     scored: dict[str, float] = {}
     for tensor, error in errors.items():
         node = producer.get(tensor)
         value = error.get("qdq_err")
-        if node in allowed and value is not None and np.isfinite(value):
-            scored[node] = min(scored.get(node, float("inf")), float(value))
+        if node is None or value is None or not np.isfinite(value):
+            continue
+        if node.op_type == "Relu" and node.input[0] in producer:
+            node = producer[node.input[0]]
+        if node.op_type in COMPUTE_OPS and node.name in nodes:
+            scored[node.name] = min(scored.get(node.name, float("inf")), float(value))
     return sorted(scored, key=lambda name: (scored[name], name))

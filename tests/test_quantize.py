@@ -1,0 +1,276 @@
+"""``ghostexport quantize`` on the digits GhostNet (real images), through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from ghostexport.builder import preprocess_config
+from ghostexport.preprocess import preprocess_image
+
+from .conftest import load_json, run_cli, visible_entries
+
+DATA = Path(__file__).parent / "data"
+CHECKPOINT = DATA / "ghostnet_050-digits-r64.safetensors"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import digits  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digit_folders(tmp_path_factory) -> tuple[Path, Path]:
+    """calibration (200) and test (360) digits as PNGs in class sub-folders."""
+    root = tmp_path_factory.mktemp("digits")
+    return digits.write_folder("calib", root / "calib"), digits.write_folder("test", root / "test")
+
+
+@pytest.fixture(scope="session")
+def digits_build(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("digits-models")
+    result = run_cli(
+        "build", "--width", "0.5", "--resolution", "64", "--checkpoint", str(CHECKPOINT), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    return out / "ghostnet_050-c10-r64"
+
+
+@pytest.fixture()
+def fresh_build(digits_build, tmp_path) -> Path:
+    """A private copy of the digits build that a test may quantize into."""
+    return Path(shutil.copytree(digits_build, tmp_path / digits_build.name))
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_int8_end_to_end_meets_the_bar(fresh_build, digit_folders):
+    calib, test = digit_folders
+    fp32_before = sha(fresh_build / "model.onnx")
+    result = run_cli(
+        "quantize",
+        str(fresh_build),
+        "--calib",
+        str(calib),
+        "--eval",
+        str(test),
+        "--json",
+        str(fresh_build.parent / "r.json"),
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert sha(fresh_build / "model.onnx") == fp32_before  # the fp32 model is never modified
+    record = load_json(fresh_build / "manifest.json")["artifacts"]["model.int8.onnx"]
+    assert record["parent"] == fp32_before and record["sha256"] == sha(fresh_build / "model.int8.onnx")
+    quality = record["quality"]
+    assert quality["verdict"] == "pass" and quality["enforced"] and quality["samples"] == 360
+    assert quality["accuracy_drop_points"] <= 0.5 and quality["accuracy_reference"] >= 0.97
+    assert quality["sqnr_db"] >= record["baseline"]["sqnr_db"] + 2.0  # the issue's bar over ORT's stock recipe
+    assert record["recipe"]["kept_float"] == ["/conv_stem/Conv", "/classifier/Gemm"]
+    assert record["calibration"]["samples"] == 200 and not record["calibration"]["synthetic"]
+    ops = {node.op_type for node in onnx.load(str(fresh_build / "model.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_rerun_gives_the_same_bytes(fresh_build, digit_folders):
+    calib, test = digit_folders
+    hashes = []
+    for _ in range(2):
+        result = run_cli("quantize", str(fresh_build), "--calib", str(calib), "--eval", str(test), "--no-baseline")
+        assert result.returncode == 0, result.stderr
+        hashes.append(sha(fresh_build / "model.int8.onnx"))
+    assert hashes[0] == hashes[1]
+
+
+def test_calibration_from_npy_with_held_out_evaluation(fresh_build, tmp_path):
+    images, labels = digits.split("calib")
+    pre = preprocess_config(64)
+    array = np.stack([preprocess_image(image, pre, 64) for image in images])
+    np.save(tmp_path / "calib.npy", array)
+    np.save(tmp_path / "calib.labels.npy", labels)
+    result = run_cli("quantize", str(fresh_build), "--calib", str(tmp_path / "calib.npy"), "--no-baseline")
+    assert result.returncode == 0, result.stderr
+    record = load_json(fresh_build / "manifest.json")["artifacts"]["model.int8.onnx"]
+    assert record["calibration"]["samples"] == 150 and record["evaluation"]["samples"] == 50
+    assert "held out" in record["evaluation"]["source"] and record["evaluation"]["labelled"]
+    assert record["quality"]["verdict"] == "pass"
+
+
+def test_image_folder_equals_npy_preprocessing(digit_folders):
+    """The folder loader and the Pillow transform agree bit for bit (same transform)."""
+    from ghostexport.data import load_dataset
+
+    calib, _ = digit_folders
+    loaded = load_dataset(str(calib), preprocess_config(64), (3, 64, 64))
+    images, labels = digits.split("calib")
+    by_name = sorted(range(len(images)), key=lambda i: (str(labels[i]), f"calib-{i:04d}.png"))
+    expected = np.stack([preprocess_image(images[i], preprocess_config(64), 64) for i in by_name])
+    np.testing.assert_array_equal(loaded.inputs, expected)
+    np.testing.assert_array_equal(loaded.labels, labels[by_name])
+
+
+@pytest.mark.parametrize("mode, expected", [("fp16", "model.fp16.onnx"), ("int8-dynamic", "model.int8-dynamic.onnx")])
+def test_other_modes(mode, expected, fresh_build, digit_folders):
+    _, test = digit_folders
+    result = run_cli("quantize", str(fresh_build), "--mode", mode, "--eval", str(test))
+    assert result.returncode == 0, result.stderr
+    record = load_json(fresh_build / "manifest.json")["artifacts"][expected]
+    assert record["quality"]["verdict"] == "pass" and record["calibration"] is None
+    if mode == "fp16":
+        assert record["quality"]["cosine"] >= 0.999
+        proto = onnx.load(str(fresh_build / expected))
+        assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 I/O kept
+    else:
+        assert "2.3× slower than fp32" in result.stdout
+        ops = {node.op_type for node in onnx.load(str(fresh_build / expected)).graph.node}
+        assert "ConvInteger" in ops
+
+
+def test_synthetic_default_warns_and_is_not_enforced(fresh_build):
+    result = run_cli("quantize", str(fresh_build), "--no-baseline")
+    assert result.returncode == 0, result.stderr
+    assert "MEANINGLESS" in result.stdout and "NOT ENFORCED" in result.stdout
+    record = load_json(fresh_build / "manifest.json")["artifacts"]["model.int8.onnx"]
+    assert record["calibration"]["synthetic"] and "MEANINGLESS" in record["calibration"]["warning"]
+    assert record["quality"]["verdict"] == "reported" and not record["quality"]["enforced"]
+
+
+def test_excluded_node_stays_float(fresh_build, digit_folders):
+    calib, test = digit_folders
+    node = "/blocks/blocks.6/blocks.6.3/se/conv_reduce/Conv"
+    result = run_cli(
+        "quantize", str(fresh_build), "--calib", str(calib), "--eval", str(test), "--exclude", node, "--no-baseline"
+    )
+    assert result.returncode == 0, result.stderr
+    graph = onnx.load(str(fresh_build / "model.int8.onnx")).graph
+    initializers = {init.name for init in graph.initializer}
+    producers = {output: n.op_type for n in graph.node for output in n.output}
+    conv = next(n for n in graph.node if n.name == node)
+    assert conv.input[1] in initializers  # float weight straight from an initializer: a float Conv
+    quantized = next(n for n in graph.node if n.name == "/blocks/blocks.6/blocks.6.4/se/conv_reduce/Conv")
+    assert producers[quantized.input[1]] == "DequantizeLinear"  # its twin in the next block is int8
+    record = load_json(fresh_build / "manifest.json")["artifacts"]["model.int8.onnx"]
+    assert node in record["recipe"]["kept_float"] and record["recipe"]["exclude"] == [node]
+
+
+def test_auto_meets_its_target(fresh_build, digit_folders):
+    calib, test = digit_folders
+    result = run_cli(
+        "quantize",
+        str(fresh_build),
+        "--calib",
+        str(calib),
+        "--eval",
+        str(test),
+        "--method",
+        "auto",
+        "--target-sqnr",
+        "37",
+        "--max-accuracy-drop",
+        "0.5",
+        "--no-baseline",
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    record = load_json(fresh_build / "manifest.json")["artifacts"]["model.int8.onnx"]
+    assert record["quality"]["sqnr_db"] >= 37 and record["quality"]["accuracy_drop_points"] <= 0.5
+    assert record["auto"]["target_met"] and record["auto"]["methods_tried"] == ["minmax", "entropy", "percentile"]
+    kept = record["recipe"]["kept_float"]
+    assert 2 < len(kept) < 209  # more than the rules, far fewer than everything
+    assert {"fp32", "int8 (chosen)"} <= set(record["latency"])
+    assert record["latency"]["int8 (chosen)"]["p50_ms"] > 0
+
+
+def test_missed_gate_is_exit_1_and_writes_nothing(fresh_build, digit_folders):
+    calib, test = digit_folders
+    manifest_before = (fresh_build / "manifest.json").read_bytes()
+    result = run_cli(
+        "quantize",
+        str(fresh_build),
+        "--calib",
+        str(calib),
+        "--eval",
+        str(test),
+        "--target-sqnr",
+        "90",
+        "--no-baseline",
+        "--json",
+        "-",
+    )
+    assert result.returncode == 1
+    assert "SQNR" in result.stderr and "< 90" in result.stderr
+    assert not (fresh_build / "model.int8.onnx").exists()
+    assert (fresh_build / "manifest.json").read_bytes() == manifest_before
+
+
+def test_stale_parent_is_refused(fresh_build):
+    model = onnx.load(str(fresh_build / "model.onnx"))
+    model.doc_string = "edited after the build"
+    onnx.save(model, str(fresh_build / "model.onnx"))
+    result = run_cli("quantize", str(fresh_build))
+    assert result.returncode == 2
+    assert "stale" in result.stderr and "rebuild" in result.stderr
+
+
+def test_foreign_onnx_with_npy_calibration(digits_build, tmp_path):
+    foreign = tmp_path / "net.onnx"
+    model = onnx.load(str(digits_build / "model.onnx"))
+    del model.metadata_props[:]  # nothing ghostexport-specific left
+    onnx.save(model, str(foreign))
+    images, _ = digits.split("calib")
+    np.save(tmp_path / "calib.npy", np.stack([preprocess_image(image, preprocess_config(64), 64) for image in images[:64]]))
+    ok = run_cli("quantize", str(foreign), "--calib", str(tmp_path / "calib.npy"), "--no-baseline")
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "net.int8.onnx").is_file()
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    digits.split("calib")[0][0].save(folder / "a.png")
+    refused = run_cli("quantize", str(foreign), "--calib", str(folder))
+    assert refused.returncode == 2 and "preprocessing" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("corrupt_image", "cannot read image"),
+        ("wrong_shape_npy", "the model takes N×3×64×64"),
+        ("missing", "does not exist"),
+        ("synthetic_zero", "needs a positive sample count"),
+        ("too_few", "too few to hold out"),
+        ("bad_exclude", "no node of that name"),
+        ("accuracy_without_labels", "needs labelled evaluation data"),
+    ],
+)
+def test_bad_calibration_inputs_exit_2(case, expected, fresh_build, tmp_path):
+    args: list[str] = []
+    if case == "corrupt_image":
+        folder = tmp_path / "imgs" / "3"
+        folder.mkdir(parents=True)
+        digits.split("calib")[0][0].save(folder / "good.png")
+        (folder / "broken.png").write_bytes(b"\x89PNG not really")
+        args = ["--calib", str(tmp_path / "imgs")]
+    elif case == "wrong_shape_npy":
+        np.save(tmp_path / "c.npy", np.zeros((4, 3, 32, 32), dtype=np.float32))
+        args = ["--calib", str(tmp_path / "c.npy")]
+    elif case == "missing":
+        args = ["--calib", str(tmp_path / "nowhere")]
+    elif case == "synthetic_zero":
+        args = ["--calib", "synthetic:0"]
+    elif case == "too_few":
+        np.save(tmp_path / "c.npy", np.zeros((6, 3, 64, 64), dtype=np.float32))
+        args = ["--calib", str(tmp_path / "c.npy")]
+    elif case == "bad_exclude":
+        args = ["--exclude", "/conv_stem/Convv"]
+    elif case == "accuracy_without_labels":
+        args = ["--max-accuracy-drop", "0.5"]
+    result = run_cli("quantize", str(fresh_build), *args, "--no-baseline")
+    assert result.returncode == 2, result.stderr + result.stdout
+    assert expected in result.stderr
+    if case == "corrupt_image":
+        assert "broken.png" in result.stderr
+    if case == "bad_exclude":
+        assert "did you mean /conv_stem/Conv" in result.stderr
+    assert visible_entries(fresh_build) == ["manifest.json", "model.onnx"]
