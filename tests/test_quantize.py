@@ -221,7 +221,9 @@ def test_foreign_onnx_with_npy_calibration(digits_build, tmp_path):
     del model.metadata_props[:]  # nothing ghostexport-specific left
     onnx.save(model, str(foreign))
     images, _ = digits.split("calib")
-    np.save(tmp_path / "calib.npy", np.stack([preprocess_image(image, preprocess_config(64), 64) for image in images[:64]]))
+    np.save(
+        tmp_path / "calib.npy", np.stack([preprocess_image(image, preprocess_config(64), 64) for image in images[:64]])
+    )
     ok = run_cli("quantize", str(foreign), "--calib", str(tmp_path / "calib.npy"), "--no-baseline")
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "net.int8.onnx").is_file()
