@@ -282,7 +282,7 @@ def _latency_cost(fp32_path: Path, chosen: Path, record: dict, work: Path, sampl
     if all_int8.is_file():
         candidates["int8 (rules only, minmax)"] = all_int8
     for label, path in candidates.items():
-        session = cpu_session(str(path), threads=1)
+        session = cpu_session(str(path), threads=1, spinning=False)
         name = session.get_inputs()[0].name
         runners[label] = lambda s=session, n=name: s.run(None, {n: sample})
     stats = interleaved(runners, LATENCY_ROUNDS)
