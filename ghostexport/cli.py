@@ -54,7 +54,7 @@ def common_options(function: Callable) -> Callable:
         except GateFailed as exc:
             payload = exc.result.as_json() if hasattr(exc.result, "as_json") else {}
             _emit_json(json_path, {**payload, "ok": False, "exit_code": EXIT_GATE, "error": str(exc)})
-            console.print(f"[bold red]FAIL[/] {exc}", highlight=False)
+            console.print(f"[bold red]FAIL[/] {exc}", soft_wrap=True)
             sys.exit(EXIT_GATE)
         except GhostexportError as exc:
             if verbose:

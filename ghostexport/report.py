@@ -15,7 +15,7 @@ def stage_printer(console: Console) -> Callable[[str, str], None]:
     started = time.perf_counter()
 
     def report(stage: str, detail: str) -> None:
-        console.print(f"[dim]{time.perf_counter() - started:6.1f}s[/] [bold]{stage:<9}[/] {detail}")
+        console.print(f"[dim]{time.perf_counter() - started:6.1f}s[/] [bold]{stage:<9}[/] {detail}", soft_wrap=True)
 
     return report
 

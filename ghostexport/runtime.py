@@ -54,18 +54,9 @@ def cpu_session(model: bytes | str, threads: int | None = None, spinning: bool =
     off when several sessions are timed side by side: idle threads of one session
     spinning on the cores would slow down the others.
     """
-    ort = import_onnxruntime()
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    if session.get_providers()[0] != "CPUExecutionProvider":
-        raise UsageError(f"ONNX Runtime ran on {session.get_providers()} instead of the CPU provider")
-    return session
+    from .providers import ProviderOptions, make_session
+
+    return make_session(model, ProviderOptions("cpu", threads=threads, spinning=spinning)).session
 
 
 def input_shape(session: Any) -> tuple[int, int, int]:

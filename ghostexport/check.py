@@ -1,0 +1,342 @@
+"""``check``: compare every artifact against its natural reference, on a chosen provider.
+
+``model.onnx`` is checked against PyTorch rebuilt from the manifest (checkpoint or seed);
+quantized artifacts against ``model.onnx`` (run on the CPU provider). Tolerances default by
+precision (DESIGN.md) and can be overridden; fp32 parity is enforced on any inputs, int8
+and fp16 quality only on real data. Results are appended to the manifest's ``checks``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .artifacts import MODEL_FILE, ModelRef, resolve_model, verify_artifact
+from .data import load_dataset
+from .errors import GateFailed, UsageError
+from .manifest import update_manifest
+from .parity import FP32_TOLERANCE, Tolerance, compare, random_inputs
+from .providers import PROVIDERS, QDQ_ON_CUDA_WARNING, ProviderOptions, make_session
+from .quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
+from .runtime import cpu_session, input_shape, run_logits
+
+ARTIFACT_ORDER = ("model.onnx", "model.int8.onnx", "model.fp16.onnx", "model.int8-dynamic.onnx")
+DEFAULT_SAMPLES = 8
+DEFAULT_BATCHES = (1, 4)
+LOCALIZE_SAMPLES = 2
+
+Report = Callable[[str, str], None]
+
+
+@dataclass
+class Overrides:
+    atol: float | None = None
+    rtol: float | None = None
+    min_cosine: float | None = None
+    min_agreement: float | None = None
+
+
+@dataclass
+class CheckResult:
+    results: list[dict]
+    folder: Path | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if any(r["verdict"] == "fail" for r in self.results) else "pass"
+
+    def as_json(self) -> dict:
+        return {"verdict": self.verdict, "warnings": self.warnings, "results": self.results}
+
+
+def precision_of(proto: onnx.ModelProto, record: dict | None) -> str:
+    """fp32, fp16 or int8 — from the manifest record, else from the graph itself."""
+    mode = (record or {}).get("mode")
+    if mode:
+        return "fp16" if mode == "fp16" else "int8"
+    ops = {node.op_type for node in proto.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "ConvInteger", "MatMulInteger", "QLinearConv"}:
+        return "int8"
+    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+def check(
+    model: str | Path | None = None,
+    reference: str | None = None,
+    provider: str = "cpu",
+    data: str | None = None,
+    samples: int = DEFAULT_SAMPLES,
+    batches: tuple[int, ...] = DEFAULT_BATCHES,
+    overrides: Overrides = Overrides(),
+    localize: bool = False,
+    allow_fallback: bool = False,
+    cudnn_conv_algo_search: str = "HEURISTIC",
+    command: str | None = None,
+    progress: Report | None = None,
+) -> CheckResult:
+    """Check MODEL (folder: every artifact; .onnx: that file). Raises GateFailed if any fails."""
+    report = progress or (lambda stage, detail: None)
+    if samples < 1 or any(b < 1 for b in batches):
+        raise UsageError("--samples and every --batch value must be positive integers")
+    if reference not in (None, "torch") and not str(reference).endswith(".onnx"):
+        raise UsageError(f"--reference {reference}: use 'torch' or the path of another .onnx")
+    ref = resolve_model(model)
+    targets = _targets(ref)
+    options = ProviderOptions(provider, allow_fallback=allow_fallback, cudnn_conv_algo_search=cudnn_conv_algo_search)
+    shape = input_shape(cpu_session(str(targets[0][1])))
+    if data is not None:
+        dataset = load_dataset(data, ref.preprocess, shape)
+        inputs, labels, real = dataset.inputs, dataset.labels, not dataset.synthetic
+        source = dataset.source
+    else:
+        inputs, labels, real = random_inputs(samples, shape[-1], seed=0), None, False
+        source = f"{samples} standard-normal inputs, seed 0"
+    report("inputs", f"{source} ({len(inputs)} samples)")
+
+    warnings: list[str] = []
+    results = []
+    torch_cache: dict = {}
+    for name, path, record in targets:
+        proto = onnx.load(str(path))
+        precision = precision_of(proto, record)
+        against = _reference_for(name, ref, reference)
+        info = make_session(str(path), options)
+        warnings += info.notes
+        if provider in ("cuda", "tensorrt") and precision == "int8":
+            warnings.append(f"{name}: {QDQ_ON_CUDA_WARNING}")
+        fixed = info.session.get_inputs()[0].shape[0]
+        run_batches = (fixed,) if isinstance(fixed, int) else batches
+        reference_logits = _reference_logits(against, ref, inputs, torch_cache)
+        per_batch = {}
+        for batch in run_batches:
+            candidate = run_logits(info.session, inputs, batch)
+            per_batch[str(batch)] = _judge(reference_logits, candidate, labels, precision, overrides, real)
+        reasons = [f"batch {b}: {r}" for b, result in per_batch.items() for r in result["reasons"]]
+        worst = min(per_batch.values(), key=lambda r: r.get("sqnr_db") or -1e9)
+        enforced = worst["enforced"]
+        verdict = ("fail" if reasons else "pass") if enforced else "reported"
+        entry = {
+            "artifact": name,
+            "path": str(path),
+            "precision": precision,
+            "reference": _describe(against),
+            "provider": provider,
+            "providers_used": info.providers,
+            "fallback": info.fallback,
+            "inputs": source,
+            "samples": len(inputs),
+            "batches": [int(b) for b in run_batches],
+            **{
+                k: worst.get(k)
+                for k in (
+                    "max_abs",
+                    "max_rel",
+                    "failing_elements",
+                    "min_cosine",
+                    "sqnr_db",
+                    "top1_agreement",
+                    "top5_agreement",
+                    "nonfinite",
+                )
+            },
+            "per_batch": per_batch,
+            "tolerance": worst["tolerance"],
+            "enforced": enforced,
+            "verdict": verdict,
+            "reasons": reasons,
+        }
+        if localize:
+            entry["localize"] = _localize(proto, against, ref, inputs[:LOCALIZE_SAMPLES], precision, worst, torch_cache)
+        report("check", _line(entry))
+        results.append(entry)
+
+    result = CheckResult(results, ref.folder, warnings)
+    if ref.folder is not None:
+        record = {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": command or "ghostexport.check(...)",
+            "provider": provider,
+            "verdict": result.verdict,
+            "results": results,
+        }
+        update_manifest(ref.folder, lambda manifest: manifest.setdefault("checks", []).append(record))
+    if result.verdict == "fail":
+        failed = [r for r in results if r["verdict"] == "fail"]
+        raise GateFailed(
+            f"{len(failed)} of {len(results)} artifacts failed: "
+            + "; ".join(f"{r['artifact']}: {r['reasons'][0]}" for r in failed),
+            result,
+        )
+    return result
+
+
+def _targets(ref: ModelRef) -> list[tuple[str, Path, dict | None]]:
+    """(name, path, manifest record) of every artifact to check, stale ones refused."""
+    if ref.folder is None:
+        return [(ref.path.name, ref.path, None)]
+    artifacts = ref.manifest["artifacts"]
+    names = (
+        [ref.path.name]
+        if ref.path.name != MODEL_FILE or len(artifacts) == 1
+        else [name for name in ARTIFACT_ORDER if name in artifacts]
+    )
+    if ref.path.name == MODEL_FILE and ref.path != ref.folder / MODEL_FILE:
+        names = [MODEL_FILE]
+    fp32_sha = verify_artifact(ref, MODEL_FILE)["sha256"]
+    targets = []
+    for name in names:
+        record = verify_artifact(ref, name)
+        if record.get("parent") not in (None, fp32_sha):
+            raise UsageError(
+                f"{ref.folder / name} is stale: it was made from a model.onnx with sha256 {record['parent'][:12]}, "
+                f"the folder's is {fp32_sha[:12]}; re-run ghostexport quantize"
+            )
+        targets.append((name, ref.folder / name, record))
+    return targets
+
+
+def _reference_for(name: str, ref: ModelRef, reference: str | None) -> str | Path:
+    if reference == "torch" or (reference is None and name == MODEL_FILE and ref.folder is not None):
+        if ref.manifest is None:
+            raise UsageError(f"{ref.path} has no manifest, so PyTorch cannot be rebuilt: pass --reference OTHER.onnx")
+        return "torch"
+    if reference is not None:
+        other = Path(reference)
+        if not other.is_file():
+            raise UsageError(f"--reference {reference} does not exist")
+        return other
+    if ref.folder is not None:
+        return ref.folder / MODEL_FILE
+    raise UsageError(f"{ref.path} has no manifest beside it: pass --reference OTHER.onnx to compare it with")
+
+
+def _describe(against) -> str:
+    return "torch (rebuilt from the manifest)" if against == "torch" else str(against)
+
+
+def _torch_model(ref: ModelRef, cache: dict):
+    """The PyTorch model a build exported, rebuilt from its manifest (checkpoint verified)."""
+    if "model" not in cache:
+        from .builder import prepare_model
+        from .checkpoint import load_state_dict
+        from .files import sha256_file
+
+        info = ref.manifest["model"]
+        state = None
+        if info["checkpoint"]:
+            path = Path(info["checkpoint"]["path"])
+            if not path.is_file():
+                raise UsageError(
+                    f"the checkpoint {path} recorded in the manifest is missing: restore it, or use --reference OTHER.onnx"
+                )
+            if sha256_file(path) != info["checkpoint"]["sha256"]:
+                raise UsageError(f"the checkpoint {path} changed since the build (sha256 differs): rebuild the folder")
+            state = load_state_dict(path)
+        reset = bool(
+            state is not None
+            and state.get("classifier.weight") is not None
+            and state["classifier.weight"].shape[0] != info["num_classes"]
+        )
+        cache["model"] = prepare_model(info["variant"], info["width"], info["num_classes"], info["seed"], state, reset)
+    return cache["model"]
+
+
+def _reference_logits(against, ref: ModelRef, inputs: np.ndarray, cache: dict) -> np.ndarray:
+    key = ("logits", str(against), hashlib.sha256(inputs.tobytes()).hexdigest())
+    if key not in cache:
+        if against == "torch":
+            import torch
+
+            with torch.no_grad():
+                cache[key] = _torch_model(ref, cache)(torch.from_numpy(inputs)).numpy()
+        else:
+            cache[key] = run_logits(cpu_session(str(against)), inputs)
+    return cache[key]
+
+
+def _judge(reference, candidate, labels, precision, overrides: Overrides, real: bool) -> dict:
+    tolerance = Tolerance(
+        atol=overrides.atol if overrides.atol is not None else FP32_TOLERANCE.atol,
+        rtol=overrides.rtol if overrides.rtol is not None else FP32_TOLERANCE.rtol,
+        min_cosine=overrides.min_cosine if overrides.min_cosine is not None else FP32_TOLERANCE.min_cosine,
+    )
+    parity = compare(reference, candidate, tolerance)
+    figures = measure(reference, candidate, labels)
+    if precision == "fp32":
+        reasons = list(parity["reasons"])
+        if overrides.min_agreement is not None and figures["top1_agreement"] < overrides.min_agreement:
+            reasons.append(f"top-1 agreement {figures['top1_agreement']:.4f} < {overrides.min_agreement}")
+        return {
+            **parity,
+            **figures,
+            "tolerance": asdict(tolerance) | {"min_agreement": overrides.min_agreement},
+            "enforced": True,
+            "reasons": reasons,
+        }
+    gate: QualityGate = FP16_GATE if precision == "fp16" else INT8_GATE
+    gate = replace(
+        gate,
+        min_cosine=overrides.min_cosine if overrides.min_cosine is not None else gate.min_cosine,
+        min_agreement=overrides.min_agreement if overrides.min_agreement is not None else gate.min_agreement,
+    )
+    judged = judge(figures, gate, enforced=real)
+    return {
+        **{k: parity.get(k) for k in ("max_abs", "max_rel", "failing_elements", "min_cosine")},
+        **judged,
+        "tolerance": judged["gate"],
+    }
+
+
+def _localize(proto, against, ref, inputs, precision, worst, cache) -> dict:
+    from .localize import localize, match_by_position, onnx_activations, torch_activations
+
+    order, values = onnx_activations(lambda data: cpu_session(data), proto, inputs)
+    if against == "torch":
+        from .fold import fold_batchnorm
+
+        reference_values, matching = (
+            torch_activations(fold_batchnorm(_torch_model(ref, cache)), inputs, order),
+            "module scope",
+        )
+    else:
+        ref_order, reference_values = onnx_activations(lambda data: cpu_session(data), onnx.load(str(against)), inputs)
+        matching = "name"
+        if sum(tensor in reference_values for _n, _o, tensor in order) < 0.5 * len(order):
+            reference_values, matching = match_by_position(order, ref_order, reference_values), "topological position"
+    tolerance = (
+        Tolerance(**{k: worst["tolerance"][k] for k in ("atol", "rtol", "min_cosine")})
+        if precision == "fp32"
+        else FP32_TOLERANCE
+    )
+    min_sqnr = None if precision == "fp32" else (worst["tolerance"].get("min_sqnr_db") or 20.0)
+    return localize(order, values, reference_values, tolerance, min_sqnr, matching)
+
+
+def _line(entry: dict) -> str:
+    figures = f"max |Δ| {entry['max_abs']:.3g}" if entry.get("max_abs") is not None else "no figures"
+    if entry.get("sqnr_db") is not None:
+        figures += f", SQNR {entry['sqnr_db']} dB"
+    figures += f", top-1 agreement {entry['top1_agreement']:.4f}" if entry.get("top1_agreement") is not None else ""
+    text = f"{entry['artifact']} ({entry['precision']}) vs {entry['reference']} on {entry['providers_used'][0]}: {figures} -> {entry['verdict'].upper()}"
+    if entry.get("localize") and entry["localize"]["first_divergence"]:
+        text += f"; first divergence at {entry['localize']['first_divergence']['node']}"
+    return text
+
+
+def available_providers_line() -> str:
+    from .runtime import import_onnxruntime
+
+    return ", ".join(import_onnxruntime().get_available_providers())
+
+
+__all__ = ["PROVIDERS", "CheckResult", "Overrides", "check", "precision_of", "time"]
