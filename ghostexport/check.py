@@ -9,7 +9,6 @@ and fp16 quality only on real data. Results are appended to the manifest's ``che
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -23,7 +22,7 @@ from .data import load_dataset
 from .errors import GateFailed, UsageError
 from .manifest import update_manifest
 from .parity import FP32_TOLERANCE, Tolerance, compare, random_inputs
-from .providers import PROVIDERS, QDQ_ON_CUDA_WARNING, ProviderOptions, make_session
+from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, make_session
 from .quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
 from .runtime import cpu_session, input_shape, run_logits
 
@@ -77,7 +76,7 @@ def check(
     data: str | None = None,
     samples: int = DEFAULT_SAMPLES,
     batches: tuple[int, ...] = DEFAULT_BATCHES,
-    overrides: Overrides = Overrides(),
+    overrides: Overrides | None = None,
     localize: bool = False,
     allow_fallback: bool = False,
     cudnn_conv_algo_search: str = "HEURISTIC",
@@ -86,6 +85,7 @@ def check(
 ) -> CheckResult:
     """Check MODEL (folder: every artifact; .onnx: that file). Raises GateFailed if any fails."""
     report = progress or (lambda stage, detail: None)
+    overrides = overrides or Overrides()
     if samples < 1 or any(b < 1 for b in batches):
         raise UsageError("--samples and every --batch value must be positive integers")
     if reference not in (None, "torch") and not str(reference).endswith(".onnx"):
@@ -112,7 +112,7 @@ def check(
         against = _reference_for(name, ref, reference)
         info = make_session(str(path), options)
         warnings += info.notes
-        if provider in ("cuda", "tensorrt") and precision == "int8":
+        if info.device == "cuda" and precision == "int8":
             warnings.append(f"{name}: {QDQ_ON_CUDA_WARNING}")
         fixed = info.session.get_inputs()[0].shape[0]
         run_batches = (fixed,) if isinstance(fixed, int) else batches
@@ -160,7 +160,7 @@ def check(
         report("check", _line(entry))
         results.append(entry)
 
-    result = CheckResult(results, ref.folder, warnings)
+    result = CheckResult(results, ref.folder, list(dict.fromkeys(warnings)))
     if ref.folder is not None:
         record = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -331,12 +331,3 @@ def _line(entry: dict) -> str:
     if entry.get("localize") and entry["localize"]["first_divergence"]:
         text += f"; first divergence at {entry['localize']['first_divergence']['node']}"
     return text
-
-
-def available_providers_line() -> str:
-    from .runtime import import_onnxruntime
-
-    return ", ".join(import_onnxruntime().get_available_providers())
-
-
-__all__ = ["PROVIDERS", "CheckResult", "Overrides", "check", "precision_of", "time"]

@@ -54,7 +54,9 @@ def common_options(function: Callable) -> Callable:
         except GateFailed as exc:
             payload = exc.result.as_json() if hasattr(exc.result, "as_json") else {}
             _emit_json(json_path, {**payload, "ok": False, "exit_code": EXIT_GATE, "error": str(exc)})
-            console.print(f"[bold red]FAIL[/] {exc}", soft_wrap=True)
+            from rich.markup import escape
+
+            console.print(f"[bold red]FAIL[/] {escape(str(exc))}", soft_wrap=True)
             sys.exit(EXIT_GATE)
         except GhostexportError as exc:
             if verbose:
@@ -293,3 +295,93 @@ def _announce_latest(console, model: str | None) -> None:
         from .artifacts import read_latest
 
         console.print(f"using {read_latest()} (from models/LATEST)")
+
+
+def _int_list(value: str, flag: str) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers", param_hint=flag) from None
+    if not numbers or any(n < 1 for n in numbers):
+        raise click.BadParameter(f"{value!r} needs positive integers", param_hint=flag)
+    return numbers
+
+
+@main.command()
+@click.argument("model", required=False)
+@click.option(
+    "--reference",
+    default=None,
+    metavar="torch|OTHER.onnx",
+    help="What to compare against.  [default: torch for model.onnx, model.onnx for quantized artifacts]",
+)
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True)
+@click.option(
+    "--data", default=None, metavar="DIR|FILE.npy", help="Real inputs (int8/fp16 gates are enforced only on real data)."
+)
+@click.option("--samples", type=int, default=8, show_default=True, help="Random inputs when no --data.")
+@click.option("--batch", "batch", default="1,4", show_default=True, help="Batch sizes, comma-separated.")
+@click.option("--atol", type=float, default=None, help="fp32 absolute tolerance.  [default: 1e-4]")
+@click.option("--rtol", type=float, default=None, help="fp32 relative tolerance.  [default: 1e-3]")
+@click.option("--min-cosine", type=float, default=None, help="[default: 0.99999 fp32, 0.999 fp16]")
+@click.option("--min-agreement", type=float, default=None, help="Top-1 agreement.  [default: 0.99 fp16, 0.95 int8]")
+@click.option("--localize", is_flag=True, help="Name the first node whose output leaves tolerance.")
+@click.option("--allow-fallback", is_flag=True, help="Run on the CPU if the provider cannot start (reported).")
+@click.option(
+    "--cudnn-algo", type=click.Choice(["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]), default="HEURISTIC", show_default=True
+)
+@common_options
+def check(
+    console,
+    model,
+    reference,
+    provider,
+    data,
+    samples,
+    batch,
+    atol,
+    rtol,
+    min_cosine,
+    min_agreement,
+    localize,
+    allow_fallback,
+    cudnn_algo,
+) -> dict:
+    """Check every artifact of MODEL against its reference; exit 1 if any fails.
+
+    model.onnx is compared with PyTorch rebuilt from the manifest; quantized artifacts with
+    model.onnx. Results are appended to the manifest's checks.
+
+    \b
+    Examples:
+      ghostexport check                                   # models/LATEST, CPU, random inputs
+      ghostexport check models/ghostnet_100 --data images/ --json report.json
+      ghostexport check models/ghostnet_100 --provider cuda
+      ghostexport check other.onnx --reference models/ghostnet_100/model.onnx --localize
+    """
+    from .check import Overrides
+    from .check import check as run_check
+    from .report import check_summary, stage_printer
+
+    _announce_latest(console, model)
+    try:
+        result = run_check(
+            model,
+            reference=reference,
+            provider=provider,
+            data=data,
+            samples=samples,
+            batches=_int_list(batch, "--batch"),
+            overrides=Overrides(atol=atol, rtol=rtol, min_cosine=min_cosine, min_agreement=min_agreement),
+            localize=localize,
+            allow_fallback=allow_fallback,
+            cudnn_conv_algo_search=cudnn_algo,
+            command=" ".join(shlex.quote(arg) for arg in ["ghostexport", *sys.argv[1:]]),
+            progress=stage_printer(console),
+        )
+    except GateFailed as failure:
+        if failure.result is not None:
+            console.print(check_summary(failure.result))
+        raise
+    console.print(check_summary(result))
+    return result.as_json()

@@ -23,39 +23,64 @@ COMPARED_OPS = ("Conv", "Gemm", "MatMul", "Relu", "Add", "Mul", "Concat", "Globa
 TOP_N = 5
 
 
-def expose_intermediates(proto: onnx.ModelProto) -> tuple[bytes, list[tuple[str, str, str]]]:
+def expose_intermediates(proto: onnx.ModelProto) -> tuple[bytes, list[tuple[str, str, str]], dict[str, str]]:
     """A copy of ``proto`` with every compared node's first output added as a graph output.
 
-    Returns the serialized model and ``[(node name, op type, tensor name)]`` in topological order.
+    Returns the serialized model, ``[(node name, op type, tensor name)]`` in topological
+    order, and aliases: in a QDQ graph a tensor ``T`` that is quantized is what its consumers
+    see only after ``QuantizeLinear`` -> ``DequantizeLinear`` (which also applies a ReLU the
+    quantizer removed), so ``T`` is read from that ``DequantizeLinear``'s output instead.
     """
     model = onnx.ModelProto()
     model.CopyFrom(proto)
-    existing = {output.name for output in model.graph.output}
-    order = []
+    consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    existing = {output.name for output in model.graph.output}
+    order, alias = [], {}
+
+    def expose(tensor: str) -> None:
+        if tensor not in existing:
+            model.graph.output.append(onnx.ValueInfoProto(name=tensor))
+            existing.add(tensor)
+
+    for node in list(model.graph.node):
         if node.op_type in COMPARED_OPS and node.output:
             tensor = node.output[0]
             order.append((node.name, node.op_type, tensor))
-            if tensor not in existing:
-                model.graph.output.append(onnx.ValueInfoProto(name=tensor))
-                existing.add(tensor)
-    return model.SerializeToString(), order
+            expose(tensor)
+            quantize = next((c for c in consumers.get(tensor, []) if c.op_type == "QuantizeLinear"), None)
+            if quantize is not None:
+                dequantize = next(
+                    (c for c in consumers.get(quantize.output[0], []) if c.op_type == "DequantizeLinear"), None
+                )
+                if dequantize is not None:
+                    alias[tensor] = dequantize.output[0]
+                    expose(dequantize.output[0])
+    return model.SerializeToString(), order, alias
 
 
 def onnx_activations(session_factory: Callable[[bytes], object], proto: onnx.ModelProto, inputs: np.ndarray):
     """``(order, {tensor: array})`` for one run of ``proto`` with all intermediates exposed."""
-    data, order = expose_intermediates(proto)
+    data, order, alias = expose_intermediates(proto)
     session = session_factory(data)
     names = [output.name for output in session.get_outputs()]
-    values = session.run(None, {session.get_inputs()[0].name: inputs})
-    return order, dict(zip(names, values, strict=True))
+    values = dict(zip(names, session.run(None, {session.get_inputs()[0].name: inputs}), strict=True))
+    for tensor, seen_by_consumers in alias.items():
+        values[tensor] = values[seen_by_consumers]
+    return order, values
 
 
 def module_for_scope(node_name: str) -> str:
     """``/blocks/blocks.6/blocks.6.3/se/conv_reduce/Conv`` -> ``blocks.6.3.se.conv_reduce``."""
-    full = ""
+    full, previous = "", ""
     for segment in node_name.strip("/").split("/")[:-1]:
-        full = segment if (not full or segment.startswith(full + ".")) else f"{full}.{segment}"
+        if previous and segment.startswith(previous + "."):  # child of a Sequential: "<name>.<index>"
+            full += segment[len(previous) :]
+        else:
+            full = f"{full}.{segment}" if full else segment
+        previous = segment
     return full
 
 

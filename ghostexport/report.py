@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -15,7 +17,9 @@ def stage_printer(console: Console) -> Callable[[str, str], None]:
     started = time.perf_counter()
 
     def report(stage: str, detail: str) -> None:
-        console.print(f"[dim]{time.perf_counter() - started:6.1f}s[/] [bold]{stage:<9}[/] {detail}", soft_wrap=True)
+        console.print(
+            f"[dim]{time.perf_counter() - started:6.1f}s[/] [bold]{stage:<9}[/] {escape(detail)}", soft_wrap=True
+        )
 
     return report
 
@@ -168,7 +172,50 @@ def quantize_summary(result) -> Table:
         "fail": "[bold red]FAIL[/]",
         "reported": "[bold yellow]NOT ENFORCED[/] (synthetic data)",
     }[verdict]
-    table.add_row("verdict", shown + (f": {'; '.join(quality['reasons'])}" if quality["reasons"] else ""))
+    table.add_row("verdict", shown + (f": {escape('; '.join(quality['reasons']))}" if quality["reasons"] else ""))
     table.add_row("file", f"{result.path} ({record['bytes'] / 1e6:.1f} MB, {record['nodes']} nodes)")
     table.add_row("time", f"{record['seconds']:.1f} s")
     return table
+
+
+def check_summary(result) -> Table:
+    """One row per artifact: what was compared, where, the figures, the verdict and why."""
+    table = Table(title="ghostexport check" + (f": {result.folder}" if result.folder else ""), title_justify="left")
+    for column in ("artifact", "vs", "provider", "max |Δ|", "cosine", "SQNR dB", "top-1 agr.", "verdict"):
+        table.add_column(column)
+    shown = {"pass": "[bold green]PASS[/]", "fail": "[bold red]FAIL[/]", "reported": "[yellow]reported[/]"}
+    captions: list[str] = []
+    for entry in result.results:
+        notes = [entry["reasons"][0]] if entry["reasons"] else []
+        if entry["verdict"] == "reported":
+            notes = ["random inputs: int8/fp16 figures not enforced"]
+        if entry.get("localize"):
+            first = entry["localize"]["first_divergence"]
+            notes.append(
+                f"first divergence: {first['node']} ({first['op']}, SQNR {first['sqnr_db']} dB)"
+                if first
+                else f"no node leaves tolerance ({entry['localize']['compared']} compared)"
+            )
+        why = "; ".join(notes)
+        table.add_row(
+            f"{entry['artifact']} ({entry['precision']})",
+            "torch" if entry["reference"].startswith("torch") else Path(entry["reference"]).name,
+            entry["providers_used"][0].replace("ExecutionProvider", "")
+            + (" [red](fallback)[/]" if entry["fallback"] else ""),
+            _fmt(entry.get("max_abs"), ".2e"),
+            _fmt(entry.get("min_cosine"), ".7f"),
+            _fmt(entry.get("sqnr_db"), ".1f"),
+            _fmt(entry.get("top1_agreement"), ".4f"),
+            shown[entry["verdict"]],
+        )
+        if why:
+            captions.append(f"{entry['artifact']}: {escape(why)}")
+    captions += [f"[yellow]warning:[/] {escape(warning)}" for warning in result.warnings]
+    if captions:
+        table.caption = "\n".join(captions)
+        table.caption_justify = "left"
+    return table
+
+
+def _fmt(value, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
