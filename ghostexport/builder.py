@@ -192,6 +192,24 @@ def prepare_model(
     return model.eval()
 
 
+def rebuild_from_manifest(manifest: dict) -> torch.nn.Module:
+    """The PyTorch model a build exported, from its manifest: checkpoint (verified) or seed."""
+    info = manifest["model"]
+    state = None
+    if info["checkpoint"]:
+        path = Path(info["checkpoint"]["path"])
+        if not path.is_file():
+            raise UsageError(
+                f"the checkpoint {path} recorded in the manifest is missing: restore it, or compare with --reference OTHER.onnx"
+            )
+        if sha256_file(path) != info["checkpoint"]["sha256"]:
+            raise UsageError(f"the checkpoint {path} changed since the build (sha256 differs): rebuild the folder")
+        state = load_state_dict(path)
+    trained = checkpoint_num_classes(state) if state is not None else None
+    reset_head = trained is not None and trained != info["num_classes"]
+    return prepare_model(info["variant"], info["width"], info["num_classes"], info["seed"], state, reset_head)
+
+
 def _read_checkpoint(path, num_classes: int | None, reset_head: bool):
     """``(state dict or None, manifest checkpoint record or None, resolved class count)``."""
     if path is None:

@@ -225,29 +225,10 @@ def _describe(against) -> str:
 
 
 def _torch_model(ref: ModelRef, cache: dict):
-    """The PyTorch model a build exported, rebuilt from its manifest (checkpoint verified)."""
     if "model" not in cache:
-        from .builder import prepare_model
-        from .checkpoint import load_state_dict
-        from .files import sha256_file
+        from .builder import rebuild_from_manifest
 
-        info = ref.manifest["model"]
-        state = None
-        if info["checkpoint"]:
-            path = Path(info["checkpoint"]["path"])
-            if not path.is_file():
-                raise UsageError(
-                    f"the checkpoint {path} recorded in the manifest is missing: restore it, or use --reference OTHER.onnx"
-                )
-            if sha256_file(path) != info["checkpoint"]["sha256"]:
-                raise UsageError(f"the checkpoint {path} changed since the build (sha256 differs): rebuild the folder")
-            state = load_state_dict(path)
-        reset = bool(
-            state is not None
-            and state.get("classifier.weight") is not None
-            and state["classifier.weight"].shape[0] != info["num_classes"]
-        )
-        cache["model"] = prepare_model(info["variant"], info["width"], info["num_classes"], info["seed"], state, reset)
+        cache["model"] = rebuild_from_manifest(ref.manifest)
     return cache["model"]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import GateFailed, GhostexportError
+from .errors import GateFailed, GhostexportError, UsageError
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
@@ -64,6 +64,8 @@ def common_options(function: Callable) -> Callable:
             _emit_json(json_path, {"ok": False, "exit_code": exc.exit_code, "error": str(exc)})
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.ClickException:
+            raise  # click reports its own usage errors (exit 2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -301,9 +303,9 @@ def _int_list(value: str, flag: str) -> tuple[int, ...]:
     try:
         numbers = tuple(int(part) for part in value.split(",") if part.strip())
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers", param_hint=flag) from None
+        raise UsageError(f"{flag} {value!r} is not a comma-separated list of integers, e.g. 1,8,32") from None
     if not numbers or any(n < 1 for n in numbers):
-        raise click.BadParameter(f"{value!r} needs positive integers", param_hint=flag)
+        raise UsageError(f"{flag} {value!r} needs positive integers, e.g. 1,8,32")
     return numbers
 
 
@@ -384,4 +386,89 @@ def check(
             console.print(check_summary(failure.result))
         raise
     console.print(check_summary(result))
+    return result.as_json()
+
+
+@main.command()
+@click.argument("models", nargs=-1)
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True)
+@click.option("--batch", "batch", default="1", show_default=True, help="Batch sizes, comma-separated (e.g. 1,8,32).")
+@click.option("--threads", type=int, default=None, help="intra-op threads.  [default: ORT's, one per physical core]")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Warm-up runs per model and batch size.")
+@click.option("--iters", type=int, default=None, help="Timed rounds.  [default: 100]")
+@click.option("--seconds", type=float, default=None, help="Time budget per batch size instead of --iters.")
+@click.option(
+    "--torch", "torch_eager", is_flag=True, help="Add PyTorch eager (rebuilt from the manifest), same device."
+)
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write rows as CSV."
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a PNG: latency distribution and throughput per batch (needs [plot]).",
+)
+@click.option("--allow-fallback", is_flag=True, help="Run on the CPU if the provider cannot start (reported).")
+@click.option(
+    "--cudnn-algo", type=click.Choice(["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]), default="HEURISTIC", show_default=True
+)
+@click.option("--trt-fp16", is_flag=True, help="TensorRT: allow fp16 kernels.")
+@click.option("--trt-cache", default=None, metavar="DIR", help="TensorRT: engine cache folder.")
+@common_options
+def bench(
+    console,
+    models,
+    provider,
+    batch,
+    threads,
+    warmup,
+    iters,
+    seconds,
+    torch_eager,
+    csv_path,
+    plot_path,
+    allow_fallback,
+    cudnn_algo,
+    trt_fp16,
+    trt_cache,
+) -> dict:
+    """Time MODELS side by side (a folder means all its artifacts), interleaved.
+
+    \b
+    Examples:
+      ghostexport bench                                   # every artifact of models/LATEST
+      ghostexport bench models/ghostnet_100 --batch 1,8 --torch --plot bench.png
+      ghostexport bench a.onnx b.onnx --threads 1 --seconds 5 --csv bench.csv
+      ghostexport bench models/ghostnet_100 --provider cuda --batch 1,32
+    """
+    from .bench import bench as run_bench
+    from .bench import plot
+    from .report import bench_summary, stage_printer
+
+    if not models:
+        _announce_latest(console, None)
+    result = run_bench(
+        list(models),
+        provider=provider,
+        batches=_int_list(batch, "--batch"),
+        threads=threads,
+        warmup=warmup,
+        iterations=iters,
+        seconds=seconds,
+        torch_eager=torch_eager,
+        allow_fallback=allow_fallback,
+        cudnn_conv_algo_search=cudnn_algo,
+        trt_fp16=trt_fp16,
+        trt_engine_cache=trt_cache,
+        command=" ".join(shlex.quote(arg) for arg in ["ghostexport", *sys.argv[1:]]),
+        progress=stage_printer(console),
+    )
+    console.print(bench_summary(result))
+    if csv_path:
+        result.write_csv(csv_path)
+        console.print(f"wrote {csv_path}")
+    if plot_path:
+        console.print(f"wrote {plot(result, plot_path)}")
     return result.as_json()

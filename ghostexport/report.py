@@ -219,3 +219,36 @@ def check_summary(result) -> Table:
 
 def _fmt(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
+
+
+def bench_summary(result) -> Table:
+    """Medians, tails, throughput and the ratio to the first model, per batch size."""
+    env = result.environment
+    table = Table(
+        title=f"ghostexport bench: {env['provider_requested']}, threads {env['threads']}, "
+        f"ORT {env['onnxruntime']}, {env['cpu']}",
+        title_justify="left",
+    )
+    for column in ("model", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std", "images/s", "× first"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in result.rows:
+        table.add_row(
+            row["model"],
+            str(row["batch"]),
+            f"{row['p50_ms']:.2f}",
+            f"{row['p90_ms']:.2f}",
+            f"{row['p99_ms']:.2f}",
+            f"{row['mean_ms']:.2f} ± {row['std_ms']:.2f}",
+            f"{row['throughput_ips']:.1f}",
+            f"{row['ratio_to_first']:.2f}",
+        )
+    captions = [
+        f"providers in use: {', '.join(sorted(set(env['providers_in_use'].values())) or ['torch'])}; "
+        f"spinning {'on' if env['thread_spinning'] else 'off'}; {env['graph_optimization_level']}"
+    ]
+    if "cuda_device" in env:
+        captions.append(f"GPU: {env['cuda_device']}; cuDNN algo search {env['cudnn_conv_algo_search']}; IO binding")
+    captions += [f"[yellow]warning:[/] {escape(w)}" for w in result.warnings]
+    table.caption = "\n".join(captions)
+    table.caption_justify = "left"
+    return table

@@ -1,0 +1,396 @@
+"""``bench``: latency and throughput of several artifacts, interleaved, on one provider.
+
+Each batch size is warmed up per model (shape-specific kernels, cuDNN algorithm search),
+then every round runs each model once in turn so that background load hits them alike;
+thread spinning is off whenever sessions coexist. Results are medians and percentiles,
+shown as ratios to the first model, and appended to each folder's manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import MODEL_FILE, ModelRef, resolve_model, verify_artifact
+from .check import ARTIFACT_ORDER, precision_of
+from .errors import UsageError
+from .latency import summarize
+from .manifest import cpu_description, update_manifest
+from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session
+from .runtime import import_onnxruntime
+
+DEFAULT_ITERATIONS = 100
+MIN_ROUNDS = 5
+
+Report = Callable[[str, str], None]
+
+
+@dataclass
+class Target:
+    label: str
+    path: Path | None  # None for PyTorch eager
+    ref: ModelRef
+    artifact: str
+
+
+@dataclass
+class BenchResult:
+    rows: list[dict]
+    environment: dict
+    samples: dict[tuple[str, int], list[float]] = field(repr=False, default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"environment": self.environment, "warnings": self.warnings, "results": self.rows}
+
+    def write_csv(self, path: str | Path) -> None:
+        columns = [
+            "model",
+            "batch",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "mean_ms",
+            "std_ms",
+            "throughput_ips",
+            "ratio_to_first",
+            "iterations",
+            "provider",
+        ]
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def bench(
+    models: list[str | Path] | None = None,
+    provider: str = "cpu",
+    batches: tuple[int, ...] = (1,),
+    threads: int | None = None,
+    warmup: int = 10,
+    iterations: int | None = None,
+    seconds: float | None = None,
+    torch_eager: bool = False,
+    allow_fallback: bool = False,
+    cudnn_conv_algo_search: str = "HEURISTIC",
+    trt_fp16: bool = False,
+    trt_engine_cache: str | None = None,
+    command: str | None = None,
+    progress: Report | None = None,
+) -> BenchResult:
+    report = progress or (lambda stage, detail: None)
+    if iterations is not None and seconds is not None:
+        raise UsageError("--iters and --seconds are exclusive: give a round count or a time budget")
+    if (iterations is not None and iterations < 1) or (seconds is not None and seconds <= 0) or warmup < 0:
+        raise UsageError("--iters and --seconds must be positive and --warmup not negative")
+    if threads is not None and threads < 1:
+        raise UsageError("--threads must be a positive integer")
+    targets = _targets(models or [None], torch_eager)
+    several = len(targets) > 1
+    options = ProviderOptions(
+        provider,
+        allow_fallback=allow_fallback,
+        threads=threads,
+        spinning=not several,
+        cudnn_conv_algo_search=cudnn_conv_algo_search,
+        trt_fp16=trt_fp16,
+        trt_engine_cache=trt_engine_cache,
+    )
+    sessions: dict[str, SessionInfo] = {}
+    warnings: list[str] = []
+    for target in targets:
+        if target.path is None:
+            continue
+        info = make_session(str(target.path), options)
+        sessions[target.label] = info
+        warnings += info.notes
+        if info.device == "cuda" and precision_of(_load(target.path), _record(target)) == "int8":
+            warnings.append(f"{target.label}: {QDQ_ON_CUDA_WARNING}")
+    device = next((info.device for info in sessions.values()), "cpu")
+    torch_models = {
+        t.label: _torch_runner_model(t, device, threads, allow_fallback, warnings) for t in targets if t.path is None
+    }
+
+    rows, samples = [], {}
+    for batch in batches:
+        runners = {}
+        for target in targets:
+            if target.path is None:
+                runners[target.label] = _torch_runner(torch_models[target.label], batch, target)
+                continue
+            info = sessions[target.label]
+            fixed = info.session.get_inputs()[0].shape[0]
+            if isinstance(fixed, int) and fixed != batch:
+                warnings.append(f"{target.label}: static batch {fixed}, skipped at batch {batch}")
+                continue
+            runners[target.label] = _ort_runner(info, batch, options.device_id)
+        if not runners:
+            continue
+        for run in runners.values():  # warm-up per shape, before any timing at this batch
+            for _ in range(warmup):
+                run()
+        timed = _interleave(runners, iterations, seconds)
+        first = None
+        for label, values in timed.items():
+            stats = summarize(values)
+            first = first or stats["p50_ms"]
+            rows.append(
+                {
+                    "model": label,
+                    "batch": batch,
+                    **stats,
+                    "throughput_ips": round(batch * 1000.0 / stats["p50_ms"], 2),
+                    "ratio_to_first": round(stats["p50_ms"] / first, 3),
+                    "provider": "torch" if label.endswith("torch eager") else sessions[label].providers[0],
+                }
+            )
+            samples[(label, batch)] = values
+        report(
+            "bench",
+            f"batch {batch}: " + ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch),
+        )
+
+    environment = _environment(options, sessions, threads, device)
+    result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)))
+    _record_in_manifests(targets, result, command, provider)
+    return result
+
+
+def _targets(models, torch_eager: bool) -> list[Target]:
+    targets: list[Target] = []
+    for model in models:
+        ref = resolve_model(model)
+        if ref.folder is not None:
+            fp32_sha = verify_artifact(ref, MODEL_FILE)["sha256"]
+            whole_folder = model is None or Path(model).is_dir()
+            names = [n for n in ARTIFACT_ORDER if n in ref.manifest["artifacts"]] if whole_folder else [ref.path.name]
+            for name in names:
+                record = verify_artifact(ref, name)
+                if record.get("parent") not in (None, fp32_sha):
+                    raise UsageError(
+                        f"{ref.folder / name} is stale (made from another model.onnx): re-run ghostexport quantize"
+                    )
+                targets.append(Target(name, ref.folder / name, ref, name))
+            if torch_eager:
+                targets.append(Target("torch eager", None, ref, MODEL_FILE))
+        else:
+            if torch_eager:
+                raise UsageError(
+                    f"--torch needs a build folder (its manifest says which model to rebuild); {ref.path} has none"
+                )
+            targets.append(Target(ref.path.name, ref.path, ref, ref.path.name))
+    folders = {t.ref.folder for t in targets}
+    if len(folders) > 1 or len({t.label for t in targets}) < len(targets):
+        for target in targets:
+            prefix = target.ref.folder.name if target.ref.folder else target.ref.path.parent.name
+            target.label = f"{prefix}/{target.label}"
+    return targets
+
+
+def _load(path: Path):
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False)
+
+
+def _record(target: Target) -> dict | None:
+    return target.ref.manifest["artifacts"].get(target.artifact) if target.ref.manifest else None
+
+
+def _feed(session, batch: int) -> np.ndarray:
+    shape = session.get_inputs()[0].shape
+    return np.random.default_rng(batch).standard_normal((batch, *shape[1:]), dtype=np.float32)
+
+
+def _ort_runner(info: SessionInfo, batch: int, device_id: int) -> Callable[[], object]:
+    session = info.session
+    feed = _feed(session, batch)
+    name = session.get_inputs()[0].name
+    if info.device != "cuda":
+        return lambda: session.run(None, {name: feed})
+    # CUDA: inputs live on the GPU and outputs stay there, so timing is the model, not copies
+    ort = import_onnxruntime()
+    binding = session.io_binding()
+    binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(feed, "cuda", device_id))
+    for output in session.get_outputs():
+        binding.bind_output(output.name, "cuda", device_id)
+
+    def run() -> None:
+        session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+
+    return run
+
+
+def _torch_runner_model(target: Target, device: str, threads, allow_fallback, warnings):
+    import torch
+
+    from .builder import rebuild_from_manifest
+
+    if threads:
+        torch.set_num_threads(threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        if not allow_fallback:
+            raise UsageError(
+                "--torch on --provider cuda needs a CUDA build of PyTorch (torch.cuda.is_available() is False)"
+            )
+        warnings.append("torch eager: FALLBACK to CPU (--allow-fallback): this PyTorch has no CUDA")
+        device = "cpu"
+    model = rebuild_from_manifest(target.ref.manifest).to(device)
+    return model, device
+
+
+def _torch_runner(model_and_device, batch: int, target: Target) -> Callable[[], object]:
+    import torch
+
+    model, device = model_and_device
+    resolution = target.ref.manifest["model"]["resolution"]
+    feed = torch.from_numpy(
+        np.random.default_rng(batch).standard_normal((batch, 3, resolution, resolution), dtype=np.float32)
+    ).to(device)
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(feed)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return run
+
+
+def _interleave(
+    runners: dict[str, Callable[[], object]], iterations: int | None, seconds: float | None
+) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {label: [] for label in runners}
+    started = time.perf_counter()
+    rounds = 0
+    while True:
+        for label, run in runners.items():
+            tick = time.perf_counter()
+            run()
+            samples[label].append((time.perf_counter() - tick) * 1000.0)
+        rounds += 1
+        if seconds is not None:
+            if time.perf_counter() - started >= seconds and rounds >= MIN_ROUNDS:
+                break
+        elif rounds >= (iterations or DEFAULT_ITERATIONS):
+            break
+    return samples
+
+
+def _environment(options: ProviderOptions, sessions: dict[str, SessionInfo], threads, device: str) -> dict:
+    ort = import_onnxruntime()
+    cpu, flags = cpu_description()
+    environment = {
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "onnxruntime": ort.__version__,
+        "provider_requested": options.provider,
+        "providers_in_use": {label: info.providers[0] for label, info in sessions.items()},
+        "threads": threads or "ORT default (one per physical core)",
+        "thread_spinning": options.spinning,
+        "graph_optimization_level": "ORT_ENABLE_ALL",
+    }
+    if device == "cuda":
+        environment["cuda_device"] = _cuda_device_name()
+        environment["cudnn_conv_algo_search"] = options.cudnn_conv_algo_search
+        environment["io_binding"] = True
+    return environment
+
+
+def _cuda_device_name() -> str:
+    import subprocess
+
+    try:
+        completed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return completed.stdout.strip().splitlines()[0] if completed.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
+def _record_in_manifests(targets: list[Target], result: BenchResult, command: str | None, provider: str) -> None:
+    by_folder: dict[Path, list[str]] = {}
+    for target in targets:
+        if target.ref.folder is not None:
+            by_folder.setdefault(target.ref.folder, []).append(target.label)
+    for folder, labels in by_folder.items():
+        entry = {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": command or "ghostexport.bench(...)",
+            "provider": provider,
+            "environment": result.environment,
+            "results": [r for r in result.rows if r["model"] in labels],
+        }
+        update_manifest(folder, lambda manifest, entry=entry: manifest.setdefault("benchmarks", []).append(entry))
+
+
+def plot(result: BenchResult, path: str | Path) -> Path:
+    """Latency distribution (box plot per model and batch) and throughput per batch size."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise UsageError("--plot needs matplotlib: pip install 'ghostexport[plot]'") from exc
+    models = list(dict.fromkeys(row["model"] for row in result.rows))
+    batches = sorted({row["batch"] for row in result.rows})
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [3, 2]})
+    colors = plt.get_cmap("tab10")
+    positions, data, tick_labels = [], [], []
+    for b_index, batch in enumerate(batches):
+        for m_index, model in enumerate(models):
+            if (model, batch) in result.samples:
+                positions.append(b_index * (len(models) + 1) + m_index)
+                data.append(result.samples[(model, batch)])
+                tick_labels.append(f"{model}\nb{batch}")
+    boxes = left.boxplot(
+        data, positions=positions, widths=0.7, patch_artist=True, showfliers=False, medianprops={"color": "black"}
+    )
+    for patch, label in zip(boxes["boxes"], tick_labels, strict=True):
+        patch.set_facecolor(colors(models.index(label.split("\n")[0]) % 10))
+        patch.set_alpha(0.75)
+    left.set_xticks(positions)
+    left.set_xticklabels(tick_labels, rotation=35, ha="right", fontsize=8)
+    left.set_ylabel("latency per batch (ms)")
+    left.set_yscale("log")
+    left.set_title("Latency distribution (box: p25–p75, whiskers: 1.5 IQR)")
+    left.grid(axis="y", alpha=0.3, which="both")
+    width = 0.8 / max(len(models), 1)
+    for m_index, model in enumerate(models):
+        values = [
+            next((r["throughput_ips"] for r in result.rows if r["model"] == model and r["batch"] == b), 0)
+            for b in batches
+        ]
+        xs = [b_index + m_index * width for b_index in range(len(batches))]
+        bars = right.bar(xs, values, width=width, label=model, color=colors(m_index % 10), alpha=0.85)
+        right.bar_label(bars, fmt="%.0f", fontsize=7, padding=2)
+    right.set_xticks([b_index + width * (len(models) - 1) / 2 for b_index in range(len(batches))])
+    right.set_xticklabels([f"batch {b}" for b in batches])
+    right.set_ylabel("images / s (p50)")
+    right.set_title("Throughput")
+    right.legend(fontsize=8)
+    right.grid(axis="y", alpha=0.3)
+    env = result.environment
+    figure.suptitle(
+        f"ghostexport bench — {env['cpu']} — ORT {env['onnxruntime']} — "
+        f"{env['provider_requested']} — threads: {env['threads']}",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path

@@ -1,0 +1,112 @@
+"""``ghostexport bench``: real CPU sessions, interleaved; CSV, plot, manifest, provider errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from .conftest import SMALL, load_json, run_cli
+
+
+@pytest.fixture(scope="module")
+def bench_build(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench-models")
+    assert run_cli("build", *SMALL, "--out", str(out)).returncode == 0
+    folder = out / "ghostnet_050-r64"
+    assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0
+    assert run_cli("quantize", str(folder), "--mode", "fp16").returncode == 0
+    return folder
+
+
+def test_folder_side_by_side_with_torch_csv_plot_and_manifest(bench_build, tmp_path):
+    folder = Path(shutil.copytree(bench_build, tmp_path / bench_build.name))
+    result = run_cli(
+        "bench",
+        str(folder),
+        "--batch",
+        "1,3",
+        "--iters",
+        "6",
+        "--warmup",
+        "2",
+        "--torch",
+        "--csv",
+        str(tmp_path / "b.csv"),
+        "--plot",
+        str(tmp_path / "b.png"),
+        "--json",
+        "-",
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    rows = payload["results"]
+    models = ["model.onnx", "model.int8.onnx", "model.fp16.onnx", "torch eager"]
+    assert [(r["model"], r["batch"]) for r in rows] == [(m, b) for b in (1, 3) for m in models]
+    for row in rows:
+        assert row["iterations"] == 6 and 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["throughput_ips"] == pytest.approx(row["batch"] * 1000 / row["p50_ms"], rel=1e-3)
+    assert all(r["ratio_to_first"] == 1.0 for r in rows if r["model"] == "model.onnx")
+    env = payload["environment"]
+    assert env["thread_spinning"] is False and env["providers_in_use"]["model.onnx"] == "CPUExecutionProvider"
+    assert env["graph_optimization_level"] == "ORT_ENABLE_ALL" and env["cpu_flags"]
+    with open(tmp_path / "b.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 8
+    with Image.open(tmp_path / "b.png") as image:
+        assert image.size[0] > 1000 and image.size[1] > 500
+    benchmarks = load_json(folder / "manifest.json")["benchmarks"]
+    assert len(benchmarks) == 1 and len(benchmarks[0]["results"]) == 8
+
+
+def test_two_onnx_files_with_a_time_budget(bench_build):
+    result = run_cli(
+        "bench",
+        str(bench_build / "model.onnx"),
+        str(bench_build / "model.int8.onnx"),
+        "--seconds",
+        "0.3",
+        "--threads",
+        "1",
+        "--json",
+        "-",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    assert [r["model"] for r in rows] == ["model.onnx", "model.int8.onnx"]
+    assert all(r["iterations"] >= 5 for r in rows)
+    assert json.loads(result.stdout)["environment"]["threads"] == 1
+
+
+def test_static_batch_model_is_skipped_at_other_sizes(tmp_path):
+    assert run_cli("build", *SMALL, "--batch", "2", "--out", str(tmp_path)).returncode == 0
+    result = run_cli("bench", str(tmp_path / "ghostnet_050-r64-b2"), "--batch", "1,2", "--iters", "3", "--json", "-")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert [r["batch"] for r in payload["results"]] == [2]
+    assert any("static batch 2, skipped at batch 1" in w for w in payload["warnings"])
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--provider", "cuda"], "pip install 'ghostexport[gpu]'"),
+        (["--iters", "5", "--seconds", "1"], "exclusive"),
+        (["--batch", "0"], "positive integers"),
+        (["--threads", "0"], "--threads must be a positive integer"),
+    ],
+)
+def test_bad_bench_options_exit_2(bench_build, args, expected):
+    result = run_cli("bench", str(bench_build), *args)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+
+
+def test_torch_needs_a_manifest(bench_build, tmp_path):
+    foreign = tmp_path / "x.onnx"
+    shutil.copy(bench_build / "model.onnx", foreign)
+    result = run_cli("bench", str(foreign), "--torch")
+    assert result.returncode == 2 and "--torch needs a build folder" in result.stderr
