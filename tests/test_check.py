@@ -230,3 +230,20 @@ def test_module_for_scope(scope, module):
     from ghostexport.localize import module_for_scope
 
     assert module_for_scope(scope) == module
+
+
+def test_both_onnxruntime_wheels_installed_is_reported(quantized_build, tmp_path):
+    """The real metadata lookup of an installed onnxruntime-gpu, without its GPU binaries:
+    a dist-info folder on PYTHONPATH is what pip leaves behind for an installed wheel."""
+    import os
+
+    site = tmp_path / "site"
+    info = site / "onnxruntime_gpu-1.32.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: onnxruntime-gpu\nVersion: 1.32.0\n")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    result = run_cli("check", str(quantized_build), env=env)
+    assert result.returncode == 2
+    line = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert "several ONNX Runtime packages are installed (onnxruntime, onnxruntime-gpu)" in line
+    assert "pip uninstall -y onnxruntime onnxruntime-gpu" in line
