@@ -117,46 +117,66 @@ def main() -> None:
     """
 
 
+BUILD_OPTIONS = [
+    click.option(
+        "--variant", type=click.Choice(["ghostnet"]), default=None, help="Architecture family.  [default: ghostnet]"
+    ),
+    click.option("--width", type=float, default=None, help="Width multiplier (> 0).  [default: 1.0]"),
+    click.option(
+        "--num-classes", type=int, default=None, help="Classifier size.  [default: the checkpoint's, else 1000]"
+    ),
+    click.option(
+        "--checkpoint",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Local state dict (.pth/.pt/.safetensors).",
+    ),
+    click.option(
+        "--weights",
+        default=None,
+        metavar="NAME|URL",
+        help="Registry name (ghostnet_100.in1k) or URL, downloaded and cached.",
+    ),
+    click.option(
+        "--reset-head", is_flag=True, help="Replace the checkpoint's classifier with a new one of --num-classes."
+    ),
+    click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seed for random init (recorded for rebuilds)."
+    ),
+    click.option("--resolution", type=int, default=224, show_default=True, help="Input height and width."),
+    click.option("--opset", type=int, default=None, help="ONNX opset.  [default: 17]"),
+    click.option(
+        "--batch", type=BatchType(), default="dynamic", show_default=True, help="'dynamic' or a static batch size."
+    ),
+    click.option(
+        "--simplifier", type=click.Choice(["onnxsim", "onnxslim", "none"]), default="onnxsim", show_default=True
+    ),
+    click.option(
+        "--exporter",
+        type=click.Choice(["torchscript", "dynamo"]),
+        default="torchscript",
+        show_default=True,
+        help="torch.onnx exporter.",
+    ),
+    click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("models"),
+        show_default=True,
+        help="Artifact root.",
+    ),
+]
+
+
+def build_options(function: Callable) -> Callable:
+    """The build flags, shared by ``build`` and ``pipeline``."""
+    for option in reversed(BUILD_OPTIONS):
+        function = option(function)
+    return function
+
+
 @main.command()
-@click.option(
-    "--variant", type=click.Choice(["ghostnet"]), default=None, help="Architecture family.  [default: ghostnet]"
-)
-@click.option("--width", type=float, default=None, help="Width multiplier (> 0).  [default: 1.0]")
-@click.option("--num-classes", type=int, default=None, help="Classifier size.  [default: the checkpoint's, else 1000]")
-@click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Local state dict (.pth/.pt/.safetensors).",
-)
-@click.option(
-    "--weights",
-    default=None,
-    metavar="NAME|URL",
-    help="Registry name (ghostnet_100.in1k) or URL, downloaded and cached.",
-)
-@click.option("--reset-head", is_flag=True, help="Replace the checkpoint's classifier with a new one of --num-classes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random init (recorded for rebuilds).")
-@click.option("--resolution", type=int, default=224, show_default=True, help="Input height and width.")
-@click.option("--opset", type=int, default=None, help="ONNX opset.  [default: 17]")
-@click.option(
-    "--batch", type=BatchType(), default="dynamic", show_default=True, help="'dynamic' or a static batch size."
-)
-@click.option("--simplifier", type=click.Choice(["onnxsim", "onnxslim", "none"]), default="onnxsim", show_default=True)
-@click.option(
-    "--exporter",
-    type=click.Choice(["torchscript", "dynamo"]),
-    default="torchscript",
-    show_default=True,
-    help="torch.onnx exporter.",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("models"),
-    show_default=True,
-    help="Artifact root.",
-)
+@build_options
 @common_options
 def build(console, opset: int | None, **options: Any) -> dict:
     """Build GhostNet, export it to ONNX, simplify it, and gate it on parity with PyTorch.
@@ -472,3 +492,109 @@ def bench(
     if plot_path:
         console.print(f"wrote {plot(result, plot_path)}")
     return result.as_json()
+
+
+@main.command()
+@build_options
+@click.option(
+    "--calib",
+    metavar="DIR|FILE.npy|synthetic:N",
+    default=None,
+    help="int8 calibration data.  [default: synthetic:64, with a warning]",
+)
+@click.option(
+    "--eval", "eval_data", metavar="DIR|FILE.npy", default=None, help="Evaluation data for quantize and check."
+)
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True)
+@click.option("--ort", is_flag=True, help="Also convert model.onnx to ORT format (convert --to ort).")
+@click.option("--bench-batch", default="1", show_default=True, help="Batch sizes to benchmark, comma-separated.")
+@click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size.")
+@click.option("--allow-fallback", is_flag=True, help="Check/bench on the CPU if the provider cannot start (reported).")
+@common_options
+def pipeline(
+    console, opset, calib, eval_data, provider, ort, bench_batch, bench_iters, allow_fallback, **options
+) -> dict:
+    """Build -> quantize (int8, fp16) -> check -> bench (-> convert), then report.md/report.json.
+
+    Stops with exit 1 at the first failed gate, with a report that says which gate and why.
+
+    \b
+    Examples:
+      ghostexport pipeline                                  # GhostNet 1.0x, synthetic calibration
+      ghostexport pipeline --checkpoint ghostnet_1x.pth --calib images/ --eval holdout/ --ort
+      ghostexport pipeline --width 0.5 --provider cuda --bench-batch 1,32
+    """
+    from .export import DEFAULT_OPSET
+    from .pipeline import pipeline as run_pipeline
+    from .report import stage_printer
+
+    command = " ".join(shlex.quote(arg) for arg in ["ghostexport", *sys.argv[1:]])
+    result = run_pipeline(
+        {**options, "opset": DEFAULT_OPSET if opset is None else opset},
+        calib=calib,
+        eval_data=eval_data,
+        provider=provider,
+        ort=ort,
+        bench_batches=_int_list(bench_batch, "--bench-batch"),
+        bench_iterations=bench_iters,
+        allow_fallback=allow_fallback,
+        command=command,
+        progress=stage_printer(console),
+    )
+    console.print(f"[bold green]PASS[/] report: {result.report_md}")
+    return result.as_json()
+
+
+@main.command()
+@click.argument("model", required=False)
+@click.option("--to", "to", type=click.Choice(["ort"]), required=True, help="Target format.")
+@common_options
+def convert(console, model, to) -> dict:
+    """Convert MODEL (folder: its model.onnx) to ONNX Runtime's mobile .ort format, parity-checked.
+
+    Writes <artifact>.ort and <artifact>.required_operators.config (for a reduced ORT build).
+
+    \b
+    Examples:
+      ghostexport convert --to ort
+      ghostexport convert models/ghostnet_100/model.int8.onnx --to ort
+    """
+    from .convert import convert as run_convert
+    from .report import stage_printer
+
+    _announce_latest(console, model)
+    return run_convert(model, to=to, progress=stage_printer(console)).as_json()
+
+
+@main.command()
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True)
+@click.option("--topk", type=int, default=5, show_default=True)
+@click.option(
+    "--labels",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Class names, one per line (or TSV, last column).  [default: ImageNet-1k for 1000 classes]",
+)
+@common_options
+def predict(console, model, images, topk, labels) -> dict:
+    """Top-k classes for IMAGE... with MODEL's recorded preprocessing.
+
+    \b
+    Examples:
+      ghostexport predict models/ghostnet_100 cat.jpg dog.png
+      ghostexport predict models/ghostnet_050-c10-r64 digit.png --labels digits.txt --topk 3
+    """
+    from rich.table import Table
+
+    from .predict import predict as run_predict
+
+    results = run_predict(model, list(images), topk=topk, labels=labels)
+    for prediction in results:
+        table = Table(title=prediction.image, title_justify="left")
+        for column in ("#", "class", "label", "probability"):
+            table.add_column(column)
+        for rank, entry in enumerate(prediction.top, 1):
+            table.add_row(str(rank), str(entry["index"]), entry["label"], f"{entry['probability']:.4f}")
+        console.print(table)
+    return {"predictions": [{"image": p.image, "top": p.top} for p in results]}

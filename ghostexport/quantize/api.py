@@ -26,11 +26,11 @@ from ..files import atomic_write_bytes
 from ..latency import interleaved
 from ..manifest import cpu_description, update_manifest
 from ..quality import FP16_GATE, INT8_GATE, judge, measure
-from ..runtime import cpu_session, input_shape, run_logits
+from ..runtime import cpu_session, input_shape, quiet_ort, run_logits
 from .dynamic import SLOW_WARNING, quantize_int8_dynamic
 from .fp16 import convert_fp16
 from .recipe import METHODS, Recipe, float_end_nodes, types_for_cpu
-from .static import BatchReader, Int8Quantizer, quiet_ort
+from .static import BatchReader, Int8Quantizer
 
 MODES = ("int8", "fp16", "int8-dynamic")
 ARTIFACT_NAMES = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx", "int8-dynamic": "model.int8-dynamic.onnx"}

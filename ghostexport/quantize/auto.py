@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ..quality import QualityGate, measure, meets
+from ..runtime import quiet_ort
 from .recipe import METHODS, Recipe
-from .static import BatchReader, Int8Quantizer, quiet_ort
+from .static import BatchReader, Int8Quantizer
 
 SENSITIVITY_SAMPLES = 16
 #: Nodes with int8 kernels; keeping one in float is a real recipe choice (Relu/Concat follow them).

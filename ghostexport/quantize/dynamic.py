@@ -18,7 +18,7 @@ SLOW_WARNING = (
 def quantize_int8_dynamic(fp32_path: Path, output: Path, per_channel: bool, reduce_range: bool) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from .static import quiet_ort
+    from ..runtime import quiet_ort
 
     with quiet_ort():
         quantize_dynamic(

@@ -7,9 +7,6 @@ auto search re-quantizes with other exclusions without re-running calibration.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,24 +14,12 @@ import numpy as np
 import onnx
 
 from ..errors import UsageError
+from ..runtime import quiet_ort
 from .recipe import Recipe
 
 CALIBRATION_BATCH = 8
 _METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
-
-
-@contextlib.contextmanager
-def quiet_ort() -> Iterator[None]:
-    """Silence onnxruntime.quantization's INFO logging and its print() progress chatter."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        root.setLevel(level)
 
 
 class BatchReader:

@@ -1,0 +1,105 @@
+"""``convert --to ort``: ONNX Runtime's mobile (ORT) format, checked against its ONNX.
+
+Conversion goes through ORT's own converter (``onnxruntime.tools.convert_onnx_models_to_ort``,
+fixed optimisation style), which also writes the ``required_operators`` config for a
+reduced-size ORT build. The ``.ort`` model is then loaded and compared with the ``.onnx``
+it came from under the fp32 tolerances before anything is written into the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .artifacts import MODEL_FILE, resolve_model, verify_artifact
+from .errors import GateFailed, UsageError
+from .files import atomic_write_bytes
+from .manifest import update_manifest
+from .parity import FP32_TOLERANCE, parity_over_batches, random_inputs
+from .runtime import cpu_session, input_shape, quiet_ort, run_logits
+
+FORMATS = ("ort",)
+PARITY_SAMPLES = 8
+
+
+@dataclass
+class ConvertResult:
+    path: Path
+    config: Path
+    record: dict
+
+    def as_json(self) -> dict:
+        return {"artifact": str(self.path), "required_operators": str(self.config), "record": self.record}
+
+
+def convert(
+    model: str | Path | None = None, to: str = "ort", progress: Callable[[str, str], None] | None = None
+) -> ConvertResult:
+    report = progress or (lambda stage, detail: None)
+    if to not in FORMATS:
+        raise UsageError(f"--to {to}: only 'ort' (ONNX Runtime's mobile format) is supported")
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
+    ref = resolve_model(model)
+    parent = (
+        verify_artifact(ref, ref.path.name)["sha256"]
+        if ref.folder
+        else hashlib.sha256(ref.path.read_bytes()).hexdigest()
+    )
+    if ref.folder is not None and ref.path.name != MODEL_FILE:
+        fp32 = verify_artifact(ref, MODEL_FILE)["sha256"]
+        if ref.manifest["artifacts"][ref.path.name].get("parent") not in (None, fp32):
+            raise UsageError(f"{ref.path} is stale (made from another model.onnx): re-run ghostexport quantize")
+    stem = ref.path.stem
+    with tempfile.TemporaryDirectory(prefix="ghostexport-convert-") as scratch:
+        work = Path(scratch)
+        source = work / f"{stem}.onnx"
+        shutil.copyfile(ref.path, source)
+        out = work / "out"
+        out.mkdir()
+        with quiet_ort():
+            convert_onnx_models_to_ort(source, output_dir=out, optimization_styles=[OptimizationStyle.Fixed])
+        ort_file, config = out / f"{stem}.ort", out / f"{stem}.required_operators.config"
+        if not ort_file.is_file() or not config.is_file():
+            raise UsageError(f"ONNX Runtime's converter did not produce {ort_file.name}: is {ref.path} a valid model?")
+        report("convert", f"{ref.path.name} -> {ort_file.name} ({ort_file.stat().st_size / 1e6:.1f} MB), {config.name}")
+
+        onnx_session = cpu_session(str(ref.path))
+        ort_session = cpu_session(str(ort_file))
+        inputs = random_inputs(PARITY_SAMPLES, input_shape(onnx_session)[-1], seed=0)
+        reference = run_logits(onnx_session, inputs)
+        fixed = ort_session.get_inputs()[0].shape[0]
+        batches = (fixed,) if isinstance(fixed, int) else (1, 4)
+        parity = parity_over_batches(
+            reference, lambda x: run_logits(ort_session, x, len(x)), inputs, batches, FP32_TOLERANCE
+        )
+        parity["reference"] = ref.path.name
+        report(
+            "parity",
+            f".ort vs .onnx at batch {','.join(map(str, batches))}: max |Δ| {parity['max_abs']:.2e} -> {parity['verdict'].upper()}",
+        )
+        data, config_text = ort_file.read_bytes(), config.read_bytes()
+        record = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "parent": parent,
+            "source": ref.path.name,
+            "format": "ort",
+            "optimization_style": "Fixed",
+            "required_operators": config.name,
+            "parity": parity,
+        }
+        target = ref.path.with_name(ort_file.name)
+        result = ConvertResult(target, ref.path.with_name(config.name), record)
+        if parity["verdict"] != "pass":
+            raise GateFailed(f".ort parity gate failed, nothing written: {parity['reasons'][0]}", result)
+        atomic_write_bytes(target, data)
+        atomic_write_bytes(result.config, config_text)
+    if ref.folder is not None:
+        update_manifest(ref.folder, lambda manifest: manifest["artifacts"].__setitem__(target.name, record))
+    report("write", f"{target} and {result.config.name}")
+    return result

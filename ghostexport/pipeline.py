@@ -1,0 +1,266 @@
+"""``pipeline``: build -> quantize (int8, fp16) -> check -> bench (-> convert) -> report.
+
+One command for the main job. Every stage is the library call the CLI also wraps; the run
+ends with ``report.md``, ``report.json`` and ``bench.png`` in the build folder (or, if the
+build itself failed, ``<out>/<name>.report.md``), which say what was built, every figure
+with its tolerance and verdict, the latency table, the environment and the file hashes. A
+failed gate stops the run with exit 1 and a report that names the gate and why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import GateFailed
+from .files import atomic_write_text
+from .manifest import read_manifest
+
+Report = Callable[[str, str], None]
+BENCH_ITERATIONS = 50
+
+
+@dataclass
+class PipelineResult:
+    folder: Path | None
+    report_md: Path
+    report_json: Path
+    stages: list[dict] = field(default_factory=list)
+    failed: dict | None = None
+
+    def as_json(self) -> dict:
+        return {
+            "folder": str(self.folder) if self.folder else None,
+            "report": str(self.report_md),
+            "stages": self.stages,
+            "failed": self.failed,
+        }
+
+
+def pipeline(
+    build_options: dict,
+    calib: str | None = None,
+    eval_data: str | None = None,
+    provider: str = "cpu",
+    ort: bool = False,
+    bench_batches: tuple[int, ...] = (1,),
+    bench_iterations: int = BENCH_ITERATIONS,
+    allow_fallback: bool = False,
+    command: str | None = None,
+    progress: Report | None = None,
+) -> PipelineResult:
+    from .bench import bench, plot
+    from .builder import build
+    from .check import check
+    from .convert import convert
+    from .quantize import quantize
+
+    report = progress or (lambda stage, detail: None)
+    stages: list[dict] = []
+    started = time.perf_counter()
+    folder = None
+    bench_result = None
+    real_data = eval_data or (calib if calib and not calib.startswith("synthetic:") else None)
+
+    def stage(name: str, run: Callable[[], object]):
+        tick = time.perf_counter()
+        report("pipeline", f"--- {name}")
+        try:
+            value = run()
+        except GateFailed as failure:
+            stages.append(
+                {
+                    "stage": name,
+                    "verdict": "fail",
+                    "seconds": round(time.perf_counter() - tick, 2),
+                    "error": str(failure),
+                }
+            )
+            raise
+        stages.append({"stage": name, "verdict": "pass", "seconds": round(time.perf_counter() - tick, 2)})
+        return value
+
+    failed = None
+    try:
+        built = stage("build", lambda: build(**build_options, command=command, progress=progress))
+        folder = built.folder
+        stage("quantize int8", lambda: quantize(folder, mode="int8", calib=calib, eval=eval_data, progress=progress))
+        stage("quantize fp16", lambda: quantize(folder, mode="fp16", eval=eval_data, progress=progress))
+        if ort:
+            stage("convert to ort", lambda: convert(folder, progress=progress))
+        stage(
+            "check",
+            lambda: check(
+                folder,
+                provider=provider,
+                data=real_data,
+                allow_fallback=allow_fallback,
+                command=command,
+                progress=progress,
+            ),
+        )
+        bench_result = stage(
+            "bench",
+            lambda: bench(
+                [folder],
+                provider=provider,
+                batches=bench_batches,
+                iterations=bench_iterations,
+                allow_fallback=allow_fallback,
+                command=command,
+                progress=progress,
+            ),
+        )
+    except GateFailed as failure:
+        failed = {"stage": stages[-1]["stage"], "reason": str(failure)}
+
+    total = round(time.perf_counter() - started, 2)
+    out = Path(build_options.get("out") or "models")
+    if folder is None:
+        from .artifacts import folder_name
+
+        name = folder_name(
+            build_options.get("variant") or "ghostnet",
+            build_options.get("width") or 1.0,
+            build_options.get("num_classes") or 1000,
+            build_options.get("resolution", 224),
+            build_options.get("batch"),
+        )
+        out.mkdir(parents=True, exist_ok=True)  # a failed build removed the folder it had created
+        md, js = out / f"{name}.report.md", out / f"{name}.report.json"
+        manifest = None
+    else:
+        md, js = folder / "report.md", folder / "report.json"
+        manifest = read_manifest(folder)
+        if bench_result is not None and bench_result.rows:
+            try:
+                plot(bench_result, folder / "bench.png")
+            except Exception as exc:  # matplotlib missing: the report says so instead of failing the run
+                stages.append({"stage": "plot", "verdict": "skipped", "error": str(exc)})
+    payload = {
+        "command": command,
+        "seconds": total,
+        "stages": stages,
+        "failed": failed,
+        "manifest": manifest,
+        "bench": bench_result.as_json() if bench_result else None,
+    }
+    atomic_write_text(js, json.dumps(payload, indent=2, default=str) + "\n")
+    atomic_write_text(md, render_markdown(payload, folder))
+    report("report", f"{md} ({total:.1f} s in all)")
+    result = PipelineResult(folder, md, js, stages, failed)
+    if failed:
+        raise GateFailed(f"pipeline stopped at {failed['stage']}: {failed['reason']} (report: {md})", result)
+    return result
+
+
+def render_markdown(payload: dict, folder: Path | None) -> str:
+    """A human report: verdicts first, then each artifact's evidence, latency, environment."""
+    lines = ["# ghostexport pipeline report", ""]
+    failed = payload["failed"]
+    lines.append(
+        f"**Verdict: {'FAIL at ' + failed['stage'] if failed else 'PASS'}** — `{payload['command']}` "
+        f"({payload['seconds']:.1f} s)"
+    )
+    if failed:
+        lines += ["", f"> {failed['reason']}"]
+    warnings = {
+        record["calibration"]["warning"]
+        for record in (payload["manifest"] or {}).get("artifacts", {}).values()
+        if (record.get("calibration") or {}).get("warning")
+    }
+    for warning in sorted(warnings):
+        lines += ["", f"> **WARNING:** {warning}"]
+    lines += ["", "| stage | verdict | seconds |", "|---|---|---|"]
+    lines += [f"| {s['stage']} | {s['verdict'].upper()} | {s.get('seconds', '')} |" for s in payload["stages"]]
+    manifest = payload["manifest"]
+    if manifest:
+        model = manifest["model"]
+        lines += [
+            "",
+            "## Model",
+            "",
+            f"{model['variant']} {model['width']}×, {model['num_classes']} classes, {model['resolution']}², "
+            f"batch {model['batch']}; {model['params']:,} params, {model['macs'] / 1e6:.2f}M MACs; weights: "
+            + (
+                f"`{model['checkpoint']['path']}` (sha256 {model['checkpoint']['sha256'][:16]}…)"
+                if model["checkpoint"]
+                else f"random init, seed {model['seed']}"
+            ),
+            "",
+            "## Artifacts",
+            "",
+            "| file | bytes | sha256 | parent | evidence | verdict |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, record in manifest["artifacts"].items():
+            lines.append(
+                f"| {name} | {record['bytes']:,} | `{record['sha256'][:16]}…` | "
+                f"{('`' + record['parent'][:12] + '…`') if record.get('parent') else '–'} | "
+                f"{_evidence(record)} | {_verdict(record)} |"
+            )
+        for entry in manifest.get("checks", [])[-1:]:
+            lines += [
+                "",
+                f"## Check ({entry['provider']})",
+                "",
+                "| artifact | vs | max abs | cosine | SQNR dB | top-1 agreement | tolerance | verdict |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for r in entry["results"]:
+                tolerance = ", ".join(f"{k} {v}" for k, v in r["tolerance"].items() if v is not None)
+                lines.append(
+                    f"| {r['artifact']} | {r['reference']} | {_num(r.get('max_abs'), '.2e')} | "
+                    f"{_num(r.get('min_cosine'), '.6f')} | {_num(r.get('sqnr_db'), '.1f')} | "
+                    f"{_num(r.get('top1_agreement'), '.4f')} | {tolerance} | {r['verdict'].upper()} |"
+                )
+    if payload["bench"]:
+        env = payload["bench"]["environment"]
+        lines += [
+            "",
+            f"## Latency ({env['provider_requested']}, threads {env['threads']})",
+            "",
+            "| model | batch | p50 ms | p90 ms | p99 ms | images/s | × first |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['model']} | {r['batch']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['throughput_ips']:.1f} | {r['ratio_to_first']:.2f} |"
+            for r in payload["bench"]["results"]
+        ]
+        if folder is not None and (folder / "bench.png").is_file():
+            lines += ["", "![latency and throughput](bench.png)"]
+    if manifest:
+        env = manifest["environment"]
+        lines += [
+            "",
+            "## Environment",
+            "",
+            ", ".join(f"{k} {v}" for k, v in env.items() if k != "cpu_flags"),
+            "",
+            f"CPU flags: {' '.join(env['cpu_flags'])}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _evidence(record: dict) -> str:
+    if "parity" in record and "quality" not in record:
+        parity = record["parity"]
+        return f"parity max abs {_num(parity.get('max_abs') or parity.get('simplified', {}).get('max_abs'), '.2e')}"
+    if "quality" in record:
+        q = record["quality"]
+        text = f"SQNR {q['sqnr_db']} dB, agreement {q['top1_agreement']:.4f}"
+        return text + (" (synthetic data: not enforced)" if q["verdict"] == "reported" else "")
+    return ""
+
+
+def _verdict(record: dict) -> str:
+    block = record.get("quality") or record.get("parity") or {}
+    return str(block.get("verdict", "")).upper()
+
+
+def _num(value, spec: str) -> str:
+    return "–" if value is None else format(value, spec)

@@ -1,0 +1,1 @@
+"""Package data: the ImageNet-1k class names (index, WordNet synset, names) for predict."""

@@ -1,0 +1,146 @@
+"""The deployment kit: pipeline with its report, ORT format, predict on real photographs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+
+from ghostexport.arch import create_model
+
+from .conftest import SMALL, load_json, run_cli, visible_entries
+
+
+def sample_photographs() -> list[Path]:
+    """The JPEG photographs scikit-learn ships (china.jpg, flower.jpg)."""
+    import sklearn.datasets
+
+    folder = Path(sklearn.datasets.__file__).parent / "images"
+    photos = sorted(folder.glob("*.jpg"))
+    assert len(photos) >= 2
+    return photos
+
+
+def test_pipeline_end_to_end_with_report(tmp_path):
+    result = run_cli("pipeline", *SMALL, "--out", str(tmp_path), "--ort", "--bench-iters", "3", "--json", "-")
+    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+    folder = tmp_path / "ghostnet_050-r64"
+    expected = {
+        "manifest.json",
+        "model.onnx",
+        "model.int8.onnx",
+        "model.fp16.onnx",
+        "model.ort",
+        "model.required_operators.config",
+        "report.md",
+        "report.json",
+        "bench.png",
+    }
+    assert expected <= set(visible_entries(folder))
+    report = load_json(folder / "report.json")
+    assert [s["stage"] for s in report["stages"]] == [
+        "build",
+        "quantize int8",
+        "quantize fp16",
+        "convert to ort",
+        "check",
+        "bench",
+    ]
+    assert all(s["verdict"] == "pass" for s in report["stages"]) and report["failed"] is None
+    text = (folder / "report.md").read_text()
+    assert "**Verdict: PASS**" in text and "MEANINGLESS" in text  # synthetic calibration is called out
+    for name in ("model.onnx", "model.int8.onnx", "model.fp16.onnx", "model.ort"):
+        sha = report["manifest"]["artifacts"][name]["sha256"]
+        assert sha[:16] in text
+    assert "| model.int8.onnx | 1 |" in text  # the latency table
+    with Image.open(folder / "bench.png") as image:
+        assert image.size[0] > 1000
+
+
+def test_pipeline_stops_at_a_failed_gate_with_a_report(tmp_path):
+    state = create_model("ghostnet", 0.5, 1000, seed=0).state_dict()
+    state["blocks.3.0.ghost2.primary_conv.1.running_var"][0] = -4.0  # NaN after BN folding
+    checkpoint = tmp_path / "broken.pth"
+    torch.save(state, checkpoint)
+    out = tmp_path / "models"
+    result = run_cli("pipeline", *SMALL, "--checkpoint", str(checkpoint), "--out", str(out))
+    assert result.returncode == 1
+    assert "pipeline stopped at build" in result.stdout
+    report = out / "ghostnet_050-r64.report.md"
+    text = report.read_text()
+    assert "**Verdict: FAIL at build**" in text and "NaN/Inf" in text
+    assert not (out / "ghostnet_050-r64").exists()  # no folder that looks good
+
+
+def test_convert_to_ort_is_parity_checked(tmp_path):
+    assert run_cli("build", *SMALL, "--out", str(tmp_path)).returncode == 0
+    folder = tmp_path / "ghostnet_050-r64"
+    assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0
+    for source, target in (("model.onnx", "model.ort"), ("model.int8.onnx", "model.int8.ort")):
+        result = run_cli("convert", str(folder / source), "--to", "ort", "--json", "-")
+        assert result.returncode == 0, result.stderr
+        record = json.loads(result.stdout)["record"]
+        assert record["parity"]["verdict"] == "pass" and record["parity"]["batches"] == [1, 4]
+        assert (folder / target).is_file()
+        config = (folder / target.replace(".ort", ".required_operators.config")).read_text()
+        assert "ai.onnx" in config and "Conv" in config
+        manifest = load_json(folder / "manifest.json")
+        assert manifest["artifacts"][target]["parent"] == manifest["artifacts"][source]["sha256"]
+    session = ort.InferenceSession(str(folder / "model.ort"), providers=["CPUExecutionProvider"])
+    onnx_session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    np.testing.assert_allclose(
+        session.run(None, {"input": x})[0], onnx_session.run(None, {"input": x})[0], atol=1e-4, rtol=1e-3
+    )
+
+
+@pytest.fixture(scope="module")
+def imagenet_build(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("predict")
+    assert run_cli("build", "--width", "0.5", "--resolution", "96", "--out", str(out)).returncode == 0
+    return out / "ghostnet_050-r96"
+
+
+def test_predict_agrees_with_pytorch_on_real_photographs(imagenet_build):
+    from ghostexport.builder import rebuild_from_manifest
+    from ghostexport.preprocess import load_image
+
+    photos = sample_photographs()
+    result = run_cli("predict", str(imagenet_build), *map(str, photos), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    predictions = json.loads(result.stdout)["predictions"]
+    manifest = load_json(imagenet_build / "manifest.json")
+    model = rebuild_from_manifest(manifest)
+    from ghostexport.predict import imagenet_labels
+
+    names = imagenet_labels()
+    for photo, prediction in zip(photos, predictions, strict=True):
+        x = torch.from_numpy(load_image(photo, manifest["model"]["preprocess"], 96)[None])
+        with torch.no_grad():
+            expected = torch.topk(model(x)[0], 5).indices.tolist()
+        assert [entry["index"] for entry in prediction["top"]] == expected
+        assert [entry["label"] for entry in prediction["top"]] == [names[i] for i in expected]
+        assert abs(sum(e["probability"] for e in prediction["top"])) <= 1.0 + 1e-6
+
+
+def test_predict_with_custom_labels_and_bad_inputs(imagenet_build, tmp_path):
+    photo = sample_photographs()[0]
+    short = tmp_path / "labels.txt"
+    short.write_text("cat\ndog\n")
+    refused = run_cli("predict", str(imagenet_build), str(photo), "--labels", str(short))
+    assert refused.returncode == 2 and "has 2 labels; the model has 1000 classes" in refused.stderr
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    unreadable = run_cli("predict", str(imagenet_build), str(broken))
+    assert unreadable.returncode == 2 and "cannot read image" in unreadable.stderr and "broken.jpg" in unreadable.stderr
+    labels = tmp_path / "all.txt"
+    labels.write_text("\n".join(f"thing {i}" for i in range(1000)))
+    ok = run_cli("predict", str(imagenet_build), str(photo), "--labels", str(labels), "--topk", "3", "--json", "-")
+    assert ok.returncode == 0
+    top = json.loads(ok.stdout)["predictions"][0]["top"]
+    assert len(top) == 3 and all(entry["label"].startswith("thing ") for entry in top)
