@@ -591,7 +591,7 @@ def predict(console, model, images, topk, labels) -> dict:
 
     results = run_predict(model, list(images), topk=topk, labels=labels)
     for prediction in results:
-        table = Table(title=prediction.image, title_justify="left")
+        table = Table(title=Path(prediction.image).name, title_justify="left")
         for column in ("#", "class", "label", "probability"):
             table.add_column(column)
         for rank, entry in enumerate(prediction.top, 1):
