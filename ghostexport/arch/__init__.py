@@ -12,6 +12,7 @@ from .ghostnet import GhostNet, GhostNetConfig
 #: variant name -> factory(width, num_classes) building the float training-form model.
 VARIANTS: dict[str, Callable[[float, int], nn.Module]] = {
     "ghostnet": lambda width, num_classes: GhostNet(GhostNetConfig(width, num_classes)),
+    "ghostnetv2": lambda width, num_classes: GhostNet(GhostNetConfig(width, num_classes, version=2)),
 }
 
 

@@ -1,4 +1,5 @@
-"""GhostNet v1 (Han et al., arXiv 1911.11907) as a config table driving a module tree.
+"""GhostNet v1 (Han et al., arXiv 1911.11907) and v2 (DFC attention, arXiv 2211.12905)
+as a config table driving a module tree.
 
 The module tree and attribute names follow the official PyTorch code and timm exactly, so
 their checkpoints load with ``strict=True``. Two deliberate differences in *how* the
@@ -75,7 +76,9 @@ class SqueezeExcite(nn.Module):
 class GhostModule(nn.Module):
     """Half the output from a 1x1 conv, the other half from a cheap depthwise conv on it."""
 
-    def __init__(self, in_chs: int, out_chs: int, relu: bool = True, ratio: int = 2, dw_size: int = 3) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, relu: bool = True, ratio: int = 2, dw_size: int = 3, attn: bool = False
+    ) -> None:
         super().__init__()
         self.out_chs = out_chs
         init_chs = math.ceil(out_chs / ratio)
@@ -91,11 +94,31 @@ class GhostModule(nn.Module):
             nn.BatchNorm2d(new_chs),
             nn.ReLU(inplace=True) if relu else nn.Identity(),
         )
+        # GhostNetV2's DFC attention: a decoupled fully-connected (1×5 then 5×1 depthwise)
+        # gate computed at half resolution, upsampled and multiplied onto the output.
+        self.short_conv = (
+            nn.Sequential(
+                nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
+                nn.BatchNorm2d(out_chs),
+                nn.Conv2d(out_chs, out_chs, (1, 5), 1, (0, 2), groups=out_chs, bias=False),
+                nn.BatchNorm2d(out_chs),
+                nn.Conv2d(out_chs, out_chs, (5, 1), 1, (2, 0), groups=out_chs, bias=False),
+                nn.BatchNorm2d(out_chs),
+            )
+            if attn
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         primary = self.primary_conv(x)
         out = torch.cat([primary, self.cheap_operation(primary)], dim=1)
-        return out[:, : self.out_chs] if self.needs_trim else out
+        out = out[:, : self.out_chs] if self.needs_trim else out
+        if self.short_conv is None:
+            return out
+        gate = torch.sigmoid(self.short_conv(F.avg_pool2d(x, kernel_size=2, stride=2)))
+        # static output size (ints, not traced shapes): one Resize node, no Shape/Gather chain
+        size = (int(out.shape[-2]), int(out.shape[-1]))
+        return out * F.interpolate(gate, size=size, mode="nearest")
 
 
 class GhostBottleneck(nn.Module):
@@ -111,10 +134,11 @@ class GhostBottleneck(nn.Module):
         dw_kernel_size: int = 3,
         stride: int = 1,
         se_ratio: float = 0.0,
+        attn: bool = False,
     ) -> None:
         super().__init__()
         self.stride = stride
-        self.ghost1 = GhostModule(in_chs, mid_chs, relu=True)
+        self.ghost1 = GhostModule(in_chs, mid_chs, relu=True, attn=attn)
         if stride > 1:
             pad = (dw_kernel_size - 1) // 2
             self.conv_dw = nn.Conv2d(mid_chs, mid_chs, dw_kernel_size, stride, pad, groups=mid_chs, bias=False)
@@ -165,6 +189,7 @@ class GhostNetConfig:
     width: float = 1.0
     num_classes: int = 1000
     drop_rate: float = 0.2
+    version: int = 1  # 2: GhostNetV2, DFC attention in ghost1 of every block after the second
 
     def __post_init__(self) -> None:
         if not (self.width > 0 and math.isfinite(self.width)):
@@ -192,13 +217,16 @@ class GhostNet(nn.Module):
 
         stages: list[nn.Module] = []
         in_chs = stem_chs
+        layer_id = 0
         for stage in GHOSTNET_V1_STAGES:
             blocks = []
             for kernel, expansion, out, se_ratio, stride in stage:
                 out_chs = make_divisible(out * width, 4)
                 mid_chs = make_divisible(expansion * width, 4)
-                blocks.append(GhostBottleneck(in_chs, mid_chs, out_chs, kernel, stride, se_ratio))
+                attn = config.version == 2 and layer_id > 1
+                blocks.append(GhostBottleneck(in_chs, mid_chs, out_chs, kernel, stride, se_ratio, attn))
                 in_chs = out_chs
+                layer_id += 1
             stages.append(nn.Sequential(*blocks))
         final_chs = make_divisible(FINAL_CHANNELS * width, 4)
         stages.append(nn.Sequential(ConvBnAct(in_chs, final_chs)))
