@@ -27,7 +27,7 @@ from .counting import count_macs, count_params
 from .errors import GateFailed, UsageError
 from .export import DEFAULT_OPSET, EXPORTERS, export_onnx, op_counts, set_metadata
 from .files import sha256_file
-from .fold import fold_batchnorm
+from .fold import deploy_form, reparameterized
 from .manifest import new_manifest, write_manifest
 from .parity import FP32_TOLERANCE, Tolerance, parity_over_batches, random_inputs
 from .runtime import cpu_session
@@ -133,11 +133,20 @@ def build(
             f"{'batch ' + str(batch) if batch else 'dynamic batch'} -> {root / name}",
         )
         tick = time.perf_counter()
-        model = prepare_model(variant, width, num_classes, seed, state, reset_head)
-        report("weights", _weights_line(checkpoint_info, reset_head, seed))
-        deploy = fold_batchnorm(model)
+        fixes: list[str] = []
+        model = prepare_model(variant, width, num_classes, seed, state, reset_head, fixes)
+        if checkpoint_info is not None:
+            checkpoint_info["fixes"] = fixes
+        report("weights", _weights_line(checkpoint_info, reset_head, seed) + "".join(f"; {fix}" for fix in fixes))
+        deploy = deploy_form(model)
         params, macs = count_params(model), count_macs(deploy, resolution)
-        report("count", f"{params:,} params, {macs / 1e6:.2f}M MACs at {resolution}²")
+        deploy_params = count_params(reparameterized(model)) if hasattr(model, "reparameterize") else None
+        report(
+            "count",
+            f"{params:,} params"
+            + (f" ({deploy_params:,} re-parameterised)" if deploy_params else "")
+            + f", {macs / 1e6:.2f}M MACs at {resolution}²",
+        )
         seconds = {"model": time.perf_counter() - tick}
 
         model_info = {
@@ -147,6 +156,7 @@ def build(
             "resolution": resolution,
             "batch": batch if batch else "dynamic",
             "params": params,
+            **({"deploy_params": deploy_params} if deploy_params else {}),
             "macs": macs,
             "checkpoint": checkpoint_info,
             "seed": seed,
@@ -181,14 +191,18 @@ def prepare_model(
     seed: int,
     state: dict | None = None,
     reset_head: bool = False,
+    fixes: list[str] | None = None,
 ) -> torch.nn.Module:
     """The eval-mode PyTorch model a build exports: seeded init, then the checkpoint if any.
 
     Later stages call this with the manifest's ``model`` fields to rebuild the reference.
+    Checkpoint quirks that were fixed while loading are appended to ``fixes``.
     """
     model = create_model(variant, width, num_classes, seed)
     if state is not None:
-        apply_state_dict(model, state, reset_head, hint=_width_hint(variant, state, width))
+        notes = apply_state_dict(model, state, reset_head, hint=lambda: _checkpoint_hint(variant, state, width))
+        if fixes is not None:
+            fixes.extend(notes)
     return model.eval()
 
 
@@ -328,15 +342,31 @@ def _validate(variant, width, num_classes, resolution, opset, batch, simplifier,
         raise UsageError(f"--seed must be >= 0, got {seed}")
 
 
-def _width_hint(variant: str, state: dict, width: float) -> str:
-    """Name the width whose shapes the checkpoint has, when it is a common one."""
-    stem = state.get("conv_stem.weight")
-    head = state.get("blocks.9.0.conv.weight")
-    if stem is None or head is None:
-        return "is it a GhostNet v1 checkpoint (official or timm layout)?"
+def _checkpoint_hint(variant: str, state: dict, width: float) -> str:
+    """Name the variant or width the checkpoint looks like (computed only for an error)."""
+    keys = list(state)
+    looks_like = (
+        "ghostnetv3"
+        if any("_rpr_" in k for k in keys)
+        else "ghostnetv2"
+        if any(".short_conv." in k for k in keys)
+        else "ghostnet"
+        if any(".ghost1.primary_conv." in k for k in keys)
+        else None
+    )
+    if looks_like is None:
+        return "is it a GhostNet checkpoint (official or timm layout)?"
+    if looks_like != variant:
+        return f"the checkpoint looks like {looks_like}: try --variant {looks_like}"
+    stem, head = state.get("conv_stem.weight"), state.get("blocks.9.0.conv.weight")
     for candidate in (0.5, 0.75, 1.0, 1.1, 1.3, 1.5, 1.6, 2.0):
         probe = VARIANTS[variant](candidate, 10).state_dict()
-        if probe["conv_stem.weight"].shape == stem.shape and probe["blocks.9.0.conv.weight"].shape == head.shape:
+        if (
+            stem is not None
+            and head is not None
+            and probe["conv_stem.weight"].shape == stem.shape
+            and probe["blocks.9.0.conv.weight"].shape == head.shape
+        ):
             if candidate != width:
                 return f"the checkpoint looks like width {candidate:g}: try --width {candidate:g}"
             break

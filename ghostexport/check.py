@@ -283,10 +283,10 @@ def _localize(proto, against, ref, inputs, precision, worst, cache) -> dict:
 
     order, values = onnx_activations(lambda data: cpu_session(data), proto, inputs)
     if against == "torch":
-        from .fold import fold_batchnorm
+        from .fold import deploy_form
 
         reference_values, matching = (
-            torch_activations(fold_batchnorm(_torch_model(ref, cache)), inputs, order),
+            torch_activations(deploy_form(_torch_model(ref, cache)), inputs, order),
             "module scope",
         )
     else:

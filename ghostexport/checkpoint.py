@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -97,13 +97,43 @@ def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> int | None:
     return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
 
 
-def apply_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], reset_head: bool, hint: str = "") -> None:
+PROFILER_SUFFIXES = ("total_ops", "total_params")
+
+
+def known_quirks(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> tuple[dict, list[str]]:
+    """Fix the known, harmless deviations of published checkpoints; say what was fixed.
+
+    * ``total_ops``/``total_params`` buffers that the thop profiler leaves in some GhostNetV2
+      checkpoints: dropped.
+    * ``.bn.`` where the model has ``.bn1.`` (older GhostNetV3 files name the BN of every
+      re-parameterisable conv branch ``bn``): renamed, only where the renamed key is expected.
+
+    Anything else still has to match exactly (the caller loads with ``strict=True``).
+    """
+    notes = []
+    counters = [k for k in state if k.rsplit(".", 1)[-1] in PROFILER_SUFFIXES and k not in expected]
+    if counters:
+        state = {k: v for k, v in state.items() if k not in set(counters)}
+        notes.append(f"dropped {len(counters)} profiler counters (total_ops/total_params, left by thop)")
+    renames = {k: k.replace(".bn.", ".bn1.") for k in state if ".bn." in k and k not in expected}
+    renames = {old: new for old, new in renames.items() if new in expected and new not in state}
+    if renames:
+        state = {renames.get(k, k): v for k, v in state.items()}
+        notes.append(f"renamed {len(renames)} keys from '.bn.' to '.bn1.' (older GhostNetV3 naming)")
+    return dict(state), notes
+
+
+def apply_state_dict(
+    model: nn.Module, state: Mapping[str, torch.Tensor], reset_head: bool, hint: Callable[[], str] | str = ""
+) -> list[str]:
     """Load ``state`` strictly; with ``reset_head`` the model keeps its own new classifier.
 
-    Every mismatch is collected first so the error names the first few offenders of each
-    kind (missing, unexpected, wrong shape) together with what the model expected.
+    Known checkpoint quirks are fixed first and returned as notes (for the output and the
+    manifest). Every remaining mismatch is collected so the error names the first few
+    offenders of each kind (missing, unexpected, wrong shape) with what the model expected.
     """
     expected = model.state_dict()
+    state, notes = known_quirks(state, expected)
     if reset_head:
         state = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIX)}
         expected = {k: v for k, v in expected.items() if not k.startswith(CLASSIFIER_PREFIX)}
@@ -122,8 +152,10 @@ def apply_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], reset_
     if wrong_shape:
         problems.append(f"{len(wrong_shape)} shape mismatches: {_listing(wrong_shape)}")
     if problems:
+        hint = hint() if callable(hint) else hint
         raise UsageError("checkpoint does not fit the model: " + "; ".join(problems) + (f"; {hint}" if hint else ""))
     model.load_state_dict(state, strict=not reset_head)
+    return notes
 
 
 def _listing(items: list[str]) -> str:

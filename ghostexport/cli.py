@@ -23,7 +23,7 @@ from .errors import GateFailed, GhostexportError, UsageError
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 #: ghostexport.arch.VARIANTS' keys, spelled out so that --help never imports torch (a test keeps them equal).
-VARIANT_NAMES = ("ghostnet", "ghostnetv2")
+VARIANT_NAMES = ("ghostnet", "ghostnetv2", "ghostnetv3")
 
 
 class BatchType(click.ParamType):
@@ -600,3 +600,24 @@ def predict(console, model, images, topk, labels) -> dict:
             table.add_row(str(rank), str(entry["index"]), entry["label"], f"{entry['probability']:.4f}")
         console.print(table)
     return {"predictions": [{"image": p.image, "top": p.top} for p in results]}
+
+
+@main.command()
+@click.argument("model")
+@common_options
+def info(console, model) -> dict:
+    """Describe MODEL: variant, width, params, MACs, ops, opset, I/O, metadata, artifacts and verdicts.
+
+    Works on a foreign .onnx too (then from the graph alone).
+
+    \b
+    Examples:
+      ghostexport info models/ghostnet_100
+      ghostexport info some/other/model.onnx --json -
+    """
+    from .info import info as run_info
+    from .report import info_summary
+
+    described = run_info(model)
+    console.print(info_summary(described))
+    return described

@@ -33,3 +33,17 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
                 setattr(module, bn_name, nn.Identity())
     return folded
+
+
+def reparameterized(model: nn.Module) -> nn.Module:
+    """An eval-mode copy with re-parameterisable training branches fused (GhostNetV3);
+    a plain copy for models without them."""
+    copied = copy.deepcopy(model).eval()
+    if hasattr(copied, "reparameterize"):
+        copied.reparameterize()
+    return copied
+
+
+def deploy_form(model: nn.Module) -> nn.Module:
+    """What gets exported: branches fused, then every BatchNorm folded into its conv."""
+    return fold_batchnorm(reparameterized(model))

@@ -102,7 +102,7 @@ def torch_activations(model, inputs: np.ndarray, order: list[tuple[str, str, str
             tensor = last_node_of_module[name]
 
             def hook(_module, _inputs, output, tensor=tensor):
-                captured[tensor] = output.detach().numpy().copy()
+                captured.setdefault(tensor, output.detach().numpy().copy())  # a reused module: its first call
 
             handles.append(module.register_forward_hook(hook))
     try:

@@ -252,3 +252,56 @@ def bench_summary(result) -> Table:
     table.caption = "\n".join(captions)
     table.caption_justify = "left"
     return table
+
+
+def info_summary(described: dict) -> Table:
+    table = Table(title=f"ghostexport info: {described['path']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    manifest = described["manifest"]
+    if manifest:
+        model = manifest["model"]
+        table.add_row(
+            "model",
+            f"{model['variant']} {model['width']}×, {model['num_classes']} classes, "
+            f"{model['resolution']}², batch {model['batch']}",
+        )
+        params = f"{model['params']:,}" + (
+            f" ({model['deploy_params']:,} re-parameterised)" if model.get("deploy_params") else ""
+        )
+        table.add_row("params / MACs", f"{params} / {model['macs'] / 1e6:.2f}M")
+        table.add_row(
+            "weights", model["checkpoint"]["path"] if model["checkpoint"] else f"random init (seed {model['seed']})"
+        )
+    else:
+        table.add_row("model", "no manifest: described from the ONNX graph alone")
+        table.add_row("parameters", f"{described['initializer_elements']:,} initializer elements")
+    table.add_row(
+        "file",
+        f"{described['bytes'] / 1e6:.1f} MB, sha256 {described['sha256'][:16]}…, opset {described['opset']}, "
+        f"{described['nodes']} nodes",
+    )
+    for label in ("inputs", "outputs"):
+        table.add_row(label, "; ".join(f"{io['name']} {io['dtype']} {io['shape']}" for io in described[label]))
+    table.add_row(
+        "ops", ", ".join(f"{op} {count}" for op, count in sorted(described["ops"].items(), key=lambda kv: -kv[1]))
+    )
+    if described["metadata"]:
+        table.add_row(
+            "metadata",
+            escape(", ".join(f"{k.removeprefix('ghostexport.')}={v}" for k, v in described["metadata"].items())),
+        )
+    if manifest:
+        table.add_row(
+            "artifacts",
+            "\n".join(
+                f"{name}: {a['bytes'] / 1e6:.1f} MB, {str(a['verdict']).upper()}"
+                for name, a in manifest["artifacts"].items()
+            ),
+        )
+        table.add_row(
+            "history",
+            f"built {manifest['created']} by ghostexport {manifest['ghostexport']}; "
+            f"{manifest['checks']} checks, {manifest['benchmarks']} benchmarks recorded",
+        )
+    return table

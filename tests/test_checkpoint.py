@@ -45,7 +45,7 @@ def test_accepted_layouts_load_strictly(layout, trained_state, tmp_path):
 def test_wrong_shapes_name_offenders_and_the_width(trained_state):
     model = create_model("ghostnet", 1.0, 10, seed=0)
     with pytest.raises(UsageError) as info:
-        apply_state_dict(model, trained_state, reset_head=False, hint="")
+        apply_state_dict(model, trained_state, reset_head=False)
     message = str(info.value)
     assert "shape mismatches" in message and "conv_stem.weight [8, 3, 3, 3]" in message
     assert "model expects [16, 3, 3, 3]" in message

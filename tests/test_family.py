@@ -106,3 +106,173 @@ def test_v2_quantize_and_check(tmp_path):
     verdicts = {r["artifact"]: r["verdict"] for r in json.loads(result.stdout)["results"]}
     assert verdicts == {"model.onnx": "pass", "model.int8.onnx": "reported", "model.fp16.onnx": "reported"}
     shutil.rmtree(out)
+
+
+@pytest.mark.parametrize(
+    "width, name", [(0.5, "ghostnetv3_050"), (1.0, "ghostnetv3_100"), (1.3, "ghostnetv3_130"), (1.6, "ghostnetv3_160")]
+)
+def test_v3_training_and_deploy_counts_match_reference(width, name):
+    from ghostexport.fold import reparameterized
+
+    facts = json.loads((REFERENCE / "ghostnet_family_facts.json").read_text())[name]
+    model = VARIANTS["ghostnetv3"](width, 1000).eval()
+    assert count_params(model) == facts["params"] and len(model.state_dict()) == facts["state_dict_entries"]
+    assert count_macs(fold_batchnorm(model), 224) == facts["macs_224_conv_fc"]
+    deploy = reparameterized(model)
+    assert count_params(deploy) == facts["deploy_params"]
+    assert count_macs(fold_batchnorm(deploy), 224) == facts["deploy_macs_224_conv_fc"]
+
+
+def test_v3_key_layout_matches_timm():
+    rows = (REFERENCE / "ghostnetv3_100_state_dict.tsv").read_text().splitlines()[1:]
+    expected = [tuple(row.split("\t")) for row in rows]
+    actual = [(key, str(list(value.shape))) for key, value in VARIANTS["ghostnetv3"](1.0, 1000).state_dict().items()]
+    assert actual == expected
+
+
+def test_v3_deploy_form_equals_training_form():
+    from ghostexport.arch import create_model
+    from ghostexport.fold import deploy_form
+
+    model = create_model("ghostnetv3", 0.5, 10, seed=3)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(deploy_form(model)(x), model(x), atol=1e-5, rtol=1e-4)
+
+
+def test_v3_reference_checkpoint_exports_its_deploy_form(tmp_path):
+    state = reference_state("ghostnetv3_100_state_dict.tsv", seed=5)
+    for key in list(state):  # branch sums of random 0.1-scale weights: keep activations tame
+        if key.endswith(("bn1.weight", "cheap_rpr_skip.weight")) and "_rpr_" in key:
+            state[key] = state[key] * 0.3
+    checkpoint = tmp_path / "ghostnetv3_100.pth"
+    torch.save(state, checkpoint)
+    out = tmp_path / "models"
+    result = run_cli(
+        "build",
+        "--variant",
+        "ghostnetv3",
+        "--resolution",
+        "96",
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(out),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = load_json(tmp_path / "r.json")["manifest"]
+    assert manifest["model"]["params"] == 8_129_028 and manifest["model"]["deploy_params"] == 6_147_588
+    assert manifest["artifacts"]["model.onnx"]["parity"]["verdict"] == "pass"
+    graph = onnx.load(str(out / "ghostnetv3_100-r96" / "model.onnx")).graph
+    assert not [node.name for node in graph.node if "_rpr_" in node.name]  # no training branches
+    assert sum(node.op_type == "Conv" for node in graph.node) == 137  # GhostNetV2's deploy structure
+
+
+def test_v3_quantize_and_check(tmp_path):
+    out = tmp_path / "models"
+    assert (
+        run_cli(
+            "build", "--variant", "ghostnetv3", "--width", "0.5", "--resolution", "64", "--out", str(out)
+        ).returncode
+        == 0
+    )
+    folder = out / "ghostnetv3_050-r64"
+    assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0
+    result = run_cli("check", str(folder), "--localize", "--json", "-")
+    assert result.returncode == 0, result.stderr
+    entries = json.loads(result.stdout)["results"]
+    assert entries[0]["verdict"] == "pass" and entries[0]["localize"]["first_divergence"] is None
+    assert entries[0]["localize"]["compared"] > 100  # torch module scopes match the deploy graph
+
+
+def test_checkpoint_quirks_are_fixed_and_reported(tmp_path):
+    from ghostexport.arch import create_model
+
+    v2 = create_model("ghostnetv2", 0.5, 10, seed=1).state_dict()
+    v2 = {**v2, "total_ops": torch.zeros(1), "blocks.0.0.total_params": torch.zeros(1)}
+    torch.save({"state_dict": v2}, tmp_path / "v2.pth")
+    result = run_cli(
+        "build",
+        "--variant",
+        "ghostnetv2",
+        *["--width", "0.5", "--resolution", "64"],
+        "--checkpoint",
+        str(tmp_path / "v2.pth"),
+        "--out",
+        str(tmp_path / "a"),
+        "--json",
+        "-",
+    )
+    assert result.returncode == 0, result.stderr
+    fixes = json.loads(result.stdout)["manifest"]["model"]["checkpoint"]["fixes"]
+    assert fixes == ["dropped 2 profiler counters (total_ops/total_params, left by thop)"]
+
+    v3 = create_model("ghostnetv3", 0.5, 10, seed=1).state_dict()
+    old_style = {k.replace(".bn1.", ".bn.") if "_rpr_" in k else k: v for k, v in v3.items()}
+    torch.save(old_style, tmp_path / "v3.pth")
+    result = run_cli(
+        "build",
+        "--variant",
+        "ghostnetv3",
+        "--width",
+        "0.5",
+        "--resolution",
+        "64",
+        "--checkpoint",
+        str(tmp_path / "v3.pth"),
+        "--out",
+        str(tmp_path / "b"),
+        "--json",
+        "-",
+    )
+    assert result.returncode == 0, result.stderr
+    fixes = json.loads(result.stdout)["manifest"]["model"]["checkpoint"]["fixes"]
+    assert len(fixes) == 1 and fixes[0].startswith("renamed ") and "'.bn.' to '.bn1.'" in fixes[0]
+    assert "older GhostNetV3 naming" in result.stderr or "older GhostNetV3 naming" in json.dumps(fixes)
+
+
+def test_wrong_variant_checkpoint_names_the_right_one(tmp_path):
+    from ghostexport.arch import create_model
+
+    torch.save(create_model("ghostnetv3", 0.5, 10, seed=1).state_dict(), tmp_path / "v3.pth")
+    result = run_cli(
+        "build",
+        "--variant",
+        "ghostnetv2",
+        "--width",
+        "0.5",
+        "--resolution",
+        "64",
+        "--checkpoint",
+        str(tmp_path / "v3.pth"),
+        "--out",
+        str(tmp_path / "m"),
+    )
+    assert result.returncode == 2 and "try --variant ghostnetv3" in result.stderr
+
+
+def test_info_on_a_build_folder_and_a_foreign_onnx(tmp_path):
+    out = tmp_path / "models"
+    assert (
+        run_cli(
+            "build", "--variant", "ghostnetv3", "--width", "0.5", "--resolution", "64", "--out", str(out)
+        ).returncode
+        == 0
+    )
+    folder = out / "ghostnetv3_050-r64"
+    described = json.loads(run_cli("info", str(folder), "--json", "-").stdout)
+    manifest = described["manifest"]
+    assert manifest["model"]["variant"] == "ghostnetv3" and manifest["model"]["deploy_params"] > 0
+    assert manifest["artifacts"]["model.onnx"]["verdict"] == "pass"
+    assert described["opset"] == 17 and described["inputs"][0]["shape"] == ["batch", 3, 64, 64]
+    assert described["ops"]["Resize"] == 14 and described["metadata"]["ghostexport.variant"] == "ghostnetv3"
+    foreign = tmp_path / "lone.onnx"
+    model = onnx.load(str(folder / "model.onnx"))
+    del model.metadata_props[:]
+    onnx.save(model, str(foreign))
+    lone = run_cli("info", str(foreign), "--json", "-")
+    assert lone.returncode == 0
+    payload = json.loads(lone.stdout)
+    assert payload["manifest"] is None and payload["initializer_elements"] > 1_000_000 and payload["nodes"] > 300

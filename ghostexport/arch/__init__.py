@@ -8,11 +8,13 @@ import torch
 from torch import nn
 
 from .ghostnet import GhostNet, GhostNetConfig
+from .ghostnetv3 import GhostNetV3
 
 #: variant name -> factory(width, num_classes) building the float training-form model.
 VARIANTS: dict[str, Callable[[float, int], nn.Module]] = {
     "ghostnet": lambda width, num_classes: GhostNet(GhostNetConfig(width, num_classes)),
     "ghostnetv2": lambda width, num_classes: GhostNet(GhostNetConfig(width, num_classes, version=2)),
+    "ghostnetv3": lambda width, num_classes: GhostNetV3(GhostNetConfig(width, num_classes, version=3)),
 }
 
 
@@ -42,6 +44,8 @@ def create_model(variant: str, width: float, num_classes: int, seed: int) -> nn.
             elif isinstance(module, nn.Linear):
                 module.weight.normal_(0.0, 0.01, generator=generator)
                 module.bias.zero_()
+        if hasattr(model, "balance_branches"):
+            model.balance_branches()
     return model.eval()
 
 

@@ -189,7 +189,7 @@ class GhostNetConfig:
     width: float = 1.0
     num_classes: int = 1000
     drop_rate: float = 0.2
-    version: int = 1  # 2: GhostNetV2, DFC attention in ghost1 of every block after the second
+    version: int = 1  # 2 and 3: DFC attention in ghost1 of every block after the second
 
     def __post_init__(self) -> None:
         if not (self.width > 0 and math.isfinite(self.width)):
@@ -223,8 +223,8 @@ class GhostNet(nn.Module):
             for kernel, expansion, out, se_ratio, stride in stage:
                 out_chs = make_divisible(out * width, 4)
                 mid_chs = make_divisible(expansion * width, 4)
-                attn = config.version == 2 and layer_id > 1
-                blocks.append(GhostBottleneck(in_chs, mid_chs, out_chs, kernel, stride, se_ratio, attn))
+                attn = config.version >= 2 and layer_id > 1
+                blocks.append(self.make_block(in_chs, mid_chs, out_chs, kernel, stride, se_ratio, attn))
                 in_chs = out_chs
                 layer_id += 1
             stages.append(nn.Sequential(*blocks))
@@ -236,6 +236,10 @@ class GhostNet(nn.Module):
         self.conv_head = nn.Conv2d(final_chs, HEAD_CHANNELS, 1, 1, 0, bias=True)
         self.act2 = nn.ReLU(inplace=True)
         self.classifier = nn.Linear(HEAD_CHANNELS, config.num_classes)
+
+    def make_block(self, in_chs, mid_chs, out_chs, kernel, stride, se_ratio, attn) -> nn.Module:
+        """One bottleneck; GhostNetV3 overrides this with its re-parameterisable block."""
+        return GhostBottleneck(in_chs, mid_chs, out_chs, kernel, stride, se_ratio, attn)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier (fine-tuning on another label set)."""
