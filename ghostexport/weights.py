@@ -7,6 +7,7 @@ never leaves a file that the next run would trust.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import urllib.error
@@ -25,17 +26,22 @@ class WeightSpec:
     variant: str
     width: float
     num_classes: int = 1000
-    sha256: str | None = None
+    top1: float | None = None  # ImageNet-1k top-1 (%) as reported by the source
+    sha256: str | None = None  # verified after download when known
 
 
-#: Published ImageNet-1k checkpoints whose key layout our models load strictly.
+def _timm_hub(name: str) -> str:
+    return f"https://huggingface.co/timm/{name}/resolve/main/model.safetensors"
+
+
+#: Published ImageNet-1k checkpoints whose key layout our models load strictly. No sha256 is
+#: listed: none could be verified from here (no access to the hosts); the downloaded file's
+#: sha256 is recorded in the manifest, and a URL given as ``URL#sha256=<hex>`` is verified.
 REGISTRY: dict[str, WeightSpec] = {
-    "ghostnet_100.in1k": WeightSpec(
-        url="https://github.com/huggingface/pytorch-image-models/releases/download/"
-        "v0.1-weights/ghostnet_1x-f97d70db.pth",
-        variant="ghostnet",
-        width=1.0,
-    ),
+    "ghostnet_100.in1k": WeightSpec(_timm_hub("ghostnet_100.in1k"), "ghostnet", 1.0, top1=73.97),
+    "ghostnetv2_100.in1k": WeightSpec(_timm_hub("ghostnetv2_100.in1k"), "ghostnetv2", 1.0, top1=75.17),
+    "ghostnetv2_130.in1k": WeightSpec(_timm_hub("ghostnetv2_130.in1k"), "ghostnetv2", 1.3, top1=76.76),
+    "ghostnetv2_160.in1k": WeightSpec(_timm_hub("ghostnetv2_160.in1k"), "ghostnetv2", 1.6, top1=77.83),
 }
 
 
@@ -64,7 +70,8 @@ def weights_source(name_or_url: str) -> tuple[str, str | None, WeightSpec | None
 def download(url: str, sha256: str | None = None, timeout: float = 60.0) -> Path:
     """Fetch ``url`` into the cache (once); verify ``sha256`` when given."""
     filename = Path(urlsplit(url).path).name or "weights.pth"
-    target = cache_dir() / "weights" / filename
+    # different URLs may share a file name (every hub model is model.safetensors)
+    target = cache_dir() / "weights" / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{filename}"
     if target.is_file() and (sha256 is None or sha256_file(target) == sha256):
         return target
     try:
@@ -86,7 +93,8 @@ def download(url: str, sha256: str | None = None, timeout: float = 60.0) -> Path
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise UsageError(
-            f"could not download {url} ({reason}): download it yourself and pass --checkpoint PATH"
+            f"could not download {url} ({reason}): fetch it yourself and put it at {target}, "
+            "or pass it with --checkpoint PATH"
         ) from exc
     finally:
         if os.path.exists(partial):

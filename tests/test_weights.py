@@ -45,7 +45,7 @@ def test_url_is_downloaded_cached_verified_and_recorded(served, tmp_path):
     url = f"{base}/{checkpoint.name}#sha256={digest}"
     result = run_cli("build", *SMALL, "--weights", url, "--out", str(tmp_path / "m"), env=env)
     assert result.returncode == 0, result.stderr
-    cached = cache / "weights" / checkpoint.name
+    cached = next((cache / "weights").glob(f"*-{checkpoint.name}"))
     assert cached.read_bytes() == checkpoint.read_bytes()
     manifest = load_json(tmp_path / "m" / "ghostnet_050-c10-r64" / "manifest.json")
     assert manifest["model"]["checkpoint"]["sha256"] == digest and manifest["model"]["num_classes"] == 10
@@ -84,8 +84,20 @@ def test_unreachable_url_exit_2_with_the_fix(served, tmp_path):
     )
     assert result.returncode == 2
     assert "could not download" in result.stderr and "--checkpoint PATH" in result.stderr
+    assert "put it at " + str(tmp_path / "cache" / "weights") in result.stderr
 
 
 def test_registry_entry_fixes_variant_and_width(tmp_path):
     result = run_cli("build", "--weights", "ghostnet_100.in1k", "--width", "0.5", "--out", str(tmp_path))
     assert result.returncode == 2 and "--width 0.5 contradicts the weights" in result.stderr
+
+
+def test_registry_entries_are_complete_and_distinct():
+    from ghostexport.arch import VARIANTS
+    from ghostexport.weights import REGISTRY
+
+    assert {"ghostnet_100.in1k", "ghostnetv2_100.in1k"} <= set(REGISTRY)
+    for name, spec in REGISTRY.items():
+        assert spec.variant in VARIANTS and spec.width > 0 and spec.url.startswith("https://")
+        assert spec.top1 is not None and 60 < spec.top1 < 90, name
+    assert len({spec.url for spec in REGISTRY.values()}) == len(REGISTRY)
