@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 #: Copies of shared/reference (state-dict layouts, parameter and MAC counts) kept with the tests.
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -51,6 +52,20 @@ def small_build(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    if not REFERENCE.is_dir():
-        pytest.skip(f"reference data not found at {REFERENCE}")
     return REFERENCE
+
+
+def reference_state(variant_file: str, seed: int = 11) -> dict[str, torch.Tensor]:
+    """A checkpoint built from a reference TSV alone (keys and shapes), no model code involved."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for row in (REFERENCE / variant_file).read_text().splitlines()[1:]:
+        key, shape = row.split("\t")
+        dims = json.loads(shape)
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(100)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(dims, generator=generator) + 0.5
+        else:
+            state[key] = torch.randn(dims, generator=generator) * 0.1
+    return state

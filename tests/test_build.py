@@ -15,7 +15,7 @@ import torch
 from ghostexport.arch import create_model
 from ghostexport.artifacts import folder_name
 
-from .conftest import SMALL, load_json, run_cli, visible_entries
+from .conftest import SMALL, load_json, reference_state, run_cli, visible_entries
 
 
 def ort_run(model_path, inputs: np.ndarray) -> np.ndarray:
@@ -183,19 +183,9 @@ def test_dynamo_exporter_dynamic_batch(tmp_path):
     assert load_json(folder / "manifest.json")["artifacts"]["model.onnx"]["export"]["exporter"] == "dynamo"
 
 
-def test_official_layout_checkpoint_reproduces_pytorch_through_onnx(tmp_path, reference_dir):
+def test_official_layout_checkpoint_reproduces_pytorch_through_onnx(tmp_path):
     """A checkpoint made from the reference TSV alone (no model code) loads strictly."""
-    generator = torch.Generator().manual_seed(11)
-    state = {}
-    for row in (reference_dir / "ghostnet_100_state_dict.tsv").read_text().splitlines()[1:]:
-        key, shape = row.split("\t")
-        dims = json.loads(shape)
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(100)
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(dims, generator=generator) + 0.5
-        else:
-            state[key] = torch.randn(dims, generator=generator) * 0.1
+    state = reference_state("ghostnet_100_state_dict.tsv")
     checkpoint = tmp_path / "ghostnet_1x_official.pth"
     torch.save(state, checkpoint)
     out = tmp_path / "models"

@@ -15,23 +15,7 @@ from ghostexport.arch import VARIANTS
 from ghostexport.counting import count_macs, count_params
 from ghostexport.fold import fold_batchnorm
 
-from .conftest import REFERENCE, load_json, run_cli
-
-
-def reference_state(variant_file: str, seed: int = 11) -> dict[str, torch.Tensor]:
-    """A checkpoint built from a reference TSV alone (keys and shapes), no model code involved."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for row in (REFERENCE / variant_file).read_text().splitlines()[1:]:
-        key, shape = row.split("\t")
-        dims = json.loads(shape)
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(100)
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(dims, generator=generator) + 0.5
-        else:
-            state[key] = torch.randn(dims, generator=generator) * 0.1
-    return state
+from .conftest import REFERENCE, load_json, reference_state, run_cli
 
 
 @pytest.mark.parametrize("width, name", [(1.0, "ghostnetv2_100"), (1.3, "ghostnetv2_130"), (1.6, "ghostnetv2_160")])

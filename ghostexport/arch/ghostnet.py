@@ -56,6 +56,40 @@ def make_divisible(value: float, divisor: int = 4) -> int:
     return rounded
 
 
+def dfc_branch(in_chs: int, out_chs: int) -> nn.Sequential:
+    """GhostNetV2's DFC attention: 1×1 conv, then decoupled fully-connected 1×5 and 5×1
+    depthwise convs, each with BN (keys ``short_conv.0``–``5``, as timm)."""
+    return nn.Sequential(
+        nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
+        nn.BatchNorm2d(out_chs),
+        nn.Conv2d(out_chs, out_chs, (1, 5), 1, (0, 2), groups=out_chs, bias=False),
+        nn.BatchNorm2d(out_chs),
+        nn.Conv2d(out_chs, out_chs, (5, 1), 1, (2, 0), groups=out_chs, bias=False),
+        nn.BatchNorm2d(out_chs),
+    )
+
+
+def apply_dfc(short_conv: nn.Module, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Gate ``out`` with the DFC branch computed on ``x`` at half resolution."""
+    gate = torch.sigmoid(short_conv(F.avg_pool2d(x, kernel_size=2, stride=2)))
+    # static output size (ints, not traced shapes): one Resize node, no Shape/Gather chain for H, W
+    size = (int(out.shape[-2]), int(out.shape[-1]))
+    return out * F.interpolate(gate, size=size, mode="nearest")
+
+
+def shortcut(in_chs: int, out_chs: int, dw_kernel_size: int, stride: int) -> nn.Sequential:
+    """Identity when shapes agree, else depthwise k×k (stride) + BN + 1×1 + BN."""
+    if in_chs == out_chs and stride == 1:
+        return nn.Sequential()
+    pad = (dw_kernel_size - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(in_chs, in_chs, dw_kernel_size, stride, pad, groups=in_chs, bias=False),
+        nn.BatchNorm2d(in_chs),
+        nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
+        nn.BatchNorm2d(out_chs),
+    )
+
+
 class SqueezeExcite(nn.Module):
     """Channel attention with a hard-sigmoid gate; keys ``conv_reduce``/``conv_expand``."""
 
@@ -94,31 +128,13 @@ class GhostModule(nn.Module):
             nn.BatchNorm2d(new_chs),
             nn.ReLU(inplace=True) if relu else nn.Identity(),
         )
-        # GhostNetV2's DFC attention: a decoupled fully-connected (1×5 then 5×1 depthwise)
-        # gate computed at half resolution, upsampled and multiplied onto the output.
-        self.short_conv = (
-            nn.Sequential(
-                nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
-                nn.BatchNorm2d(out_chs),
-                nn.Conv2d(out_chs, out_chs, (1, 5), 1, (0, 2), groups=out_chs, bias=False),
-                nn.BatchNorm2d(out_chs),
-                nn.Conv2d(out_chs, out_chs, (5, 1), 1, (2, 0), groups=out_chs, bias=False),
-                nn.BatchNorm2d(out_chs),
-            )
-            if attn
-            else None
-        )
+        self.short_conv = dfc_branch(in_chs, out_chs) if attn else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         primary = self.primary_conv(x)
         out = torch.cat([primary, self.cheap_operation(primary)], dim=1)
         out = out[:, : self.out_chs] if self.needs_trim else out
-        if self.short_conv is None:
-            return out
-        gate = torch.sigmoid(self.short_conv(F.avg_pool2d(x, kernel_size=2, stride=2)))
-        # static output size (ints, not traced shapes): one Resize node, no Shape/Gather chain
-        size = (int(out.shape[-2]), int(out.shape[-1]))
-        return out * F.interpolate(gate, size=size, mode="nearest")
+        return out if self.short_conv is None else apply_dfc(self.short_conv, x, out)
 
 
 class GhostBottleneck(nn.Module):
@@ -148,16 +164,7 @@ class GhostBottleneck(nn.Module):
             self.bn_dw = None
         self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio > 0 else None
         self.ghost2 = GhostModule(mid_chs, out_chs, relu=False)
-        if in_chs == out_chs and stride == 1:
-            self.shortcut = nn.Sequential()
-        else:
-            pad = (dw_kernel_size - 1) // 2
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_chs, in_chs, dw_kernel_size, stride, pad, groups=in_chs, bias=False),
-                nn.BatchNorm2d(in_chs),
-                nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
-                nn.BatchNorm2d(out_chs),
-            )
+        self.shortcut = shortcut(in_chs, out_chs, dw_kernel_size, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.ghost1(x)

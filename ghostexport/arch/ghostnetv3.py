@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ghostnet import GhostNet, GhostNetConfig, SqueezeExcite
+from .ghostnet import GhostNet, GhostNetConfig, SqueezeExcite, apply_dfc, dfc_branch, shortcut
 
 NUM_BRANCHES = 3
 
@@ -85,18 +85,7 @@ class GhostModuleV3(nn.Module):
             ConvBn(init_chs, new_chs, dw_size, groups=init_chs) for _ in range(NUM_BRANCHES)
         )
         self.cheap_rpr_scale = ConvBn(init_chs, new_chs, 1, groups=init_chs)
-        self.short_conv = (
-            nn.Sequential(
-                nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
-                nn.BatchNorm2d(out_chs),
-                nn.Conv2d(out_chs, out_chs, (1, 5), 1, (0, 2), groups=out_chs, bias=False),
-                nn.BatchNorm2d(out_chs),
-                nn.Conv2d(out_chs, out_chs, (5, 1), 1, (2, 0), groups=out_chs, bias=False),
-                nn.BatchNorm2d(out_chs),
-            )
-            if attn
-            else None
-        )
+        self.short_conv = dfc_branch(in_chs, out_chs) if attn else None
         # two activation modules (as timm), so each call has its own scope in the exported graph
         self.primary_activation = nn.ReLU(inplace=True) if relu else nn.Identity()
         self.cheap_activation = nn.ReLU(inplace=True) if relu else nn.Identity()
@@ -114,11 +103,7 @@ class GhostModuleV3(nn.Module):
             x2 = self.cheap_activation(x2)
         out = torch.cat([x1, x2], dim=1)
         out = out[:, : self.out_chs] if self.needs_trim else out
-        if self.short_conv is None:
-            return out
-        gate = torch.sigmoid(self.short_conv(F.avg_pool2d(x, kernel_size=2, stride=2)))
-        size = (int(out.shape[-2]), int(out.shape[-1]))
-        return out * F.interpolate(gate, size=size, mode="nearest")
+        return out if self.short_conv is None else apply_dfc(self.short_conv, x, out)
 
     @torch.no_grad()
     def reparameterize(self) -> None:
@@ -148,16 +133,7 @@ class GhostBottleneckV3(nn.Module):
         self.conv_dw: nn.Conv2d | None = None  # set by reparameterize()
         self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio > 0 else None
         self.ghost2 = GhostModuleV3(mid_chs, out_chs, relu=False)
-        if in_chs == out_chs and stride == 1:
-            self.shortcut = nn.Sequential()
-        else:
-            pad = (dw_kernel_size - 1) // 2
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_chs, in_chs, dw_kernel_size, stride, pad, groups=in_chs, bias=False),
-                nn.BatchNorm2d(in_chs),
-                nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
-                nn.BatchNorm2d(out_chs),
-            )
+        self.shortcut = shortcut(in_chs, out_chs, dw_kernel_size, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.ghost1(x)
