@@ -112,6 +112,7 @@ def main() -> None:
 
     \b
     Example:
+      ghostexport pipeline              # GhostNet 1.0x: build, quantize, check, bench, report
       ghostexport build --width 1.0     # models/ghostnet_100/model.onnx + manifest.json
 
     Exit codes: 0 success, 1 a check or gate failed (the artifact is not good),

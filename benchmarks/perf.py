@@ -1,0 +1,145 @@
+"""GhostNet 1.0× on ONNX Runtime's CPU provider: the naive path against ghostexport's artifacts.
+
+Builds, in one run: the naive path (official-style PyTorch GhostNet -> plain
+``torch.onnx.export`` with its defaults -> ORT with default session options), ghostexport's
+fp32, int8 (default recipe) and fp16 artifacts, and PyTorch eager — all with the same
+weights — then times them interleaved at batch 1/8/32 and 1/2 threads, prints medians and
+ratios to the naive path, profiles per op type, and writes JSON.
+
+    python benchmarks/perf.py [--rounds 100] [--json perf.json]
+
+Targets (issue 7): best artifact ≤ 0.45× naive at batch 1 / 2 threads and ≤ 0.5× at 1
+thread; ghostexport fp32 ≤ 0.85×; int8 throughput at batch 32 ≥ 2× naive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from official_style import official_style
+
+from ghostexport import build
+from ghostexport.arch import create_model
+from ghostexport.latency import summarize
+from ghostexport.quantize import quantize
+
+BATCHES = (1, 8, 32)
+THREADS = (1, 2)
+
+
+def naive_export(path: Path, seed: int) -> Path:
+    model = official_style(create_model("ghostnet", 1.0, 1000, seed)).eval()
+    torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(path))  # the defaults, as a user would
+    return path
+
+
+def session(path: Path, threads: int, naive: bool) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    # spinning off for every session: they coexist, and a spinning pool would steal the cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not naive:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def measure(paths: dict[str, Path], rounds: int) -> dict:
+    results: dict = {}
+    torch_model = create_model("ghostnet", 1.0, 1000, 0).eval()
+    for threads in THREADS:
+        torch.set_num_threads(threads)
+        sessions = {name: session(path, threads, name == "naive fp32") for name, path in paths.items()}
+        for batch in BATCHES:
+            x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+            xt = torch.from_numpy(x)
+            runners = {
+                name: (lambda s=s, x=x: s.run(None, {s.get_inputs()[0].name: x})) for name, s in sessions.items()
+            }
+
+            def eager(xt=xt):
+                with torch.inference_mode():
+                    torch_model(xt)
+
+            runners["torch eager"] = eager
+            n = max(5, rounds // batch * 2) if batch > 1 else rounds
+            for run in runners.values():
+                for _ in range(3):
+                    run()
+            samples = defaultdict(list)
+            for _ in range(n):
+                for name, run in runners.items():
+                    tick = time.perf_counter()
+                    run()
+                    samples[name].append((time.perf_counter() - tick) * 1000)
+            stats = {name: summarize(values) for name, values in samples.items()}
+            base = stats["naive fp32"]["p50_ms"]
+            for s in stats.values():
+                s["ratio_to_naive"] = round(s["p50_ms"] / base, 3)
+                s["images_per_s"] = round(batch * 1000 / s["p50_ms"], 1)
+            results[f"threads={threads} batch={batch}"] = stats
+            print(f"\nthreads {threads}, batch {batch} ({n} interleaved rounds)")
+            for name, s in stats.items():
+                print(
+                    f"  {name:<16} p50 {s['p50_ms']:8.2f} ms  p90 {s['p90_ms']:8.2f}  {s['images_per_s']:8.1f} img/s"
+                    f"  × naive {s['ratio_to_naive']:.3f}"
+                )
+    return results
+
+
+def profile(path: Path, runs: int = 60) -> dict[str, float]:
+    """Share of kernel time per op type, batch 1, 1 thread (ORT's profiler)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.enable_profiling = True
+    options.profile_file_prefix = str(path.with_suffix(""))
+    s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    for _ in range(runs):
+        s.run(None, {s.get_inputs()[0].name: x})
+    events = json.loads(Path(s.end_profiling()).read_text())
+    totals: dict[str, float] = defaultdict(float)
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            totals[event["args"]["op_name"]] += event["dur"]
+    whole = sum(totals.values()) or 1.0
+    return {op: round(100 * t / whole, 1) for op, t in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        folder = build(width=1.0, out=work / "models").folder
+        quantize(folder, mode="int8", baseline=False)
+        quantize(folder, mode="fp16")
+        paths = {
+            "naive fp32": naive_export(work / "naive.onnx", seed=0),
+            "ghostexport fp32": folder / "model.onnx",
+            "ghostexport int8": folder / "model.int8.onnx",
+            "ghostexport fp16": folder / "model.fp16.onnx",
+        }
+        results = measure(paths, args.rounds)
+        profiles = {name: profile(paths[name]) for name in ("naive fp32", "ghostexport fp32", "ghostexport int8")}
+    print("\nprofile (batch 1, 1 thread): share of kernel time per op type")
+    for name, shares in profiles.items():
+        print(f"  {name:<16} " + ", ".join(f"{op} {share}%" for op, share in list(shares.items())[:8]))
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "profiles": profiles}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
