@@ -40,7 +40,11 @@ THREADS = (1, 2)
 
 def naive_export(path: Path, seed: int) -> Path:
     model = official_style(create_model("ghostnet", 1.0, 1000, seed)).eval()
-    torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(path))  # the defaults, as a user would
+    # the defaults plus the dynamic batch every tutorial adds (without it torch 2.13's default
+    # dynamo exporter specialises the batch to 1)
+    torch.onnx.export(
+        model, (torch.randn(1, 3, 224, 224),), str(path), input_names=["input"], dynamic_axes={"input": {0: "batch"}}
+    )
     return path
 
 
