@@ -130,14 +130,21 @@ def main() -> None:
         folder = build(width=1.0, out=work / "models").folder
         quantize(folder, mode="int8", baseline=False)
         quantize(folder, mode="fp16")
+        aligned = build(width=1.0, out=work / "aligned", align_channels=16).folder
+        quantize(aligned, mode="int8", baseline=False)
         paths = {
             "naive fp32": naive_export(work / "naive.onnx", seed=0),
             "ghostexport fp32": folder / "model.onnx",
+            "aligned16 fp32": aligned / "model.onnx",
             "ghostexport int8": folder / "model.int8.onnx",
+            "aligned16 int8": aligned / "model.int8.onnx",
             "ghostexport fp16": folder / "model.fp16.onnx",
         }
         results = measure(paths, args.rounds)
-        profiles = {name: profile(paths[name]) for name in ("naive fp32", "ghostexport fp32", "ghostexport int8")}
+        profiles = {
+            name: profile(paths[name])
+            for name in ("naive fp32", "ghostexport fp32", "aligned16 fp32", "ghostexport int8", "aligned16 int8")
+        }
     print("\nprofile (batch 1, 1 thread): share of kernel time per op type")
     for name, shares in profiles.items():
         print(f"  {name:<16} " + ", ".join(f"{op} {share}%" for op, share in list(shares.items())[:8]))

@@ -99,6 +99,7 @@ def build(
     simplifier: str = "onnxsim",
     out: str | Path = "models",
     exporter: str = "torchscript",
+    align_channels: int = 0,
     tolerance: Tolerance = FP32_TOLERANCE,
     command: str | None = None,
     progress: Progress | None = None,
@@ -106,7 +107,8 @@ def build(
     """Build, export, simplify and gate one GhostNet; return the folder and its manifest.
 
     ``variant``/``width`` default to the ``weights`` registry entry's, else ghostnet 1.0.
-    ``batch=None`` exports a dynamic batch. Raises ``UsageError`` for unusable input and
+    ``batch=None`` exports a dynamic batch. ``align_channels=16`` (or 8) zero-pads the Ghost
+    halves for ORT's NCHWc kernels on x86 (see ``align.py``). Raises ``UsageError`` for unusable input and
     ``GateFailed`` (nothing written) when ONNX Runtime disagrees with PyTorch.
     """
     report = progress or (lambda stage, detail: None)
@@ -119,6 +121,8 @@ def build(
     variant = variant or "ghostnet"
     width = 1.0 if width is None else width
     _validate(variant, width, num_classes, resolution, opset, batch, simplifier, exporter, seed)
+    if align_channels not in (0, 8, 16):
+        raise UsageError(f"--align-channels {align_channels}: use 16 (AVX-512), 8 (AVX2) or 0 (off)")
     if reset_head and checkpoint is None and weights is None:
         raise UsageError("--reset-head only applies with --checkpoint or --weights: drop it, or give a checkpoint")
     command = command or _library_command(locals())
@@ -147,6 +151,13 @@ def build(
             + (f" ({deploy_params:,} re-parameterised)" if deploy_params else "")
             + f", {macs / 1e6:.2f}M MACs at {resolution}²",
         )
+        if align_channels:
+            deploy = _aligned(deploy, align_channels)
+            report(
+                "align",
+                f"Ghost halves zero-padded to multiples of {align_channels}: "
+                f"{count_macs(deploy, resolution) / 1e6:.2f}M MACs executed",
+            )
         seconds = {"model": time.perf_counter() - tick}
 
         model_info = {
@@ -166,6 +177,9 @@ def build(
         model_bytes, artifact = _export_and_gate(
             model, deploy, model_info, metadata, opset, exporter, simplifier, tolerance, seconds, report
         )
+        artifact["export"]["channel_alignment"] = align_channels or None
+        if align_channels:
+            artifact["export"]["executed_macs"] = count_macs(deploy, resolution)
         manifest = new_manifest(command, model_info, {MODEL_FILE: artifact})
         seconds["total"] = time.perf_counter() - started
         if artifact["parity"]["verdict"] != "pass":
@@ -342,6 +356,14 @@ def _validate(variant, width, num_classes, resolution, opset, batch, simplifier,
         raise UsageError(f"--seed must be >= 0, got {seed}")
 
 
+def _aligned(deploy: torch.nn.Module, block: int) -> torch.nn.Module:
+    from .align import align_channels, can_align
+
+    if not can_align(deploy):
+        raise UsageError("--align-channels handles GhostNet v1 (--variant ghostnet) only")
+    return align_channels(deploy, block)
+
+
 def _checkpoint_hint(variant: str, state: dict, width: float) -> str:
     """Name the variant or width the checkpoint looks like (computed only for an error)."""
     keys = list(state)
@@ -425,5 +447,6 @@ def _library_command(arguments: dict) -> str:
         "batch",
         "simplifier",
         "exporter",
+        "align_channels",
     )
     return "ghostexport.build(" + ", ".join(f"{k}={arguments.get(k)!r}" for k in keys) + ")"

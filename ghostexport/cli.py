@@ -162,6 +162,14 @@ BUILD_OPTIONS = [
         help="torch.onnx exporter.",
     ),
     click.option(
+        "--align-channels",
+        type=click.Choice(["0", "8", "16"]),
+        default="0",
+        show_default=True,
+        callback=lambda _ctx, _param, value: int(value),
+        help="Zero-pad Ghost halves to multiples of N for ORT's x86 NCHWc kernels (16: AVX-512, 8: AVX2; v1 only).",
+    ),
+    click.option(
         "--out",
         type=click.Path(file_okay=False, path_type=Path),
         default=Path("models"),
