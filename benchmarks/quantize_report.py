@@ -41,7 +41,12 @@ def quality_rows(work: Path) -> list[dict]:
         ("percentile", {"method": "percentile"}),
         ("minmax, --no-float-ends", {"method": "minmax", "float_ends": False}),
         ("minmax, --per-tensor", {"method": "minmax", "per_channel": False}),
-        ("auto, --target-sqnr 37", {"method": "auto", "target_sqnr": 37.0, "max_accuracy_drop": 0.5}),
+        ("minmax, --no-share-concat-scales", {"method": "minmax", "shared_concat_scales": False}),
+        (
+            "minmax, --no-float-ends --no-share-concat-scales",
+            {"method": "minmax", "float_ends": False, "shared_concat_scales": False},
+        ),
+        ("auto, --target-sqnr 38.5", {"method": "auto", "target_sqnr": 38.5, "max_accuracy_drop": 0.5}),
     ]
     rows = []
     stock = None

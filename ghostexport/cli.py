@@ -260,6 +260,12 @@ def build(console, opset: int | None, **options: Any) -> dict:
     help="Keep the stem conv and the classifier in float (+2.3 dB SQNR measured).",
 )
 @click.option(
+    "--share-concat-scales/--no-share-concat-scales",
+    default=True,
+    show_default=True,
+    help="One quantization range per Concat (inputs and output): a copy instead of a requantization.",
+)
+@click.option(
     "--baseline/--no-baseline",
     default=True,
     show_default=True,
@@ -278,6 +284,7 @@ def quantize(
     target_sqnr,
     max_accuracy_drop,
     float_ends,
+    share_concat_scales,
     baseline,
 ) -> dict:
     """Quantize MODEL (build folder or .onnx; default: models/LATEST) and prove its quality.
@@ -310,6 +317,7 @@ def quantize(
                 target_sqnr=target_sqnr,
                 max_accuracy_drop=max_accuracy_drop,
                 float_ends=float_ends,
+                shared_concat_scales=share_concat_scales,
                 baseline=baseline,
                 progress=stage_printer(console),
                 calibration_progress=on_batch,

@@ -70,6 +70,7 @@ def quantize(
     target_sqnr: float | None = None,
     max_accuracy_drop: float | None = None,
     float_ends: bool = True,
+    shared_concat_scales: bool = True,
     baseline: bool = True,
     progress: Report | None = None,
     calibration_progress: Callable[[int, int], None] | None = None,
@@ -118,6 +119,7 @@ def quantize(
         per_channel=per_channel,
         reduce_range=reduce_range,
         float_ends=float_ends,
+        shared_concat_scales=shared_concat_scales,
         exclude=list(exclude),
         types_reason=why,
     )

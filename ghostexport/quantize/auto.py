@@ -65,7 +65,7 @@ def search(
     recipe, output, figures = best
     record = {"methods_tried": list(METHODS), "chosen_method": recipe.method, "trials": trials, "ranked_nodes": []}
     if meets(figures, gate):
-        return recipe, output, record
+        return recipe, output, {**record, "target_met": True}
 
     ranked = [name for name in rank_sensitivity(quantizer, output, work_dir) if name not in recipe.kept_float]
     record["ranked_nodes"] = ranked[:20]

@@ -37,6 +37,7 @@ class Recipe:
     per_channel: bool = True
     reduce_range: bool = False
     float_ends: bool = True
+    shared_concat_scales: bool = True  # one range for each Concat's inputs and output
     exclude: list[str] = field(default_factory=list)  # user's --exclude
     kept_float: list[str] = field(default_factory=list)  # everything excluded, resolved
     types_reason: str = ""
