@@ -91,7 +91,7 @@ def check(
     if reference not in (None, "torch") and not str(reference).endswith(".onnx"):
         raise UsageError(f"--reference {reference}: use 'torch' or the path of another .onnx")
     ref = resolve_model(model)
-    targets = _targets(ref)
+    targets = _targets(ref, whole_folder=model is None or Path(model).is_dir())
     options = ProviderOptions(provider, allow_fallback=allow_fallback, cudnn_conv_algo_search=cudnn_conv_algo_search)
     shape = input_shape(cpu_session(str(targets[0][1])))
     if data is not None:
@@ -180,18 +180,12 @@ def check(
     return result
 
 
-def _targets(ref: ModelRef) -> list[tuple[str, Path, dict | None]]:
+def _targets(ref: ModelRef, whole_folder: bool) -> list[tuple[str, Path, dict | None]]:
     """(name, path, manifest record) of every artifact to check, stale ones refused."""
     if ref.folder is None:
         return [(ref.path.name, ref.path, None)]
     artifacts = ref.manifest["artifacts"]
-    names = (
-        [ref.path.name]
-        if ref.path.name != MODEL_FILE or len(artifacts) == 1
-        else [name for name in ARTIFACT_ORDER if name in artifacts]
-    )
-    if ref.path.name == MODEL_FILE and ref.path != ref.folder / MODEL_FILE:
-        names = [MODEL_FILE]
+    names = [name for name in ARTIFACT_ORDER if name in artifacts] if whole_folder else [ref.path.name]
     fp32_sha = verify_artifact(ref, MODEL_FILE)["sha256"]
     targets = []
     for name in names:

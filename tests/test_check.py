@@ -247,3 +247,11 @@ def test_both_onnxruntime_wheels_installed_is_reported(quantized_build, tmp_path
     line = [line for line in result.stderr.splitlines() if line.strip()][-1]
     assert "several ONNX Runtime packages are installed (onnxruntime, onnxruntime-gpu)" in line
     assert "pip uninstall -y onnxruntime onnxruntime-gpu" in line
+
+
+def test_a_single_file_checks_only_that_artifact(quantized_build):
+    result = run_cli("check", str(quantized_build / "model.int8.onnx"), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    assert [r["artifact"] for r in json.loads(result.stdout)["results"]] == ["model.int8.onnx"]
+    whole = run_cli("check", str(quantized_build / "model.onnx"), "--json", "-")
+    assert [r["artifact"] for r in json.loads(whole.stdout)["results"]] == ["model.onnx"]

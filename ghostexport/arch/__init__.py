@@ -49,4 +49,4 @@ def create_model(variant: str, width: float, num_classes: int, seed: int) -> nn.
     return model.eval()
 
 
-__all__ = ["VARIANTS", "GhostNet", "GhostNetConfig", "create_model"]
+__all__ = ["VARIANTS", "GhostNet", "GhostNetConfig", "GhostNetV3", "create_model"]
