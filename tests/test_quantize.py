@@ -169,7 +169,7 @@ def test_auto_meets_its_target(fresh_build, digit_folders):
         "--method",
         "auto",
         "--target-sqnr",
-        "37",
+        "38.5",
         "--max-accuracy-drop",
         "0.5",
         "--no-baseline",
