@@ -365,7 +365,9 @@ def plot(result: BenchResult, path: str | Path) -> Path:
     left.set_xticks(positions)
     left.set_xticklabels(tick_labels, rotation=35, ha="right", fontsize=8)
     left.set_ylabel("latency per batch (ms)")
-    left.set_yscale("log")
+    medians = [float(np.median(values)) for values in data]
+    if max(medians) / max(min(medians), 1e-9) > 8:  # batch sizes far apart: log scale, else plain ms
+        left.set_yscale("log")
     left.set_title("Latency distribution (box: p25–p75, whiskers: 1.5 IQR)")
     left.grid(axis="y", alpha=0.3, which="both")
     width = 0.8 / max(len(models), 1)
