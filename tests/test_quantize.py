@@ -276,3 +276,17 @@ def test_bad_calibration_inputs_exit_2(case, expected, fresh_build, tmp_path):
     if case == "bad_exclude":
         assert "did you mean /conv_stem/Conv" in result.stderr
     assert visible_entries(fresh_build) == ["manifest.json", "model.onnx"]
+
+
+def test_static_batch_model_quantizes_and_checks(tmp_path):
+    assert (
+        run_cli("build", "--width", "0.35", "--resolution", "32", "--batch", "3", "--out", str(tmp_path)).returncode
+        == 0
+    )
+    folder = tmp_path / "ghostnet_035-r32-b3"
+    result = run_cli("quantize", str(folder), "--calib", "synthetic:10")  # 10 samples: batches of exactly 3
+    assert result.returncode == 0, result.stderr + result.stdout
+    dims = [d.dim_value for d in onnx.load(str(folder / "model.int8.onnx")).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [3, 3, 32, 32]
+    check = run_cli("check", str(folder), "--json", "-")
+    assert check.returncode == 0, check.stderr

@@ -30,7 +30,7 @@ from ..runtime import cpu_session, input_shape, quiet_ort, run_logits
 from .dynamic import SLOW_WARNING, quantize_int8_dynamic
 from .fp16 import convert_fp16
 from .recipe import METHODS, Recipe, float_end_nodes, types_for_cpu
-from .static import BatchReader, Int8Quantizer
+from .static import BatchReader, Int8Quantizer, static_batch_of
 
 MODES = ("int8", "fp16", "int8-dynamic")
 ARTIFACT_NAMES = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx", "int8-dynamic": "model.int8-dynamic.onnx"}
@@ -263,7 +263,7 @@ def _stock_baseline(fp32_path, calibration, evaluate, reference, evaluation, wor
         quantize_static(
             str(fp32_path),
             str(output),
-            BatchReader(calibration.inputs, "input", None),
+            BatchReader(calibration.inputs, "input", None, static_batch_of(onnx.load(str(fp32_path)))),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,

@@ -101,8 +101,12 @@ def rank_sensitivity(quantizer: Int8Quantizer, quantized: Path, work_dir: Path) 
         modify_model_output_intermediate_tensors(str(quantizer.preprocessed), str(float_aug))
         modify_model_output_intermediate_tensors(str(quantized), str(qdq_aug))
         samples = quantizer.calibration[:SENSITIVITY_SAMPLES]
-        float_acts = collect_activations(str(float_aug), BatchReader(samples, quantizer.input_name, None))
-        qdq_acts = collect_activations(str(qdq_aug), BatchReader(samples, quantizer.input_name, None))
+        float_acts = collect_activations(
+            str(float_aug), BatchReader(samples, quantizer.input_name, None, quantizer.static_batch)
+        )
+        qdq_acts = collect_activations(
+            str(qdq_aug), BatchReader(samples, quantizer.input_name, None, quantizer.static_batch)
+        )
         errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
     # A Q/DQ pair sits on the output of a fused Conv+Relu, i.e. on the Relu's output: charge
     # the error to the compute node that the activation follows, the one worth keeping float.

@@ -25,8 +25,19 @@ _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 class BatchReader:
     """Feeds calibration batches to ORT's calibrator and reports progress."""
 
-    def __init__(self, inputs: np.ndarray, input_name: str, on_batch: Callable[[int, int], None] | None) -> None:
-        self.batches = [inputs[i : i + CALIBRATION_BATCH] for i in range(0, len(inputs), CALIBRATION_BATCH)]
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        input_name: str,
+        on_batch: Callable[[int, int], None] | None,
+        static_batch: int | None = None,
+    ) -> None:
+        if static_batch:  # a fixed-batch model takes exactly that many: wrap around to fill the last one
+            count = max(1, len(inputs) // static_batch) * static_batch
+            order = np.resize(np.arange(len(inputs)), count)
+            self.batches = [inputs[order[i : i + static_batch]] for i in range(0, count, static_batch)]
+        else:
+            self.batches = [inputs[i : i + CALIBRATION_BATCH] for i in range(0, len(inputs), CALIBRATION_BATCH)]
         self.input_name, self.on_batch, self.position = input_name, on_batch, 0
 
     def get_next(self) -> dict | None:
@@ -57,6 +68,7 @@ class Int8Quantizer:
             quant_pre_process(str(fp32_path), str(self.preprocessed))
         self.proto = onnx.load(str(self.preprocessed))
         self.input_name = self.proto.graph.input[0].name
+        self.static_batch = static_batch_of(self.proto)
         self.node_names = {node.name for node in self.proto.graph.node}
 
     def check_nodes(self, names: list[str]) -> None:
@@ -81,7 +93,11 @@ class Int8Quantizer:
     def _quantize_static(self, recipe: Recipe, kept_float, output: Path, cache: Path, overrides) -> Path:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-        reader = None if cache.is_file() else BatchReader(self.calibration, self.input_name, self.on_batch)
+        reader = (
+            None
+            if cache.is_file()
+            else BatchReader(self.calibration, self.input_name, self.on_batch, self.static_batch)
+        )
         with quiet_ort():
             quantize_static(
                 str(self.preprocessed),
@@ -132,3 +148,9 @@ def _scalar(value) -> float:
     while isinstance(value, list):
         value = value[0]
     return float(value)
+
+
+def static_batch_of(proto: onnx.ModelProto) -> int | None:
+    """The fixed batch size of the model's input, or None when it is dynamic."""
+    dim = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None
