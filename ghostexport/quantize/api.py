@@ -259,11 +259,12 @@ def _stock_baseline(fp32_path, calibration, evaluate, reference, evaluation, wor
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     output = work / "stock.onnx"
+    proto = onnx.load(str(fp32_path))
     with quiet_ort():
         quantize_static(
             str(fp32_path),
             str(output),
-            BatchReader(calibration.inputs, "input", None, static_batch_of(onnx.load(str(fp32_path)))),
+            BatchReader(calibration.inputs, proto.graph.input[0].name, None, static_batch_of(proto)),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
