@@ -9,7 +9,6 @@ shown as ratios to the first model, and appended to each folder's manifest.
 from __future__ import annotations
 
 import csv
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,13 +19,12 @@ import numpy as np
 from .artifacts import MODEL_FILE, ModelRef, resolve_model, verify_artifact
 from .check import ARTIFACT_ORDER, precision_of
 from .errors import UsageError
-from .latency import summarize
+from .latency import interleaved_samples, summarize
 from .manifest import cpu_description, update_manifest
 from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session
 from .runtime import import_onnxruntime
 
 DEFAULT_ITERATIONS = 100
-MIN_ROUNDS = 5
 
 Report = Callable[[str, str], None]
 
@@ -133,10 +131,8 @@ def bench(
             runners[target.label] = _ort_runner(info, batch, options.device_id)
         if not runners:
             continue
-        for run in runners.values():  # warm-up per shape, before any timing at this batch
-            for _ in range(warmup):
-                run()
-        timed = _interleave(runners, iterations, seconds)
+        # warm-up per shape (inside, before any timing at this batch), then interleaved rounds
+        timed = interleaved_samples(runners, iterations or DEFAULT_ITERATIONS, seconds, warmup)
         first = None
         for label, values in timed.items():
             stats = summarize(values)
@@ -263,26 +259,6 @@ def _torch_runner(model_and_device, batch: int, target: Target) -> Callable[[], 
             torch.cuda.synchronize()
 
     return run
-
-
-def _interleave(
-    runners: dict[str, Callable[[], object]], iterations: int | None, seconds: float | None
-) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {label: [] for label in runners}
-    started = time.perf_counter()
-    rounds = 0
-    while True:
-        for label, run in runners.items():
-            tick = time.perf_counter()
-            run()
-            samples[label].append((time.perf_counter() - tick) * 1000.0)
-        rounds += 1
-        if seconds is not None:
-            if time.perf_counter() - started >= seconds and rounds >= MIN_ROUNDS:
-                break
-        elif rounds >= (iterations or DEFAULT_ITERATIONS):
-            break
-    return samples
 
 
 def _environment(options: ProviderOptions, sessions: dict[str, SessionInfo], threads, device: str) -> dict:

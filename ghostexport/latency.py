@@ -11,19 +11,41 @@ from collections.abc import Callable
 
 import numpy as np
 
+MIN_ROUNDS = 5
 
-def interleaved(runners: dict[str, Callable[[], object]], iterations: int, warmup: int = 3) -> dict[str, dict]:
-    """Time each zero-argument ``runner`` ``iterations`` times, round-robin; stats in ms."""
+
+def interleaved_samples(
+    runners: dict[str, Callable[[], object]],
+    iterations: int | None = None,
+    seconds: float | None = None,
+    warmup: int = 3,
+) -> dict[str, list[float]]:
+    """Per-run latencies (ms) of each zero-argument ``runner``, round-robin.
+
+    Runs ``iterations`` rounds, or rounds until ``seconds`` have passed (at least
+    ``MIN_ROUNDS``); ``warmup`` untimed rounds first.
+    """
     for _ in range(warmup):
         for run in runners.values():
             run()
     samples: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(iterations):
+    started, rounds = time.perf_counter(), 0
+    while True:
         for name, run in runners.items():
             start = time.perf_counter()
             run()
             samples[name].append((time.perf_counter() - start) * 1000.0)
-    return {name: summarize(values) for name, values in samples.items()}
+        rounds += 1
+        if seconds is not None:
+            if time.perf_counter() - started >= seconds and rounds >= MIN_ROUNDS:
+                return samples
+        elif rounds >= (iterations or 1):
+            return samples
+
+
+def interleaved(runners: dict[str, Callable[[], object]], iterations: int, warmup: int = 3) -> dict[str, dict]:
+    """Summaries (ms) of ``iterations`` interleaved rounds."""
+    return {name: summarize(values) for name, values in interleaved_samples(runners, iterations, None, warmup).items()}
 
 
 def summarize(values_ms: list[float]) -> dict:
