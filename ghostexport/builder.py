@@ -31,7 +31,7 @@ from .fold import deploy_form, reparameterized
 from .manifest import new_manifest, write_manifest
 from .parity import FP32_TOLERANCE, Tolerance, parity_over_batches, random_inputs
 from .runtime import cpu_session
-from .simplify import SIMPLIFIERS, lint, simplify
+from .simplify import SIMPLIFIERS, lint, simplify, split_concat_convs
 from .weights import download, weights_source
 
 #: The eval transform published GhostNet weights expect (timm's: bicubic, crop 0.875).
@@ -284,7 +284,7 @@ def _export_and_gate(model, deploy, model_info, metadata, opset, exporter, simpl
     report("parity", _parity_line("export", parity_export))
 
     tick = time.perf_counter()
-    simplified = simplify(exported, simplifier)
+    simplified, split_convs = split_concat_convs(simplify(exported, simplifier))
     seconds["simplify"] = time.perf_counter() - tick
     set_metadata(simplified, metadata)
     onnx.checker.check_model(simplified, full_check=True)
@@ -310,6 +310,7 @@ def _export_and_gate(model, deploy, model_info, metadata, opset, exporter, simpl
             "ops": op_counts(simplified),
             "unclean_ops": lint(simplified),
             "bn_folded": True,
+            "concat_convs_split": split_convs,
         },
         "parity": {
             "reference": "torch (unfolded, eval)",

@@ -231,3 +231,15 @@ def test_full_size_build(width, tmp_path):
     assert manifest["artifacts"]["model.onnx"]["parity"]["verdict"] == "pass"
     expected = {1.0: (5_182_508, 141_150_512), 1.3: (7_358_820, 227_003_256)}[width]
     assert (manifest["model"]["params"], manifest["model"]["macs"]) == expected
+
+
+def test_concat_before_a_1x1_conv_is_split(small_build):
+    """Conv1x1(Concat(a, b)) -> Conv_a(a) + Conv_b(b): exact (the parity gate passed) and fewer Concats."""
+    manifest = load_json(small_build / "manifest.json")
+    split = manifest["artifacts"]["model.onnx"]["export"]["concat_convs_split"]
+    assert split == 7  # ghost1 -> ghost2 in the stride-1 blocks without SE, and no other place
+    ops = manifest["artifacts"]["model.onnx"]["export"]["ops"]
+    assert ops["Concat"] == 32 - split and ops["Conv"] == 95 + split and ops["Add"] == 16 + split
+    graph = onnx.load(str(small_build / "model.onnx")).graph
+    sums = [node for node in graph.node if node.name.endswith("_sum")]
+    assert len(sums) == split and all(node.op_type == "Add" for node in sums)
