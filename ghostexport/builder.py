@@ -100,6 +100,7 @@ def build(
     out: str | Path = "models",
     exporter: str = "torchscript",
     align_channels: int = 0,
+    split_concat_convs: bool = False,
     tolerance: Tolerance = FP32_TOLERANCE,
     command: str | None = None,
     progress: Progress | None = None,
@@ -175,7 +176,17 @@ def build(
         }
         metadata = _metadata(variant, width, num_classes, resolution, checkpoint_info, seed)
         model_bytes, artifact = _export_and_gate(
-            model, deploy, model_info, metadata, opset, exporter, simplifier, tolerance, seconds, report
+            model,
+            deploy,
+            model_info,
+            metadata,
+            opset,
+            exporter,
+            simplifier,
+            tolerance,
+            seconds,
+            report,
+            split=split_concat_convs,
         )
         artifact["export"]["channel_alignment"] = align_channels or None
         if align_channels:
@@ -263,7 +274,9 @@ def _weights_line(checkpoint_info: dict | None, reset_head: bool, seed: int) -> 
     return f"loaded {checkpoint_info['path']} ({checkpoint_info['sha256'][:12]}){head}"
 
 
-def _export_and_gate(model, deploy, model_info, metadata, opset, exporter, simplifier, tolerance, seconds, report):
+def _export_and_gate(
+    model, deploy, model_info, metadata, opset, exporter, simplifier, tolerance, seconds, report, split=False
+):
     """Export ``deploy``, gate it, simplify, gate again; return the bytes and the artifact record."""
     resolution, batch, seed = model_info["resolution"], model_info["batch"], model_info["seed"]
     static_batch = batch if isinstance(batch, int) else None
@@ -284,7 +297,9 @@ def _export_and_gate(model, deploy, model_info, metadata, opset, exporter, simpl
     report("parity", _parity_line("export", parity_export))
 
     tick = time.perf_counter()
-    simplified, split_convs = split_concat_convs(simplify(exported, simplifier))
+    simplified, split_convs = simplify(exported, simplifier), 0
+    if split:
+        simplified, split_convs = split_concat_convs(simplified)
     seconds["simplify"] = time.perf_counter() - tick
     set_metadata(simplified, metadata)
     onnx.checker.check_model(simplified, full_check=True)
@@ -449,5 +464,6 @@ def _library_command(arguments: dict) -> str:
         "simplifier",
         "exporter",
         "align_channels",
+        "split_concat_convs",
     )
     return "ghostexport.build(" + ", ".join(f"{k}={arguments.get(k)!r}" for k in keys) + ")"

@@ -233,13 +233,16 @@ def test_full_size_build(width, tmp_path):
     assert (manifest["model"]["params"], manifest["model"]["macs"]) == expected
 
 
-def test_concat_before_a_1x1_conv_is_split(small_build):
-    """Conv1x1(Concat(a, b)) -> Conv_a(a) + Conv_b(b): exact (the parity gate passed) and fewer Concats."""
-    manifest = load_json(small_build / "manifest.json")
-    split = manifest["artifacts"]["model.onnx"]["export"]["concat_convs_split"]
-    assert split == 7  # ghost1 -> ghost2 in the stride-1 blocks without SE, and no other place
-    ops = manifest["artifacts"]["model.onnx"]["export"]["ops"]
+def test_concat_before_a_1x1_conv_is_split_on_request(small_build, tmp_path):
+    """Conv1x1(Concat(a, b)) -> Conv_a(a) + Conv_b(b): exact (the parity gate passes), fewer Concats."""
+    assert load_json(small_build / "manifest.json")["artifacts"]["model.onnx"]["export"]["concat_convs_split"] == 0
+    result = run_cli("build", *SMALL, "--split-concat-convs", "--out", str(tmp_path), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    artifact = json.loads(result.stdout)["manifest"]["artifacts"]["model.onnx"]
+    split = artifact["export"]["concat_convs_split"]
+    assert split == 7 and artifact["parity"]["verdict"] == "pass"  # ghost1 -> ghost2, stride-1 blocks without SE
+    ops = artifact["export"]["ops"]
     assert ops["Concat"] == 32 - split and ops["Conv"] == 95 + split and ops["Add"] == 16 + split
-    graph = onnx.load(str(small_build / "model.onnx")).graph
+    graph = onnx.load(str(tmp_path / "ghostnet_050-r64" / "model.onnx")).graph
     sums = [node for node in graph.node if node.name.endswith("_sum")]
     assert len(sums) == split and all(node.op_type == "Add" for node in sums)
