@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from official_style import official_style
 
 from ghostexport import build
 from ghostexport.arch import create_model
-from ghostexport.latency import summarize
+from ghostexport.latency import interleaved_samples, summarize
 from ghostexport.quantize import quantize
 
 BATCHES = (1, 8, 32)
@@ -77,16 +76,7 @@ def measure(paths: dict[str, Path], rounds: int) -> dict:
 
             runners["torch eager"] = eager
             n = max(5, rounds // batch * 2) if batch > 1 else rounds
-            for run in runners.values():
-                for _ in range(3):
-                    run()
-            samples = defaultdict(list)
-            for _ in range(n):
-                for name, run in runners.items():
-                    tick = time.perf_counter()
-                    run()
-                    samples[name].append((time.perf_counter() - tick) * 1000)
-            stats = {name: summarize(values) for name, values in samples.items()}
+            stats = {name: summarize(values) for name, values in interleaved_samples(runners, n).items()}
             base = stats["naive fp32"]["p50_ms"]
             for s in stats.values():
                 s["ratio_to_naive"] = round(s["p50_ms"] / base, 3)

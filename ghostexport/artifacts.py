@@ -19,6 +19,8 @@ from .manifest import MANIFEST_NAME, read_manifest
 
 LATEST_NAME = "LATEST"
 MODEL_FILE = "model.onnx"
+#: The artifacts a folder can hold, in the order commands list them (fp32 first: the reference).
+ARTIFACT_ORDER = ("model.onnx", "model.int8.onnx", "model.fp16.onnx", "model.int8-dynamic.onnx")
 
 
 def folder_name(variant: str, width: float, num_classes: int, resolution: int, batch: int | None) -> str:
@@ -111,6 +113,7 @@ class ModelRef:
     folder: Path | None
     manifest: dict | None
     metadata: dict[str, str] = field(default_factory=dict)
+    whole_folder: bool = False  # MODEL named a folder (or LATEST), not one file in it
 
     @property
     def preprocess(self) -> dict | None:
@@ -135,6 +138,7 @@ def resolve_model(model: str | Path | None, default_root: Path = Path("models"))
     """Resolve ``MODEL`` (a build folder, an ``.onnx``, or None for ``models/LATEST``)."""
     import onnx
 
+    whole_folder = model is None or Path(model).is_dir()
     if model is None:
         folder = read_latest(default_root)
         path = folder / MODEL_FILE
@@ -157,7 +161,7 @@ def resolve_model(model: str | Path | None, default_root: Path = Path("models"))
     except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
         raise UsageError(f"{path} is not a valid ONNX model ({type(exc).__name__}): rebuild or re-export it") from exc
     metadata = {p.key: p.value for p in proto.metadata_props if p.key.startswith("ghostexport.")}
-    return ModelRef(path=path, folder=folder, manifest=manifest, metadata=metadata)
+    return ModelRef(path=path, folder=folder, manifest=manifest, metadata=metadata, whole_folder=whole_folder)
 
 
 def verify_artifact(ref: ModelRef, name: str) -> dict:
@@ -174,3 +178,26 @@ def verify_artifact(ref: ModelRef, name: str) -> dict:
             f"{record['sha256'][:12]}): it is stale; rebuild with ghostexport build"
         )
     return record
+
+
+def select_artifacts(ref: ModelRef) -> list[tuple[str, Path, dict | None]]:
+    """``(name, path, manifest record)`` of what MODEL names: every artifact of a folder, or one file.
+
+    Each recorded artifact is verified (its bytes against the manifest) and refused as stale
+    when it was made from a ``model.onnx`` other than the folder's.
+    """
+    if ref.folder is None:
+        return [(ref.path.name, ref.path, None)]
+    artifacts = ref.manifest["artifacts"]
+    names = [name for name in ARTIFACT_ORDER if name in artifacts] if ref.whole_folder else [ref.path.name]
+    fp32_sha = verify_artifact(ref, MODEL_FILE)["sha256"]
+    selected = []
+    for name in names:
+        record = verify_artifact(ref, name)
+        if record.get("parent") not in (None, fp32_sha):
+            raise UsageError(
+                f"{ref.folder / name} is stale: it was made from a model.onnx with sha256 {record['parent'][:12]}, "
+                f"the folder's is {fp32_sha[:12]}; re-run ghostexport quantize"
+            )
+        selected.append((name, ref.folder / name, record))
+    return selected

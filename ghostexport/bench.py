@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import MODEL_FILE, ModelRef, resolve_model, verify_artifact
-from .check import ARTIFACT_ORDER, precision_of
+from .artifacts import MODEL_FILE, ModelRef, resolve_model, select_artifacts
+from .check import precision_of
 from .errors import UsageError
 from .latency import interleaved_samples, summarize
 from .manifest import cpu_description, update_manifest
@@ -164,16 +164,8 @@ def _targets(models, torch_eager: bool) -> list[Target]:
     for model in models:
         ref = resolve_model(model)
         if ref.folder is not None:
-            fp32_sha = verify_artifact(ref, MODEL_FILE)["sha256"]
-            whole_folder = model is None or Path(model).is_dir()
-            names = [n for n in ARTIFACT_ORDER if n in ref.manifest["artifacts"]] if whole_folder else [ref.path.name]
-            for name in names:
-                record = verify_artifact(ref, name)
-                if record.get("parent") not in (None, fp32_sha):
-                    raise UsageError(
-                        f"{ref.folder / name} is stale (made from another model.onnx): re-run ghostexport quantize"
-                    )
-                targets.append(Target(name, ref.folder / name, ref, name))
+            for name, path, _record in select_artifacts(ref):
+                targets.append(Target(name, path, ref, name))
             if torch_eager:
                 targets.append(Target("torch eager", None, ref, MODEL_FILE))
         else:

@@ -154,10 +154,10 @@ def build(
         )
         if align_channels:
             deploy = _aligned(deploy, align_channels)
+            executed_macs = count_macs(deploy, resolution)
             report(
                 "align",
-                f"Ghost halves zero-padded to multiples of {align_channels}: "
-                f"{count_macs(deploy, resolution) / 1e6:.2f}M MACs executed",
+                f"Ghost halves zero-padded to multiples of {align_channels}: {executed_macs / 1e6:.2f}M MACs executed",
             )
         seconds = {"model": time.perf_counter() - tick}
 
@@ -190,7 +190,7 @@ def build(
         )
         artifact["export"]["channel_alignment"] = align_channels or None
         if align_channels:
-            artifact["export"]["executed_macs"] = count_macs(deploy, resolution)
+            artifact["export"]["executed_macs"] = executed_macs
         manifest = new_manifest(command, model_info, {MODEL_FILE: artifact})
         seconds["total"] = time.perf_counter() - started
         if artifact["parity"]["verdict"] != "pass":

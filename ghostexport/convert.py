@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import MODEL_FILE, resolve_model, verify_artifact
+from .artifacts import resolve_model, select_artifacts
 from .errors import GateFailed, UsageError
 from .files import atomic_write_bytes
 from .manifest import update_manifest
@@ -45,15 +45,9 @@ def convert(
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
     ref = resolve_model(model)
-    parent = (
-        verify_artifact(ref, ref.path.name)["sha256"]
-        if ref.folder
-        else hashlib.sha256(ref.path.read_bytes()).hexdigest()
-    )
-    if ref.folder is not None and ref.path.name != MODEL_FILE:
-        fp32 = verify_artifact(ref, MODEL_FILE)["sha256"]
-        if ref.manifest["artifacts"][ref.path.name].get("parent") not in (None, fp32):
-            raise UsageError(f"{ref.path} is stale (made from another model.onnx): re-run ghostexport quantize")
+    ref.whole_folder = False  # a folder means its model.onnx here (DESIGN.md)
+    record = select_artifacts(ref)[0][2]  # verified, stale refused
+    parent = record["sha256"] if record else hashlib.sha256(ref.path.read_bytes()).hexdigest()
     stem = ref.path.stem
     with tempfile.TemporaryDirectory(prefix="ghostexport-convert-") as scratch:
         work = Path(scratch)

@@ -39,21 +39,14 @@ def export_onnx(
     """
     example = torch.zeros(batch or 2, 3, resolution, resolution)
     model = model.eval()
+    common = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
     if exporter == "torchscript":
         buffer = io.BytesIO()
         dynamic_axes = None if batch else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's own deprecation notice
             torch.onnx.export(
-                model,
-                (example,),
-                buffer,
-                dynamo=False,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                opset_version=opset,
-                dynamic_axes=dynamic_axes,
-                do_constant_folding=True,
+                model, (example,), buffer, dynamo=False, dynamic_axes=dynamic_axes, do_constant_folding=True, **common
             )
         proto = onnx.load_from_string(buffer.getvalue())
     elif exporter == "dynamo":
@@ -73,12 +66,10 @@ def export_onnx(
                     (example,),
                     None,
                     dynamo=True,
-                    input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
-                    opset_version=opset,
                     dynamic_shapes=dynamic_shapes,
                     external_data=False,
                     verbose=False,
+                    **common,
                 )
         finally:
             exporter_log.setLevel(level)

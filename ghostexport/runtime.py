@@ -8,6 +8,7 @@ install is a usage problem with a precise fix, not an ImportError traceback.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from .errors import UsageError
 ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
 
 
+@functools.cache
 def installed_ort_distributions() -> list[str]:
     """Names of the installed wheels that each provide the ``onnxruntime`` module."""
     found = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,15 @@ def small_build(tmp_path_factory) -> Path:
     result = run_cli("build", *SMALL, "--out", str(out), "--json", str(out / "result.json"))
     assert result.returncode == 0, result.stderr + result.stdout
     return out / "ghostnet_050-r64"
+
+
+@pytest.fixture(scope="session")
+def quantized_build(small_build, tmp_path_factory) -> Path:
+    """A copy of ``small_build`` with int8 and fp16 artifacts (synthetic calibration: figures reported only)."""
+    folder = Path(shutil.copytree(small_build, tmp_path_factory.mktemp("quantized") / small_build.name))
+    assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0
+    assert run_cli("quantize", str(folder), "--mode", "fp16").returncode == 0
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -13,18 +13,8 @@ from PIL import Image
 from .conftest import SMALL, load_json, run_cli
 
 
-@pytest.fixture(scope="module")
-def bench_build(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("bench-models")
-    assert run_cli("build", *SMALL, "--out", str(out)).returncode == 0
-    folder = out / "ghostnet_050-r64"
-    assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0
-    assert run_cli("quantize", str(folder), "--mode", "fp16").returncode == 0
-    return folder
-
-
-def test_folder_side_by_side_with_torch_csv_plot_and_manifest(bench_build, tmp_path):
-    folder = Path(shutil.copytree(bench_build, tmp_path / bench_build.name))
+def test_folder_side_by_side_with_torch_csv_plot_and_manifest(quantized_build, tmp_path):
+    folder = Path(shutil.copytree(quantized_build, tmp_path / quantized_build.name))
     result = run_cli(
         "bench",
         str(folder),
@@ -62,11 +52,11 @@ def test_folder_side_by_side_with_torch_csv_plot_and_manifest(bench_build, tmp_p
     assert len(benchmarks) == 1 and len(benchmarks[0]["results"]) == 8
 
 
-def test_two_onnx_files_with_a_time_budget(bench_build):
+def test_two_onnx_files_with_a_time_budget(quantized_build):
     result = run_cli(
         "bench",
-        str(bench_build / "model.onnx"),
-        str(bench_build / "model.int8.onnx"),
+        str(quantized_build / "model.onnx"),
+        str(quantized_build / "model.int8.onnx"),
         "--seconds",
         "0.3",
         "--threads",
@@ -99,14 +89,14 @@ def test_static_batch_model_is_skipped_at_other_sizes(tmp_path):
         (["--threads", "0"], "--threads must be a positive integer"),
     ],
 )
-def test_bad_bench_options_exit_2(bench_build, args, expected):
-    result = run_cli("bench", str(bench_build), *args)
+def test_bad_bench_options_exit_2(quantized_build, args, expected):
+    result = run_cli("bench", str(quantized_build), *args)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr
 
 
-def test_torch_needs_a_manifest(bench_build, tmp_path):
+def test_torch_needs_a_manifest(quantized_build, tmp_path):
     foreign = tmp_path / "x.onnx"
-    shutil.copy(bench_build / "model.onnx", foreign)
+    shutil.copy(quantized_build / "model.onnx", foreign)
     result = run_cli("bench", str(foreign), "--torch")
     assert result.returncode == 2 and "--torch needs a build folder" in result.stderr

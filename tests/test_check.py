@@ -18,17 +18,6 @@ from .conftest import SMALL, load_json, run_cli
 PERTURBED_NODE = "/blocks/blocks.4/blocks.4.0/ghost1/primary_conv/primary_conv.0/Conv"
 
 
-@pytest.fixture(scope="module")
-def quantized_build(tmp_path_factory) -> Path:
-    """A small build with int8 and fp16 artifacts (synthetic calibration: figures reported only)."""
-    out = tmp_path_factory.mktemp("check-models")
-    assert run_cli("build", *SMALL, "--out", str(out)).returncode == 0
-    folder = out / "ghostnet_050-r64"
-    assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0
-    assert run_cli("quantize", str(folder), "--mode", "fp16").returncode == 0
-    return folder
-
-
 @pytest.fixture()
 def folder_copy(quantized_build, tmp_path) -> Path:
     return Path(shutil.copytree(quantized_build, tmp_path / quantized_build.name))

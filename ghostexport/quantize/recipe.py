@@ -15,18 +15,6 @@ from dataclasses import asdict, dataclass, field
 import onnx
 
 METHODS = ("minmax", "entropy", "percentile")
-QUANTIZABLE_OPS = (
-    "Conv",
-    "Gemm",
-    "MatMul",
-    "Mul",
-    "Add",
-    "Concat",
-    "Relu",
-    "GlobalAveragePool",
-    "HardSigmoid",
-    "Flatten",
-)
 
 
 @dataclass
@@ -81,7 +69,3 @@ def float_end_nodes(proto: onnx.ModelProto) -> list[str]:
         node.name for node in proto.graph.node if node.op_type in ("Gemm", "MatMul") and set(node.output) & outputs
     ]
     return [name for name in stem + classifier if name]
-
-
-def quantizable_nodes(proto: onnx.ModelProto) -> list[str]:
-    return [node.name for node in proto.graph.node if node.op_type in QUANTIZABLE_OPS and node.name]
