@@ -260,11 +260,14 @@ def build(console, opset: int | None, **options: Any) -> dict:
     help="Maximum top-1 accuracy drop (points); needs labels.",
 )
 @click.option(
-    "--float-ends/--no-float-ends",
-    default=True,
+    "--float-ends",
+    type=click.Choice(["both", "classifier", "none"]),
+    default="both",
     show_default=True,
-    help="Keep the stem conv and the classifier in float (+2.3 dB SQNR measured).",
+    help="Ends kept in float: stem conv and classifier (most accurate), the classifier only "
+    "(~4%% faster: the stem runs int8 in a space-to-depth form), or none.",
 )
+@click.option("--no-float-ends", "no_float_ends", is_flag=True, hidden=True, help="Same as --float-ends none.")
 @click.option(
     "--share-concat-scales/--no-share-concat-scales",
     default=True,
@@ -290,6 +293,7 @@ def quantize(
     target_sqnr,
     max_accuracy_drop,
     float_ends,
+    no_float_ends,
     share_concat_scales,
     baseline,
 ) -> dict:
@@ -322,7 +326,7 @@ def quantize(
                 exclude=exclude,
                 target_sqnr=target_sqnr,
                 max_accuracy_drop=max_accuracy_drop,
-                float_ends=float_ends,
+                float_ends="none" if no_float_ends else float_ends,
                 shared_concat_scales=share_concat_scales,
                 baseline=baseline,
                 progress=stage_printer(console),

@@ -85,8 +85,10 @@ def split_concat_convs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     A 1×1 conv is linear in its input channels, so the weight splits along them. Without the
     Concat, ORT's NCHWc path keeps both halves blocked and fuses the Add into the second conv
     ("Sum" fusion): measured 4–5% off GhostNet 1.0×'s fp32 latency, where the Ghost module's
-    output feeds the next module's primary conv. Opt-in: int8 made from the split graph
-    quantizes the partial sums separately and lost 3.3 dB on the digits model.
+    output feeds the next module's primary conv. int8 made from the split graph quantizes the
+    partial sums separately (−3.3 dB on the digits model), so ``ghostexport quantize`` merges
+    the split back first (``quantize.forms.merge_split_convs``); other tools would not, which
+    is why the split stays opt-in.
     Returns the model and the rewrite count.
     """
     from onnx import helper, numpy_helper, shape_inference

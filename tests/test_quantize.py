@@ -76,6 +76,56 @@ def test_int8_end_to_end_meets_the_bar(fresh_build, digit_folders):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+def test_split_build_with_quantized_stem_keeps_the_bar(digits_build, digit_folders, tmp_path):
+    """A --split-concat-convs build quantizes from the merged graph (its int8 quality is the
+    unsplit build's, not the 3 dB lower split one), and --float-ends classifier runs the stem
+    in int8 through its space-to-depth form, still meeting the bar over ORT's stock recipe."""
+    calib, test = digit_folders
+    out = tmp_path / "models"
+    built = run_cli(
+        "build",
+        "--width",
+        "0.5",
+        "--resolution",
+        "64",
+        "--checkpoint",
+        str(CHECKPOINT),
+        "--split-concat-convs",
+        "--out",
+        str(out),
+    )
+    assert built.returncode == 0, built.stderr
+    folder = out / digits_build.name
+    for ends in ("both", "classifier"):
+        result = run_cli(
+            "quantize",
+            str(folder),
+            "--calib",
+            str(calib),
+            "--eval",
+            str(test),
+            "--float-ends",
+            ends,
+            *(() if ends == "both" else ("--no-baseline",)),
+        )
+        assert result.returncode == 0, result.stderr + result.stdout
+        record = load_json(folder / "manifest.json")["artifacts"]["model.int8.onnx"]
+        if ends == "both":
+            baseline = record["baseline"]["sqnr_db"]
+            unsplit_quality = record["quality"]["sqnr_db"]
+        assert record["graph_forms"]["split_convs_merged"] == 7
+        assert record["quality"]["sqnr_db"] >= baseline + 2.0 and record["quality"]["accuracy_drop_points"] <= 0.5
+    assert unsplit_quality >= 37.0  # the merged graph's figure, not the split graph's ~34 dB
+    assert record["graph_forms"]["stem"] == "space_to_depth"
+    assert record["recipe"]["float_ends"] == "classifier" and record["recipe"]["kept_float"] == ["/classifier/Gemm"]
+    graph = onnx.load(str(folder / "model.int8.onnx")).graph
+    producers = {output: node for node in graph.node for output in node.output}
+    stem = next(node for node in graph.node if node.name == "/conv_stem/Conv")
+    assert producers[stem.input[0]].op_type == "DequantizeLinear"  # the stem conv itself is quantized
+    assert any(node.op_type == "SpaceToDepth" for node in graph.node)
+    assert sum(node.op_type == "Concat" for node in graph.node) == 32  # merged back
+
+
 def test_rerun_gives_the_same_bytes(fresh_build, digit_folders):
     calib, test = digit_folders
     hashes = []

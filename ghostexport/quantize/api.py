@@ -29,7 +29,7 @@ from ..quality import FP16_GATE, INT8_GATE, judge, measure
 from ..runtime import cpu_session, input_shape, quiet_ort, run_logits
 from .dynamic import SLOW_WARNING, quantize_int8_dynamic
 from .fp16 import convert_fp16
-from .recipe import METHODS, Recipe, float_end_nodes, types_for_cpu
+from .recipe import FLOAT_ENDS, METHODS, Recipe, float_end_nodes, float_ends_choice, types_for_cpu
 from .static import BatchReader, Int8Quantizer, static_batch_of
 
 MODES = ("int8", "fp16", "int8-dynamic")
@@ -69,7 +69,7 @@ def quantize(
     exclude: tuple[str, ...] | list[str] = (),
     target_sqnr: float | None = None,
     max_accuracy_drop: float | None = None,
-    float_ends: bool = True,
+    float_ends: bool | str = "both",
     shared_concat_scales: bool = True,
     baseline: bool = True,
     progress: Report | None = None,
@@ -85,6 +85,8 @@ def quantize(
         raise UsageError(f"unknown --mode {mode}: use one of {', '.join(MODES)}")
     if method not in (*METHODS, "auto"):
         raise UsageError(f"unknown --method {method}: use one of {', '.join((*METHODS, 'auto'))}")
+    if not isinstance(float_ends, bool) and float_ends not in FLOAT_ENDS:
+        raise UsageError(f"unknown --float-ends {float_ends}: use one of {', '.join(FLOAT_ENDS)}")
     if mode != "int8" and (method != "minmax" or exclude or target_sqnr is not None):
         raise UsageError(f"--method, --exclude and --target-sqnr apply to --mode int8, not {mode}")
     if (target_sqnr is not None or max_accuracy_drop is not None) and method != "auto" and mode == "int8":
@@ -118,7 +120,7 @@ def quantize(
         weight_type=weight,
         per_channel=per_channel,
         reduce_range=reduce_range,
-        float_ends=float_ends,
+        float_ends=float_ends_choice(float_ends),
         shared_concat_scales=shared_concat_scales,
         exclude=list(exclude),
         types_reason=why,
@@ -234,7 +236,7 @@ def _int8(fp32_path, calibration, recipe, gate, evaluate, reference, evaluation,
 
     quantizer = Int8Quantizer(fp32_path, calibration.inputs, work, on_batch)
     quantizer.check_nodes(recipe.exclude)
-    rules = float_end_nodes(quantizer.proto) if recipe.float_ends else []
+    rules = float_end_nodes(quantizer.proto, recipe.float_ends)
     recipe = replace(recipe, kept_float=list(dict.fromkeys([*rules, *recipe.exclude])))
     extra: dict = {}
     if recipe.method == "auto":
@@ -243,6 +245,7 @@ def _int8(fp32_path, calibration, recipe, gate, evaluate, reference, evaluation,
         )
     else:
         output = quantizer.quantize(recipe, recipe.kept_float, work / "int8.onnx")
+    extra["graph_forms"] = quantizer.forms(recipe.kept_float)
     report(
         "int8",
         f"{recipe.method}, {recipe.activation_type}/{recipe.weight_type}, "
