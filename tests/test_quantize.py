@@ -70,7 +70,8 @@ def test_int8_end_to_end_meets_the_bar(fresh_build, digit_folders):
     assert quality["verdict"] == "pass" and quality["enforced"] and quality["samples"] == 360
     assert quality["accuracy_drop_points"] <= 0.5 and quality["accuracy_reference"] >= 0.97
     assert quality["sqnr_db"] >= record["baseline"]["sqnr_db"] + 2.0  # the issue's bar over ORT's stock recipe
-    assert record["recipe"]["kept_float"] == ["/conv_stem/Conv", "/classifier/Gemm"]
+    assert record["recipe"]["kept_float"] == ["/conv_stem/Conv"]  # the default float end
+    assert record["graph_forms"] == {"split_convs_merged": 0, "stem": "as built", "float_logits": True}
     assert record["calibration"]["samples"] == 200 and not record["calibration"]["synthetic"]
     ops = {node.op_type for node in onnx.load(str(fresh_build / "model.int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -78,8 +79,8 @@ def test_int8_end_to_end_meets_the_bar(fresh_build, digit_folders):
 
 def test_split_build_with_quantized_stem_keeps_the_bar(digits_build, digit_folders, tmp_path):
     """A --split-concat-convs build quantizes from the merged graph (its int8 quality is the
-    unsplit build's, not the 3 dB lower split one), and --float-ends classifier runs the stem
-    in int8 through its space-to-depth form, still meeting the bar over ORT's stock recipe."""
+    unsplit build's, not the 3 dB lower split one), and --float-ends none runs the stem in
+    int8 through its space-to-depth form, still meeting the bar over ORT's stock recipe."""
     calib, test = digit_folders
     out = tmp_path / "models"
     built = run_cli(
@@ -96,7 +97,7 @@ def test_split_build_with_quantized_stem_keeps_the_bar(digits_build, digit_folde
     )
     assert built.returncode == 0, built.stderr
     folder = out / digits_build.name
-    for ends in ("both", "classifier"):
+    for ends in ("stem", "none"):
         result = run_cli(
             "quantize",
             str(folder),
@@ -106,24 +107,27 @@ def test_split_build_with_quantized_stem_keeps_the_bar(digits_build, digit_folde
             str(test),
             "--float-ends",
             ends,
-            *(() if ends == "both" else ("--no-baseline",)),
+            *(() if ends == "stem" else ("--no-baseline",)),
         )
         assert result.returncode == 0, result.stderr + result.stdout
         record = load_json(folder / "manifest.json")["artifacts"]["model.int8.onnx"]
-        if ends == "both":
+        if ends == "stem":
             baseline = record["baseline"]["sqnr_db"]
             unsplit_quality = record["quality"]["sqnr_db"]
         assert record["graph_forms"]["split_convs_merged"] == 7
         assert record["quality"]["sqnr_db"] >= baseline + 2.0 and record["quality"]["accuracy_drop_points"] <= 0.5
     assert unsplit_quality >= 37.0  # the merged graph's figure, not the split graph's ~34 dB
     assert record["graph_forms"]["stem"] == "space_to_depth"
-    assert record["recipe"]["float_ends"] == "classifier" and record["recipe"]["kept_float"] == ["/classifier/Gemm"]
+    assert record["recipe"]["float_ends"] == "none" and record["recipe"]["kept_float"] == []
     graph = onnx.load(str(folder / "model.int8.onnx")).graph
     producers = {output: node for node in graph.node for output in node.output}
     stem = next(node for node in graph.node if node.name == "/conv_stem/Conv")
     assert producers[stem.input[0]].op_type == "DequantizeLinear"  # the stem conv itself is quantized
     assert any(node.op_type == "SpaceToDepth" for node in graph.node)
     assert sum(node.op_type == "Concat" for node in graph.node) == 32  # merged back
+    classifier = next(node for node in graph.node if node.name == "/classifier/Gemm")
+    assert producers[classifier.input[1]].op_type == "DequantizeLinear"  # int8 weights ...
+    assert classifier.output[0] in {output.name for output in graph.output}  # ... and float logits
 
 
 def test_rerun_gives_the_same_bytes(fresh_build, digit_folders):
@@ -229,7 +233,7 @@ def test_auto_meets_its_target(fresh_build, digit_folders):
     assert record["quality"]["sqnr_db"] >= 38.5 and record["quality"]["accuracy_drop_points"] <= 0.5
     assert record["auto"]["target_met"] and record["auto"]["methods_tried"] == ["minmax", "entropy", "percentile"]
     kept = record["recipe"]["kept_float"]
-    assert 2 < len(kept) < 209  # more than the rules, far fewer than everything
+    assert 1 < len(kept) < 209  # more than the rule (the stem), far fewer than everything
     assert {"fp32", "int8 (chosen)"} <= set(record["latency"])
     assert record["latency"]["int8 (chosen)"]["p50_ms"] > 0
 

@@ -69,7 +69,7 @@ def quantize(
     exclude: tuple[str, ...] | list[str] = (),
     target_sqnr: float | None = None,
     max_accuracy_drop: float | None = None,
-    float_ends: bool | str = "both",
+    float_ends: bool | str = "stem",
     shared_concat_scales: bool = True,
     baseline: bool = True,
     progress: Report | None = None,

@@ -72,6 +72,7 @@ class Int8Quantizer:
         with quiet_ort():
             quant_pre_process(str(fp32_path), str(self.preprocessed))
         self.proto = onnx.load(str(self.preprocessed))
+        self.float_logits = logits_from_matmuls_only(self.proto)
         self.stem_form = stem_space_to_depth(self.proto)
         self.stem_path = work_dir / "preprocessed-stem-s2d.onnx"
         if self.stem_form is not None:
@@ -99,6 +100,7 @@ class Int8Quantizer:
         return {
             "split_convs_merged": self.merged_convs,
             "stem": "space_to_depth" if self.stem_in_int8_form(kept_float) else "as built",
+            "float_logits": self.float_logits,
         }
 
     def quantize(self, recipe: Recipe, kept_float: list[str], output: Path) -> Path:
@@ -143,9 +145,30 @@ class Int8Quantizer:
                 nodes_to_exclude=list(kept_float),
                 calibrate_method=getattr(CalibrationMethod, _METHODS[recipe.method]),
                 calibration_cache_path=str(cache),
-                extra_options={"TensorQuantOverrides": overrides} if overrides else {},
+                extra_options={
+                    **({"TensorQuantOverrides": overrides} if overrides else {}),
+                    **({"OpTypesToExcludeOutputQuantization": list(FLOAT_OUTPUT_OPS)} if self.float_logits else {}),
+                },
             )
         return output
+
+
+#: ops whose int8 output stays float when they produce the logits (QGemm then writes fp32)
+FLOAT_OUTPUT_OPS = ("Gemm", "MatMul")
+
+
+def logits_from_matmuls_only(proto: onnx.ModelProto) -> bool:
+    """True when every Gemm/MatMul writes a graph output: the classifier, and nothing else.
+
+    ORT's option to leave an op's output unquantized applies per op type, so it is used only
+    when that op type is the classifier alone. Quantizing the logits themselves to 8 bits was
+    most of what a quantized classifier cost: on the digits model the int8 classifier with
+    float logits gives 37.44 dB (stem float) against 37.56 dB for a float classifier, where
+    8-bit logits gave ~36.8 dB.
+    """
+    outputs = {output.name for output in proto.graph.output}
+    matmuls = [node for node in proto.graph.node if node.op_type in FLOAT_OUTPUT_OPS]
+    return bool(matmuls) and all(set(node.output) <= outputs for node in matmuls)
 
 
 def shared_concat_ranges(proto: onnx.ModelProto, cache: Path) -> dict:
