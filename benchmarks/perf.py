@@ -2,9 +2,11 @@
 
 Builds, in one run: the naive path (official-style PyTorch GhostNet -> plain
 ``torch.onnx.export`` with its defaults -> ORT with default session options), ghostexport's
-fp32, int8 (default recipe) and fp16 artifacts, and PyTorch eager — all with the same
-weights — then times them interleaved at batch 1/8/32 and 1/2 threads, prints medians and
-ratios to the naive path, profiles per op type, and writes JSON.
+default fp32, int8, int8 (--method auto) and fp16 artifacts, the fastest build options
+("fast": --align-channels 16 --split-concat-convs, int8 with --float-ends none), and PyTorch
+eager — all with the same weights — then times them interleaved at batch 1/8/32 and 1/2
+threads (spinning off), and at batch 1 / 2 threads with ORT's default spinning pool; prints
+medians and ratios to the naive path, profiles per op type, and writes JSON.
 
     python benchmarks/perf.py [--rounds 100] [--json perf.json]
 
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -47,11 +51,12 @@ def naive_export(path: Path, seed: int) -> Path:
     return path
 
 
-def session(path: Path, threads: int, naive: bool) -> ort.InferenceSession:
+def session(path: Path, threads: int, naive: bool, spinning: bool = False) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    # spinning off for every session: they coexist, and a spinning pool would steal the cores
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # spinning off when sessions are interleaved call by call: a spinning pool would steal the
+    # cores from the next session (``measure_spinning`` covers ORT's default, spinning on)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     if not naive:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -85,10 +90,44 @@ def measure(paths: dict[str, Path], rounds: int) -> dict:
             print(f"\nthreads {threads}, batch {batch} ({n} interleaved rounds)")
             for name, s in stats.items():
                 print(
-                    f"  {name:<16} p50 {s['p50_ms']:8.2f} ms  p90 {s['p90_ms']:8.2f}  {s['images_per_s']:8.1f} img/s"
+                    f"  {name:<22} p50 {s['p50_ms']:8.2f} ms  p90 {s['p90_ms']:8.2f}  {s['images_per_s']:8.1f} img/s"
                     f"  × naive {s['ratio_to_naive']:.3f}"
                 )
     return results
+
+
+def measure_spinning(paths: dict[str, Path], rounds: int, threads: int = 2, block: int = 20) -> dict:
+    """Batch 1 with ORT's default spinning thread pool, for the naive path and every artifact.
+
+    Interleaved by blocks of ``block`` calls with a pause between blocks, so that one
+    session's spinning workers have gone idle before the next session runs.
+    """
+    sessions = {name: session(path, threads, name == "naive fp32", spinning=True) for name, path in paths.items()}
+    x = np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    medians: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(max(5, rounds // block)):
+        for name, s in sessions.items():
+            feed = {s.get_inputs()[0].name: x}
+            s.run(None, feed)
+            times = []
+            for _ in range(block):
+                start = time.perf_counter()
+                s.run(None, feed)
+                times.append((time.perf_counter() - start) * 1000.0)
+            medians[name].append(float(np.median(times)))
+            time.sleep(0.03)
+    base = float(np.median(medians["naive fp32"]))
+    stats = {
+        name: {
+            "p50_ms": round(float(np.median(values)), 3),
+            "ratio_to_naive": round(float(np.median(values)) / base, 3),
+        }
+        for name, values in medians.items()
+    }
+    print(f"\nthreads {threads}, batch 1, ORT default spinning (blocks of {block} calls, median of block medians)")
+    for name, s in stats.items():
+        print(f"  {name:<22} p50 {s['p50_ms']:8.2f} ms  × naive {s['ratio_to_naive']:.3f}")
+    return stats
 
 
 def profile(path: Path, runs: int = 60) -> dict[str, float]:
@@ -117,29 +156,38 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
+        # the defaults: build, quantize (stem kept float), fp16
         folder = build(width=1.0, out=work / "models").folder
+        auto = Path(shutil.copytree(folder, work / "auto" / folder.name))
         quantize(folder, mode="int8", baseline=False)
         quantize(folder, mode="fp16")
-        aligned = build(width=1.0, out=work / "aligned", align_channels=16).folder
-        quantize(aligned, mode="int8", baseline=False)
+        # --method auto: best calibration method (synthetic data here: timing only, figures not gated)
+        quantize(auto, mode="int8", method="auto", baseline=False)
+        # the fastest: NCHWc-aligned channels, Concat->1x1 conv split (fp32), nothing float but the logits
+        fast = build(width=1.0, out=work / "fast", align_channels=16, split_concat_convs=True).folder
+        quantize(fast, mode="int8", baseline=False, float_ends="none")
         paths = {
             "naive fp32": naive_export(work / "naive.onnx", seed=0),
             "ghostexport fp32": folder / "model.onnx",
-            "aligned16 fp32": aligned / "model.onnx",
+            "fast fp32": fast / "model.onnx",
             "ghostexport int8": folder / "model.int8.onnx",
-            "aligned16 int8": aligned / "model.int8.onnx",
+            "fast int8": fast / "model.int8.onnx",
+            "ghostexport int8-auto": auto / "model.int8.onnx",
             "ghostexport fp16": folder / "model.fp16.onnx",
         }
         results = measure(paths, args.rounds)
+        spinning = measure_spinning(paths, args.rounds)
         profiles = {
             name: profile(paths[name])
-            for name in ("naive fp32", "ghostexport fp32", "aligned16 fp32", "ghostexport int8", "aligned16 int8")
+            for name in ("naive fp32", "ghostexport fp32", "fast fp32", "ghostexport int8", "fast int8")
         }
     print("\nprofile (batch 1, 1 thread): share of kernel time per op type")
     for name, shares in profiles.items():
         print(f"  {name:<16} " + ", ".join(f"{op} {share}%" for op, share in list(shares.items())[:8]))
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "profiles": profiles}, indent=2))
+        args.json.write_text(
+            json.dumps({"results": results, "spinning_threads2_batch1": spinning, "profiles": profiles}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -36,15 +36,17 @@ def quality_rows(work: Path) -> list[dict]:
     calib = digits.write_folder("calib", work / "calib")
     test = digits.write_folder("test", work / "test")
     runs = [
-        ("minmax (default recipe)", {"method": "minmax"}),
+        ("minmax (default: stem kept float)", {"method": "minmax"}),
         ("entropy", {"method": "entropy"}),
         ("percentile", {"method": "percentile"}),
-        ("minmax, --no-float-ends", {"method": "minmax", "float_ends": False}),
+        ("minmax, --float-ends both", {"method": "minmax", "float_ends": "both"}),
+        ("minmax, --float-ends classifier", {"method": "minmax", "float_ends": "classifier"}),
+        ("minmax, --float-ends none (the fastest)", {"method": "minmax", "float_ends": "none"}),
         ("minmax, --per-tensor", {"method": "minmax", "per_channel": False}),
         ("minmax, --no-share-concat-scales", {"method": "minmax", "shared_concat_scales": False}),
         (
-            "minmax, --no-float-ends --no-share-concat-scales",
-            {"method": "minmax", "float_ends": False, "shared_concat_scales": False},
+            "minmax, --float-ends none --no-share-concat-scales",
+            {"method": "minmax", "float_ends": "none", "shared_concat_scales": False},
         ),
         ("auto, --target-sqnr 38.5", {"method": "auto", "target_sqnr": 38.5, "max_accuracy_drop": 0.5}),
     ]
