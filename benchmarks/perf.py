@@ -5,8 +5,9 @@ Builds, in one run: the naive path (official-style PyTorch GhostNet -> plain
 default fp32, int8, int8 (--method auto) and fp16 artifacts, the fastest build options
 ("fast": --align-channels 16 --split-concat-convs, int8 with --float-ends none), and PyTorch
 eager — all with the same weights — then times them interleaved at batch 1/8/32 and 1/2
-threads (spinning off), and at batch 1 / 2 threads with ORT's default spinning pool; prints
-medians and ratios to the naive path, profiles per op type, and writes JSON.
+threads (spinning off), at batch 1 / 2 threads with ORT's default spinning pool, and at
+batch 32 in throughput mode (2 concurrent requests of 1 thread each); prints medians and
+ratios to the naive path, profiles per op type, and writes JSON.
 
     python benchmarks/perf.py [--rounds 100] [--json perf.json]
 
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,7 @@ from official_style import official_style
 
 from ghostexport import build
 from ghostexport.arch import create_model
-from ghostexport.latency import interleaved_samples, summarize
+from ghostexport.latency import concurrent, interleaved_samples, summarize
 from ghostexport.quantize import quantize
 
 BATCHES = (1, 8, 32)
@@ -130,6 +132,26 @@ def measure_spinning(paths: dict[str, Path], rounds: int, threads: int = 2, bloc
     return stats
 
 
+def measure_streams(paths: dict[str, Path], rounds: int, streams: int = 2, batch: int = 32) -> dict:
+    """Throughput mode at batch 32: ``streams`` concurrent requests, one thread each, every model alike."""
+    sessions = {name: session(path, 1, name == "naive fp32") for name, path in paths.items()}
+    x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+    with ThreadPoolExecutor(max_workers=streams) as pool:
+        runners = {
+            name: concurrent(lambda s=s: s.run(None, {s.get_inputs()[0].name: x}), streams, pool)
+            for name, s in sessions.items()
+        }
+        timed = interleaved_samples(runners, max(5, rounds // batch * 2))
+    stats = {name: summarize(values) for name, values in timed.items()}
+    base = stats["naive fp32"]["p50_ms"]
+    print(f"\n{streams} streams x 1 thread, batch {batch} (throughput mode)")
+    for name, s in stats.items():
+        s["images_per_s"] = round(streams * batch * 1000 / s["p50_ms"], 1)
+        s["throughput_vs_naive"] = round(base / s["p50_ms"], 3)
+        print(f"  {name:<22} {s['images_per_s']:8.1f} img/s  × naive throughput {s['throughput_vs_naive']:.2f}")
+    return stats
+
+
 def profile(path: Path, runs: int = 60) -> dict[str, float]:
     """Share of kernel time per op type, batch 1, 1 thread (ORT's profiler)."""
     options = ort.SessionOptions()
@@ -177,6 +199,7 @@ def main() -> None:
         }
         results = measure(paths, args.rounds)
         spinning = measure_spinning(paths, args.rounds)
+        streams = measure_streams(paths, args.rounds)
         profiles = {
             name: profile(paths[name])
             for name in ("naive fp32", "ghostexport fp32", "fast fp32", "ghostexport int8", "fast int8")
@@ -186,7 +209,15 @@ def main() -> None:
         print(f"  {name:<16} " + ", ".join(f"{op} {share}%" for op, share in list(shares.items())[:8]))
     if args.json:
         args.json.write_text(
-            json.dumps({"results": results, "spinning_threads2_batch1": spinning, "profiles": profiles}, indent=2)
+            json.dumps(
+                {
+                    "results": results,
+                    "spinning_threads2_batch1": spinning,
+                    "streams2_batch32": streams,
+                    "profiles": profiles,
+                },
+                indent=2,
+            )
         )
 
 

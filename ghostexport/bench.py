@@ -2,7 +2,8 @@
 
 Each batch size is warmed up per model (shape-specific kernels, cuDNN algorithm search),
 then every round runs each model once in turn so that background load hits them alike;
-thread spinning is off whenever sessions coexist. Results are medians and percentiles,
+thread spinning is off whenever sessions coexist. ``streams`` > 1 is throughput mode: each
+round sends that many concurrent requests to a model (one core's worth of threads each). Results are medians and percentiles,
 shown as ratios to the first model, and appended to each folder's manifest.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,10 +21,10 @@ import numpy as np
 from .artifacts import MODEL_FILE, ModelRef, resolve_model, select_artifacts
 from .check import precision_of
 from .errors import UsageError
-from .latency import interleaved_samples, summarize
+from .latency import concurrent, interleaved_samples, summarize
 from .manifest import cpu_description, update_manifest
 from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session
-from .runtime import import_onnxruntime
+from .runtime import import_onnxruntime, physical_cores
 
 DEFAULT_ITERATIONS = 100
 
@@ -57,6 +59,7 @@ class BenchResult:
             "mean_ms",
             "std_ms",
             "throughput_ips",
+            "streams",
             "ratio_to_first",
             "iterations",
             "provider",
@@ -72,6 +75,7 @@ def bench(
     provider: str = "cpu",
     batches: tuple[int, ...] = (1,),
     threads: int | None = None,
+    streams: int = 1,
     warmup: int = 10,
     iterations: int | None = None,
     seconds: float | None = None,
@@ -90,6 +94,12 @@ def bench(
         raise UsageError("--iters and --seconds must be positive and --warmup not negative")
     if threads is not None and threads < 1:
         raise UsageError("--threads must be a positive integer")
+    if streams < 1:
+        raise UsageError("--streams must be a positive integer")
+    if streams > 1 and (provider != "cpu" or torch_eager):
+        raise UsageError("--streams (concurrent requests) is for ORT on --provider cpu, without --torch")
+    if streams > 1 and threads is None:
+        threads = max(1, physical_cores() // streams)  # one core's worth per stream, not oversubscribed
     targets = _targets(models or [None], torch_eager)
     several = len(targets) > 1
     options = ProviderOptions(
@@ -117,6 +127,7 @@ def bench(
     }
 
     rows, samples = [], {}
+    pool = ThreadPoolExecutor(max_workers=streams) if streams > 1 else None
     for batch in batches:
         runners = {}
         for target in targets:
@@ -128,7 +139,7 @@ def bench(
             if isinstance(fixed, int) and fixed != batch:
                 warnings.append(f"{target.label}: static batch {fixed}, skipped at batch {batch}")
                 continue
-            runners[target.label] = _ort_runner(info, batch, options.device_id)
+            runners[target.label] = concurrent(_ort_runner(info, batch, options.device_id), streams, pool)
         if not runners:
             continue
         # warm-up per shape (inside, before any timing at this batch), then interleaved rounds
@@ -142,7 +153,8 @@ def bench(
                     "model": label,
                     "batch": batch,
                     **stats,
-                    "throughput_ips": round(batch * 1000.0 / stats["p50_ms"], 2),
+                    "throughput_ips": round(streams * batch * 1000.0 / stats["p50_ms"], 2),
+                    "streams": streams,
                     "ratio_to_first": round(stats["p50_ms"] / first, 3),
                     "provider": "torch" if label.endswith("torch eager") else sessions[label].providers[0],
                 }
@@ -153,7 +165,9 @@ def bench(
             f"batch {batch}: " + ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch),
         )
 
-    environment = _environment(options, sessions, threads, device)
+    if pool is not None:
+        pool.shutdown()
+    environment = {**_environment(options, sessions, threads, device), "streams": streams}
     result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)))
     _record_in_manifests(targets, result, command, provider)
     return result

@@ -443,6 +443,13 @@ def check(
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True)
 @click.option("--batch", "batch", default="1", show_default=True, help="Batch sizes, comma-separated (e.g. 1,8,32).")
 @click.option("--threads", type=int, default=None, help="intra-op threads.  [default: ORT's, one per physical core]")
+@click.option(
+    "--streams",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Concurrent requests per model (throughput mode; threads default to cores / streams).",
+)
 @click.option("--warmup", type=int, default=10, show_default=True, help="Warm-up runs per model and batch size.")
 @click.option("--iters", type=int, default=None, help="Timed rounds.  [default: 100]")
 @click.option("--seconds", type=float, default=None, help="Time budget per batch size instead of --iters.")
@@ -472,6 +479,7 @@ def bench(
     provider,
     batch,
     threads,
+    streams,
     warmup,
     iters,
     seconds,
@@ -491,6 +499,7 @@ def bench(
       ghostexport bench models/ghostnet_100 --batch 1,8 --torch --plot bench.png
       ghostexport bench a.onnx b.onnx --threads 1 --seconds 5 --csv bench.csv
       ghostexport bench models/ghostnet_100 --provider cuda --batch 1,32
+      ghostexport bench models/ghostnet_100 --batch 32 --streams 2      # throughput mode
     """
     from .bench import bench as run_bench
     from .bench import plot
@@ -503,6 +512,7 @@ def bench(
         provider=provider,
         batches=_int_list(batch, "--batch"),
         threads=threads,
+        streams=streams,
         warmup=warmup,
         iterations=iters,
         seconds=seconds,

@@ -226,7 +226,8 @@ def bench_summary(result) -> Table:
     env = result.environment
     table = Table(
         title=f"ghostexport bench: {env['provider_requested']}, threads {env['threads']}, "
-        f"ORT {env['onnxruntime']}, {env['cpu']}",
+        + (f"{env['streams']} concurrent streams (p50 = one round of all), " if env.get("streams", 1) > 1 else "")
+        + f"ORT {env['onnxruntime']}, {env['cpu']}",
         title_justify="left",
     )
     for column in ("model", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std", "images/s", "× first"):

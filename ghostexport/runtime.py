@@ -106,3 +106,23 @@ def quiet_ort() -> Iterator[None]:
             yield
     finally:
         logging.disable(logging.NOTSET)
+
+
+def physical_cores() -> int:
+    """Physical cores (what ORT's default thread count follows), from /proc/cpuinfo on Linux."""
+    import os
+
+    try:
+        pairs, physical = set(), "0"
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    physical = value.strip()
+                elif key.strip() == "core id":
+                    pairs.add((physical, value.strip()))
+        if pairs:
+            return len(pairs)
+    except OSError:
+        pass
+    return os.cpu_count() or 1

@@ -87,12 +87,44 @@ def test_static_batch_model_is_skipped_at_other_sizes(tmp_path):
         (["--iters", "5", "--seconds", "1"], "exclusive"),
         (["--batch", "0"], "positive integers"),
         (["--threads", "0"], "--threads must be a positive integer"),
+        (["--streams", "0"], "--streams must be a positive integer"),
+        (["--streams", "2", "--torch"], "--streams (concurrent requests) is for ORT"),
     ],
 )
 def test_bad_bench_options_exit_2(quantized_build, args, expected):
     result = run_cli("bench", str(quantized_build), *args)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr
+
+
+def test_streams_run_concurrent_requests(quantized_build, tmp_path):
+    """Throughput mode: each round is N concurrent calls; images/s counts all of them."""
+    folder = Path(shutil.copytree(quantized_build, tmp_path / quantized_build.name))
+    result = run_cli(
+        "bench",
+        str(folder / "model.onnx"),
+        str(folder / "model.int8.onnx"),
+        "--batch",
+        "2",
+        "--streams",
+        "3",
+        "--iters",
+        "4",
+        "--warmup",
+        "1",
+        "--json",
+        "-",
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["environment"]["streams"] == 3 and payload["environment"]["threads"] >= 1
+    for row in payload["results"]:
+        assert row["streams"] == 3 and row["iterations"] == 4
+        assert row["throughput_ips"] == pytest.approx(3 * 2 * 1000.0 / row["p50_ms"], rel=1e-3)
+    assert (
+        "3 concurrent streams"
+        in run_cli("bench", str(folder / "model.onnx"), "--streams", "3", "--iters", "2", "--warmup", "0").stdout
+    )
 
 
 def test_torch_needs_a_manifest(quantized_build, tmp_path):
