@@ -64,18 +64,43 @@ def session(path: Path, threads: int, naive: bool, spinning: bool = False) -> or
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def openvino_models(paths: dict[str, Path], threads: int) -> dict:
+    """OpenVINO reference rows when it is installed (optional: ``pip install openvino``).
+
+    The naive fp32 ONNX at f32 precision (the issue's reference), the same at OpenVINO's
+    default precision (bf16 where the CPU has AMX — not fp32 parity), and ghostexport's fastest
+    int8 (OpenVINO runs QDQ graphs as int8).
+    """
+    try:
+        import openvino
+    except ImportError:
+        return {}
+    core = openvino.Core()
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    models = {
+        "openvino fp32": core.compile_model(
+            str(paths["naive fp32"]), "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"}
+        ),
+        "openvino default": core.compile_model(str(paths["naive fp32"]), "CPU", config),
+        "openvino fast int8": core.compile_model(str(paths["fast int8"]), "CPU", config),
+    }
+    return {name: model.create_infer_request() for name, model in models.items()}
+
+
 def measure(paths: dict[str, Path], rounds: int) -> dict:
     results: dict = {}
     torch_model = create_model("ghostnet", 1.0, 1000, 0).eval()
     for threads in THREADS:
         torch.set_num_threads(threads)
         sessions = {name: session(path, threads, name == "naive fp32") for name, path in paths.items()}
+        requests = openvino_models(paths, threads)
         for batch in BATCHES:
             x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224), dtype=np.float32)
             xt = torch.from_numpy(x)
             runners = {
                 name: (lambda s=s, x=x: s.run(None, {s.get_inputs()[0].name: x})) for name, s in sessions.items()
             }
+            runners.update({name: (lambda r=r, x=x: r.infer({0: x})) for name, r in requests.items()})
 
             def eager(xt=xt):
                 with torch.inference_mode():
@@ -106,15 +131,16 @@ def measure_spinning(paths: dict[str, Path], rounds: int, threads: int = 2, bloc
     """
     sessions = {name: session(path, threads, name == "naive fp32", spinning=True) for name, path in paths.items()}
     x = np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
-    medians: dict[str, list[float]] = {name: [] for name in sessions}
+    runners = {name: (lambda s=s: s.run(None, {s.get_inputs()[0].name: x})) for name, s in sessions.items()}
+    runners.update({name: (lambda r=r: r.infer({0: x})) for name, r in openvino_models(paths, threads).items()})
+    medians: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(max(5, rounds // block)):
-        for name, s in sessions.items():
-            feed = {s.get_inputs()[0].name: x}
-            s.run(None, feed)
+        for name, run in runners.items():
+            run()
             times = []
             for _ in range(block):
                 start = time.perf_counter()
-                s.run(None, feed)
+                run()
                 times.append((time.perf_counter() - start) * 1000.0)
             medians[name].append(float(np.median(times)))
             time.sleep(0.03)
