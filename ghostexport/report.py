@@ -118,8 +118,23 @@ def quantize_summary(result) -> Table:
         )
         table.add_row(
             "kept float",
-            f"{len(kept)} nodes" + (f": {', '.join(kept[:4])}{', …' if len(kept) > 4 else ''}" if kept else ""),
+            f"{len(kept)} node{'' if len(kept) == 1 else 's'}"
+            + (f": {', '.join(kept[:4])}{', …' if len(kept) > 4 else ''}" if kept else "")
+            + (" (the logits stay float)" if record.get("graph_forms", {}).get("float_logits") else ""),
         )
+        forms = record.get("graph_forms")
+        if forms and (forms["stem"] != "as built" or forms["split_convs_merged"]):
+            table.add_row(
+                "int8 graph form",
+                ", ".join(
+                    part
+                    for part in (
+                        "stem as SpaceToDepth + 2×2 conv" if forms["stem"] != "as built" else "",
+                        f"{forms['split_convs_merged']} split convs merged back" if forms["split_convs_merged"] else "",
+                    )
+                    if part
+                ),
+            )
         table.add_row("why these types", recipe["types_reason"])
     else:
         table.add_row("recipe", f"{record['mode']}: " + ", ".join(f"{k} {v}" for k, v in recipe.items()))

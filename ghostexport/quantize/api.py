@@ -249,7 +249,7 @@ def _int8(fp32_path, calibration, recipe, gate, evaluate, reference, evaluation,
     report(
         "int8",
         f"{recipe.method}, {recipe.activation_type}/{recipe.weight_type}, "
-        f"{'per-channel' if recipe.per_channel else 'per-tensor'}, {len(recipe.kept_float)} nodes kept float",
+        f"{'per-channel' if recipe.per_channel else 'per-tensor'}, {len(recipe.kept_float)} node{'' if len(recipe.kept_float) == 1 else 's'} kept float",
     )
     if baseline:
         extra["baseline"] = _stock_baseline(fp32_path, calibration, evaluate, reference, evaluation, work)
