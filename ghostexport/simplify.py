@@ -144,12 +144,17 @@ def split_concat_convs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         dropped_weights.append(conv.input[1])
     if not dropped_weights:
         return proto, 0
+    apply_replacements(graph, replacement, set(dropped_weights))
+    return proto, len(dropped_weights)
+
+
+def apply_replacements(graph: onnx.GraphProto, replacement: dict[int, list], dropped_initializers: set[str]) -> None:
+    """Swap each node keyed by ``id(node)`` for its list (in place, order kept); drop initializers."""
     nodes = []
     for node in graph.node:
         nodes.extend(replacement.get(id(node), [node]))
     del graph.node[:]
     graph.node.extend(nodes)
-    kept = [init for init in graph.initializer if init.name not in set(dropped_weights)]
+    kept = [init for init in graph.initializer if init.name not in dropped_initializers]
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    return proto, len(dropped_weights)

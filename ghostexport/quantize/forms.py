@@ -24,6 +24,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..simplify import apply_replacements
+
 #: names ``ghostexport.simplify.split_concat_convs`` gives its nodes
 _PART = re.compile(r"^(?P<conv>.+)_part(?P<index>\d+)$")
 
@@ -77,16 +79,8 @@ def merge_split_convs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
             replacement[id(part)] = []
             dropped.append(part.input[1])
         merged += 1
-    if not merged:
-        return proto, 0
-    nodes = []
-    for node in graph.node:
-        nodes.extend(replacement.get(id(node), [node]))
-    del graph.node[:]
-    graph.node.extend(nodes)
-    kept = [init for init in graph.initializer if init.name not in set(dropped)]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    if merged:
+        apply_replacements(graph, replacement, set(dropped))
     return proto, merged
 
 
@@ -157,13 +151,7 @@ def stem_space_to_depth(proto: onnx.ModelProto) -> StemForm | None:
             strides=[1, 1],
         ),
     ]
-    nodes = []
-    for node in graph.node:
-        nodes.extend(rewritten if node.name == stem.name else [node])
-    del graph.node[:]
-    graph.node.extend(nodes)
-    if sum(stem.input[1] in node.input for node in nodes) == 0:
-        kept = [init for init in graph.initializer if init.name != stem.input[1]]
-        del graph.initializer[:]
-        graph.initializer.extend(kept)
+    target = next(node for node in graph.node if node.name == stem.name)
+    shared = sum(stem.input[1] in node.input for node in graph.node) > 1  # the weight feeds another node too
+    apply_replacements(graph, {id(target): rewritten}, set() if shared else {stem.input[1]})
     return StemForm(model, stem.name, tensor)
