@@ -226,6 +226,17 @@ def build(console, opset: int | None, **options: Any) -> dict:
     return result.as_json()
 
 
+#: int8 recipe choice shared by quantize and pipeline
+FLOAT_ENDS_OPTION = click.option(
+    "--float-ends",
+    type=click.Choice(["both", "stem", "classifier", "none"]),
+    default="stem",
+    show_default=True,
+    help="Ends kept in float (logits always stay float): the stem conv (accurate), both, the "
+    "classifier, or none (fastest: the stem runs int8 in a space-to-depth form, ~6%% off).",
+)
+
+
 @main.command()
 @click.argument("model", required=False)
 @click.option("--mode", type=click.Choice(["int8", "fp16", "int8-dynamic"]), default="int8", show_default=True)
@@ -259,14 +270,7 @@ def build(console, opset: int | None, **options: Any) -> dict:
     metavar="PT",
     help="Maximum top-1 accuracy drop (points); needs labels.",
 )
-@click.option(
-    "--float-ends",
-    type=click.Choice(["both", "stem", "classifier", "none"]),
-    default="stem",
-    show_default=True,
-    help="Ends kept in float (logits always stay float): the stem conv (accurate), both, the "
-    "classifier, or none (fastest: the stem runs int8 in a space-to-depth form, ~6%% off).",
-)
+@FLOAT_ENDS_OPTION
 @click.option("--no-float-ends", "no_float_ends", is_flag=True, hidden=True, help="Same as --float-ends none.")
 @click.option(
     "--share-concat-scales/--no-share-concat-scales",
@@ -549,9 +553,10 @@ def bench(
 @click.option("--bench-batch", default="1", show_default=True, help="Batch sizes to benchmark, comma-separated.")
 @click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size.")
 @click.option("--allow-fallback", is_flag=True, help="Check/bench on the CPU if the provider cannot start (reported).")
+@FLOAT_ENDS_OPTION
 @common_options
 def pipeline(
-    console, opset, calib, eval_data, provider, ort, bench_batch, bench_iters, allow_fallback, **options
+    console, opset, calib, eval_data, provider, ort, bench_batch, bench_iters, allow_fallback, float_ends, **options
 ) -> dict:
     """Build -> quantize (int8, fp16) -> check -> bench (-> convert), then report.md/report.json.
 
@@ -562,6 +567,7 @@ def pipeline(
       ghostexport pipeline                                  # GhostNet 1.0x, synthetic calibration
       ghostexport pipeline --checkpoint ghostnet_1x.pth --calib images/ --eval holdout/ --ort
       ghostexport pipeline --width 0.5 --provider cuda --bench-batch 1,32
+      ghostexport pipeline --align-channels 16 --split-concat-convs --float-ends none   # fastest on x86
     """
     from .export import DEFAULT_OPSET
     from .pipeline import pipeline as run_pipeline
@@ -577,6 +583,7 @@ def pipeline(
         bench_batches=_int_list(bench_batch, "--bench-batch"),
         bench_iterations=bench_iters,
         allow_fallback=allow_fallback,
+        float_ends=float_ends,
         command=command,
         progress=stage_printer(console),
     )

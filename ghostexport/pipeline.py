@@ -49,6 +49,7 @@ def pipeline(
     bench_batches: tuple[int, ...] = (1,),
     bench_iterations: int = BENCH_ITERATIONS,
     allow_fallback: bool = False,
+    float_ends: str = "stem",
     command: str | None = None,
     progress: Report | None = None,
 ) -> PipelineResult:
@@ -87,7 +88,12 @@ def pipeline(
     try:
         built = stage("build", lambda: build(**build_options, command=command, progress=progress))
         folder = built.folder
-        stage("quantize int8", lambda: quantize(folder, mode="int8", calib=calib, eval=eval_data, progress=progress))
+        stage(
+            "quantize int8",
+            lambda: quantize(
+                folder, mode="int8", calib=calib, eval=eval_data, float_ends=float_ends, progress=progress
+            ),
+        )
         stage("quantize fp16", lambda: quantize(folder, mode="fp16", eval=eval_data, progress=progress))
         if ort:
             stage("convert to ort", lambda: convert(folder, progress=progress))

@@ -62,6 +62,36 @@ def test_pipeline_end_to_end_with_report(tmp_path):
         assert image.size[0] > 1000
 
 
+def test_pipeline_with_the_fast_x86_options(tmp_path):
+    """The README's fastest-on-x86 line: aligned + split fp32, int8 with nothing float but the logits."""
+    result = run_cli(
+        "pipeline",
+        *SMALL,
+        "--align-channels",
+        "16",
+        "--split-concat-convs",
+        "--float-ends",
+        "none",
+        "--out",
+        str(tmp_path),
+        "--bench-iters",
+        "2",
+        "--json",
+        "-",
+    )
+    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+    artifacts = load_json(tmp_path / "ghostnet_050-r64" / "manifest.json")["artifacts"]
+    export = artifacts["model.onnx"]["export"]
+    assert export["channel_alignment"] == 16 and export["concat_convs_split"] > 0
+    int8 = artifacts["model.int8.onnx"]
+    assert int8["recipe"]["float_ends"] == "none" and int8["recipe"]["kept_float"] == []
+    assert int8["graph_forms"] == {
+        "split_convs_merged": export["concat_convs_split"],
+        "stem": "space_to_depth",
+        "float_logits": True,
+    }
+
+
 def test_pipeline_stops_at_a_failed_gate_with_a_report(tmp_path):
     state = create_model("ghostnet", 0.5, 1000, seed=0).state_dict()
     state["blocks.3.0.ghost2.primary_conv.1.running_var"][0] = -4.0  # NaN after BN folding
