@@ -234,15 +234,24 @@ def test_full_size_build(width, tmp_path):
 
 
 def test_concat_before_a_1x1_conv_is_split_on_request(small_build, tmp_path):
-    """Conv1x1(Concat(a, b)) -> Conv_a(a) + Conv_b(b): exact (the parity gate passes), fewer Concats."""
+    """Conv1x1(Concat(a, b)) -> Conv_a(a) + Conv_b(b), and Depthwise(Concat(a, b)) ->
+    Concat(Depthwise_a(a), Depthwise_b(b)): exact (the parity gate passes), fewer Concats."""
     assert load_json(small_build / "manifest.json")["artifacts"]["model.onnx"]["export"]["concat_convs_split"] == 0
     result = run_cli("build", *SMALL, "--split-concat-convs", "--out", str(tmp_path), "--json", "-")
     assert result.returncode == 0, result.stderr
     artifact = json.loads(result.stdout)["manifest"]["artifacts"]["model.onnx"]
     split = artifact["export"]["concat_convs_split"]
-    assert split == 7 and artifact["parity"]["verdict"] == "pass"  # ghost1 -> ghost2, stride-1 blocks without SE
+    assert split == 13 and artifact["parity"]["verdict"] == "pass"
     ops = artifact["export"]["ops"]
-    assert ops["Concat"] == 32 - split and ops["Conv"] == 95 + split and ops["Add"] == 16 + split
+    pointwise = ops["Add"] - 16  # each 1x1 split adds one Add and removes one Concat
+    # 7 ghost1 -> ghost2 places of stride-1 blocks without SE, 2 after a moved Concat
+    assert pointwise == 9 and ops["Concat"] == 32 - pointwise and ops["Conv"] == 95 + split
     graph = onnx.load(str(tmp_path / "ghostnet_050-r64" / "model.onnx")).graph
     sums = [node for node in graph.node if node.name.endswith("_sum")]
-    assert len(sums) == split and all(node.op_type == "Add" for node in sums)
+    assert len(sums) == pointwise and all(node.op_type == "Add" for node in sums)
+    depthwise_parts = [
+        node
+        for node in graph.node
+        if "_part" in node.name and any(a.name == "group" and a.i > 1 for a in node.attribute)
+    ]
+    assert len(depthwise_parts) == 2 * (split - pointwise) == 8  # the 4 stride-2 blocks' depthwise convs

@@ -77,7 +77,7 @@ def test_space_to_depth_stem_only_where_it_applies(case):
 def test_merging_split_convs_restores_the_built_graph(small_build):
     built = onnx.load(str(small_build / "model.onnx"))
     split, count = split_concat_convs(onnx.load(str(small_build / "model.onnx")))
-    assert count == 7
+    assert count == 13  # 9 pointwise, 4 depthwise
     merged, merged_count = merge_split_convs(split)
     assert merged_count == count
     ops = [node.op_type for node in merged.graph.node]
