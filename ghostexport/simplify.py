@@ -9,6 +9,8 @@ removes; ``lint`` reports any that slip back in, and ``remove_identities`` clear
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnx
 
@@ -96,9 +98,16 @@ def split_concat_convs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     quantize`` merges every split back first (``quantize.forms.merge_split_convs``); other
     tools would not, which is why the split stays opt-in.
     """
+    return repeat_until_unchanged(_split_pass, proto)
+
+
+def repeat_until_unchanged(
+    rewrite: Callable[[onnx.ModelProto], tuple[onnx.ModelProto, int]], proto: onnx.ModelProto
+) -> tuple[onnx.ModelProto, int]:
+    """Apply a (model -> model, count) pass until it changes nothing; (model, total count)."""
     total = 0
     while True:
-        proto, count = _split_pass(proto)
+        proto, count = rewrite(proto)
         total += count
         if not count:
             return proto, total

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..simplify import apply_replacements
+from ..simplify import apply_replacements, repeat_until_unchanged
 
 #: names ``ghostexport.simplify.split_concat_convs`` gives its nodes
 _PART = re.compile(r"^(?P<conv>.+)_part(?P<index>\d+)$")
@@ -42,12 +42,7 @@ def merge_split_convs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     ``Depthwise(Concat(a, b))``. Passes repeat: merging a 1×1 split re-creates the Concat of
     depthwise parts that the split had moved.
     """
-    total = 0
-    while True:
-        proto, count = _merge_pass(proto)
-        total += count
-        if not count:
-            return proto, total
+    return repeat_until_unchanged(_merge_pass, proto)
 
 
 def _split_parts(node: onnx.NodeProto, producers: dict, uses: dict, initializers: dict) -> tuple[str, list] | None:
