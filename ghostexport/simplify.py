@@ -179,14 +179,15 @@ def _split_pass(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         replacement[id(conv)] = new_nodes
         replacement[id(concat)] = []
         dropped_weights.append(conv.input[1])
+    return proto, apply_replacements(graph, replacement, set(dropped_weights))
+
+
+def apply_replacements(graph: onnx.GraphProto, replacement: dict[int, list], dropped_initializers: set[str]) -> int:
+    """Swap each node keyed by ``id(node)`` for its list (in place, order kept), drop initializers;
+    returns how many nodes became new ones (empty lists, i.e. deletions, do not count)."""
     count = sum(1 for nodes in replacement.values() if nodes)
-    if count:
-        apply_replacements(graph, replacement, set(dropped_weights))
-    return proto, count
-
-
-def apply_replacements(graph: onnx.GraphProto, replacement: dict[int, list], dropped_initializers: set[str]) -> None:
-    """Swap each node keyed by ``id(node)`` for its list (in place, order kept); drop initializers."""
+    if not count and not dropped_initializers:
+        return 0
     nodes = []
     for node in graph.node:
         nodes.extend(replacement.get(id(node), [node]))
@@ -195,3 +196,4 @@ def apply_replacements(graph: onnx.GraphProto, replacement: dict[int, list], dro
     kept = [init for init in graph.initializer if init.name not in dropped_initializers]
     del graph.initializer[:]
     graph.initializer.extend(kept)
+    return count

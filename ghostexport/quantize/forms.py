@@ -124,10 +124,7 @@ def _merge_pass(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         for part in parts:
             replacement[id(part)] = []
             dropped.append(part.input[1])
-    count = sum(1 for nodes in replacement.values() if nodes)
-    if count:
-        apply_replacements(graph, replacement, set(dropped))
-    return proto, count
+    return proto, apply_replacements(graph, replacement, set(dropped))
 
 
 @dataclass(frozen=True)
