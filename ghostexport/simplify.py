@@ -146,7 +146,12 @@ def _split_pass(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
             continue
         kernel = numpy_helper.to_array(weight)
         group = attrs.get("group", 1)
-        pointwise = group == 1 and list(attrs.get("kernel_shape", [1, 1])) == [1, 1] and sum(widths) == kernel.shape[1]
+        pointwise = (
+            group == 1
+            and list(attrs.get("kernel_shape", [1, 1])) == [1, 1]
+            and sum(widths) == kernel.shape[1]
+            and len(widths) == 2  # one Add (ORT's Conv+Add fusion); a Ghost module has two halves
+        )
         depthwise = group == sum(widths) == kernel.shape[0] and kernel.shape[1] == 1
         if not (pointwise or depthwise):
             continue

@@ -87,3 +87,61 @@ def test_merging_split_convs_restores_the_built_graph(small_build):
     x = np.random.default_rng(3).standard_normal((2, 3, 64, 64)).astype(np.float32)
     np.testing.assert_allclose(run(merged, x), run(built, x), rtol=1e-5, atol=1e-5)
     assert merge_split_convs(built)[1] == 0  # nothing to merge in an unsplit graph
+
+
+def concat_then_conv(widths: list[int], depthwise: bool, bias: bool, then_pointwise: bool) -> onnx.ModelProto:
+    """inputs -> Relu each -> Concat -> (depthwise 3x3 | 1x1) conv [-> 1x1 conv]: the split's shapes."""
+    rng = np.random.default_rng(sum(widths) * 7 + depthwise)
+    total = sum(widths)
+    nodes, inits, inputs = [], [], []
+    for index, width in enumerate(widths):
+        inputs.append(helper.make_tensor_value_info(f"x{index}", TensorProto.FLOAT, [1, width, 6, 6]))
+        nodes.append(helper.make_node("Relu", [f"x{index}"], [f"r{index}"], name=f"/relu{index}"))
+    nodes.append(helper.make_node("Concat", [f"r{i}" for i in range(len(widths))], ["cat"], name="/cat", axis=1))
+    shape = (total, 1, 3, 3) if depthwise else (5, total, 1, 1)
+    inits.append(numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), "w"))
+    conv_inputs = ["cat", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(shape[0]).astype(np.float32), "b"))
+        conv_inputs.append("b")
+    attrs = {"group": total, "kernel_shape": [3, 3], "pads": [1, 1, 1, 1]} if depthwise else {"kernel_shape": [1, 1]}
+    nodes.append(helper.make_node("Conv", conv_inputs, ["y"], name="/conv", **attrs))
+    output = "y"
+    if then_pointwise:
+        inits.append(numpy_helper.from_array(rng.standard_normal((4, shape[0], 1, 1)).astype(np.float32), "w2"))
+        nodes.append(helper.make_node("Conv", ["y", "w2"], ["z"], name="/conv2", kernel_shape=[1, 1]))
+        output = "z"
+    graph = helper.make_graph(
+        nodes, "g", inputs, [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)], inits
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 9), min_size=2, max_size=4),
+    depthwise=st.booleans(),
+    bias=st.booleans(),
+    then_pointwise=st.booleans(),
+)
+def test_split_and_merge_are_exact_inverses(widths, depthwise, bias, then_pointwise):
+    proto = concat_then_conv(widths, depthwise, bias, then_pointwise)
+    feeds = {
+        f"x{i}": np.random.default_rng(i).standard_normal((1, w, 6, 6)).astype(np.float32) for i, w in enumerate(widths)
+    }
+
+    def run_all(model: onnx.ModelProto) -> np.ndarray:
+        session = cpu_session(model.SerializeToString())
+        return session.run(None, feeds)[0]
+
+    reference = run_all(proto)
+    split, count = split_concat_convs(onnx.load_from_string(proto.SerializeToString()))
+    # a 1x1 conv splits over two halves (one Add); a depthwise conv over any number, and the
+    # Concat it moves in front of a following 1x1 conv splits that one too
+    two = len(widths) == 2
+    assert count == int(depthwise or two) + int(depthwise and then_pointwise and two)
+    np.testing.assert_allclose(run_all(split), reference, rtol=1e-5, atol=1e-5)
+    merged, merged_count = merge_split_convs(split)
+    assert merged_count == count
+    assert sorted(n.op_type for n in merged.graph.node) == sorted(n.op_type for n in proto.graph.node)
+    np.testing.assert_allclose(run_all(merged), reference, rtol=1e-6, atol=1e-6)
