@@ -233,7 +233,7 @@ FLOAT_ENDS_OPTION = click.option(
     default="stem",
     show_default=True,
     help="Ends kept in float (logits always stay float): the stem conv (accurate), both, the "
-    "classifier, or none (fastest: the stem runs int8 in a space-to-depth form, ~6%% off).",
+    "classifier, or none (fastest: the stem runs int8 in a space-to-depth form, ~6% off).",
 )
 
 
