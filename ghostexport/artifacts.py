@@ -180,6 +180,11 @@ def verify_artifact(ref: ModelRef, name: str) -> dict:
     return record
 
 
+def artifact_sha256(path: Path, record: dict | None) -> str:
+    """The sha256 of an artifact: its (verified) manifest record's, or the file's own."""
+    return record["sha256"] if record else sha256_file(path)
+
+
 def select_artifacts(ref: ModelRef) -> list[tuple[str, Path, dict | None]]:
     """``(name, path, manifest record)`` of what MODEL names: every artifact of a folder, or one file.
 

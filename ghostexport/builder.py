@@ -30,7 +30,7 @@ from .files import sha256_file
 from .fold import deploy_form, reparameterized
 from .manifest import new_manifest, write_manifest
 from .parity import FP32_TOLERANCE, Tolerance, parity_over_batches, random_inputs
-from .runtime import cpu_session
+from .runtime import cpu_session, run_logits
 from .simplify import SIMPLIFIERS, lint, simplify, split_concat_convs
 from .weights import download, weights_source
 
@@ -174,7 +174,7 @@ def build(
             "seed": seed,
             "preprocess": preprocess_config(resolution),
         }
-        metadata = _metadata(variant, width, num_classes, resolution, checkpoint_info, seed)
+        metadata = _metadata(model_info)
         model_bytes, artifact = _export_and_gate(
             model,
             deploy,
@@ -413,12 +413,7 @@ def _checkpoint_hint(variant: str, state: dict, width: float) -> str:
 
 def _gate(model_bytes: bytes, reference: np.ndarray, inputs: np.ndarray, batches, tolerance: Tolerance) -> dict:
     session = cpu_session(model_bytes)
-    input_name = session.get_inputs()[0].name
-
-    def run(batch_inputs: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: batch_inputs})[0]
-
-    return parity_over_batches(reference, run, inputs, batches, tolerance)
+    return parity_over_batches(reference, lambda x: run_logits(session, x, len(x)), inputs, batches, tolerance)
 
 
 def _parity_line(stage: str, result: dict) -> str:
@@ -432,19 +427,20 @@ def _parity_line(stage: str, result: dict) -> str:
     )
 
 
-def _metadata(variant, width, num_classes, resolution, checkpoint_info, seed) -> dict[str, str]:
-    pre = preprocess_config(resolution)
+def _metadata(info: dict) -> dict[str, str]:
+    """The manifest's model fields that a lone .onnx must carry (metadata_props)."""
+    pre = info["preprocess"]
     return {
-        "ghostexport.variant": variant,
-        "ghostexport.width": f"{width:g}",
-        "ghostexport.num_classes": str(num_classes),
-        "ghostexport.resolution": str(resolution),
+        "ghostexport.variant": info["variant"],
+        "ghostexport.width": f"{info['width']:g}",
+        "ghostexport.num_classes": str(info["num_classes"]),
+        "ghostexport.resolution": str(info["resolution"]),
         "ghostexport.mean": json.dumps(pre["mean"]),
         "ghostexport.std": json.dumps(pre["std"]),
         "ghostexport.crop_pct": f"{pre['crop_pct']:g}",
         "ghostexport.interpolation": pre["interpolation"],
-        "ghostexport.checkpoint_sha256": checkpoint_info["sha256"] if checkpoint_info else "",
-        "ghostexport.seed": str(seed),
+        "ghostexport.checkpoint_sha256": info["checkpoint"]["sha256"] if info["checkpoint"] else "",
+        "ghostexport.seed": str(info["seed"]),
         "ghostexport.version": __version__,
     }
 

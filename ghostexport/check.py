@@ -23,7 +23,7 @@ from .manifest import update_manifest
 from .parity import FP32_TOLERANCE, Tolerance, compare, random_inputs
 from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, make_session
 from .quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
-from .runtime import cpu_session, input_shape, run_logits
+from .runtime import cpu_session, input_shape, run_logits, static_batch
 
 DEFAULT_SAMPLES = 8
 DEFAULT_BATCHES = (1, 4)
@@ -91,7 +91,8 @@ def check(
     ref = resolve_model(model)
     targets = select_artifacts(ref)
     options = ProviderOptions(provider, allow_fallback=allow_fallback, cudnn_conv_algo_search=cudnn_conv_algo_search)
-    shape = input_shape(cpu_session(str(targets[0][1])))
+    sessions = {name: make_session(str(path), options) for name, path, _record in targets}
+    shape = input_shape(next(iter(sessions.values())).session)
     if data is not None:
         dataset = load_dataset(data, ref.preprocess, shape)
         inputs, labels, real = dataset.inputs, dataset.labels, not dataset.synthetic
@@ -108,12 +109,12 @@ def check(
         proto = onnx.load(str(path))
         precision = precision_of(proto, record)
         against = _reference_for(name, ref, reference)
-        info = make_session(str(path), options)
+        info = sessions[name]
         warnings += info.notes
         if info.device == "cuda" and precision == "int8":
             warnings.append(f"{name}: {QDQ_ON_CUDA_WARNING}")
-        fixed = info.session.get_inputs()[0].shape[0]
-        run_batches = (fixed,) if isinstance(fixed, int) else batches
+        fixed = static_batch(info.session)
+        run_batches = (fixed,) if fixed else batches
         reference_logits = _reference_logits(against, ref, inputs, torch_cache)
         per_batch = {}
         for batch in run_batches:
@@ -219,11 +220,8 @@ def _reference_logits(against, ref: ModelRef, inputs: np.ndarray, cache: dict) -
 
 
 def _judge(reference, candidate, labels, precision, overrides: Overrides, real: bool) -> dict:
-    tolerance = Tolerance(
-        atol=overrides.atol if overrides.atol is not None else FP32_TOLERANCE.atol,
-        rtol=overrides.rtol if overrides.rtol is not None else FP32_TOLERANCE.rtol,
-        min_cosine=overrides.min_cosine if overrides.min_cosine is not None else FP32_TOLERANCE.min_cosine,
-    )
+    given = {"atol": overrides.atol, "rtol": overrides.rtol, "min_cosine": overrides.min_cosine}
+    tolerance = replace(FP32_TOLERANCE, **{key: value for key, value in given.items() if value is not None})
     parity = compare(reference, candidate, tolerance)
     figures = measure(reference, candidate, labels)
     if precision == "fp32":

@@ -105,6 +105,29 @@ def _emit_json(path: str | None, payload: dict) -> None:
         atomic_write_text(path, text)
 
 
+def _command_line() -> str:
+    """This invocation as one shell-quoted line, for manifests and reports."""
+    return " ".join(shlex.quote(arg) for arg in ["ghostexport", *sys.argv[1:]])
+
+
+def _summarized(console, summary: Callable[[Any], Any], run: Callable[[], Any]) -> Any:
+    """``run()``, then print ``summary`` of its result — also of the result a failed gate carries."""
+    try:
+        result = run()
+    except GateFailed as failure:
+        if failure.result is not None:
+            console.print(summary(failure.result))
+        raise
+    console.print(summary(result))
+    return result
+
+
+#: execution provider, shared by check, bench and pipeline
+PROVIDER_OPTION = click.option(
+    "--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ghostexport")
 def main() -> None:
@@ -211,18 +234,16 @@ def build(console, opset: int | None, **options: Any) -> dict:
     from .export import DEFAULT_OPSET
     from .report import build_summary, stage_printer
 
-    try:
-        result = run_build(
+    result = _summarized(
+        console,
+        build_summary,
+        lambda: run_build(
             **options,
             opset=DEFAULT_OPSET if opset is None else opset,
-            command=" ".join(shlex.quote(arg) for arg in ["ghostexport", *sys.argv[1:]]),
+            command=_command_line(),
             progress=stage_printer(console),
-        )
-    except GateFailed as failure:
-        if failure.result is not None:
-            console.print(build_summary(failure.result))
-        raise
-    console.print(build_summary(result))
+        ),
+    )
     return result.as_json()
 
 
@@ -318,9 +339,10 @@ def quantize(
     from .report import calibration_bar, quantize_summary, stage_printer
 
     _announce_latest(console, model)
-    with calibration_bar(console) as on_batch:
-        try:
-            result = run_quantize(
+
+    def run():
+        with calibration_bar(console) as on_batch:
+            return run_quantize(
                 model,
                 mode=mode,
                 calib=calib,
@@ -336,12 +358,8 @@ def quantize(
                 progress=stage_printer(console),
                 calibration_progress=on_batch,
             )
-        except GateFailed as failure:
-            if failure.result is not None:
-                console.print(quantize_summary(failure.result))
-            raise
-    console.print(quantize_summary(result))
-    return result.as_json()
+
+    return _summarized(console, quantize_summary, run).as_json()
 
 
 def _announce_latest(console, model: str | None) -> None:
@@ -370,7 +388,7 @@ def _int_list(value: str, flag: str) -> tuple[int, ...]:
     metavar="torch|OTHER.onnx",
     help="What to compare against.  [default: torch for model.onnx, model.onnx for quantized artifacts]",
 )
-@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True)
+@PROVIDER_OPTION
 @click.option(
     "--data", default=None, metavar="DIR|FILE.npy", help="Real inputs (int8/fp16 gates are enforced only on real data)."
 )
@@ -419,8 +437,10 @@ def check(
     from .report import check_summary, stage_printer
 
     _announce_latest(console, model)
-    try:
-        result = run_check(
+    result = _summarized(
+        console,
+        check_summary,
+        lambda: run_check(
             model,
             reference=reference,
             provider=provider,
@@ -431,20 +451,16 @@ def check(
             localize=localize,
             allow_fallback=allow_fallback,
             cudnn_conv_algo_search=cudnn_algo,
-            command=" ".join(shlex.quote(arg) for arg in ["ghostexport", *sys.argv[1:]]),
+            command=_command_line(),
             progress=stage_printer(console),
-        )
-    except GateFailed as failure:
-        if failure.result is not None:
-            console.print(check_summary(failure.result))
-        raise
-    console.print(check_summary(result))
+        ),
+    )
     return result.as_json()
 
 
 @main.command()
 @click.argument("models", nargs=-1)
-@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True)
+@PROVIDER_OPTION
 @click.option("--batch", "batch", default="1", show_default=True, help="Batch sizes, comma-separated (e.g. 1,8,32).")
 @click.option("--threads", type=int, default=None, help="intra-op threads.  [default: ORT's, one per physical core]")
 @click.option(
@@ -525,7 +541,7 @@ def bench(
         cudnn_conv_algo_search=cudnn_algo,
         trt_fp16=trt_fp16,
         trt_engine_cache=trt_cache,
-        command=" ".join(shlex.quote(arg) for arg in ["ghostexport", *sys.argv[1:]]),
+        command=_command_line(),
         progress=stage_printer(console),
     )
     console.print(bench_summary(result))
@@ -548,7 +564,7 @@ def bench(
 @click.option(
     "--eval", "eval_data", metavar="DIR|FILE.npy", default=None, help="Evaluation data for quantize and check."
 )
-@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True)
+@PROVIDER_OPTION
 @click.option("--ort", is_flag=True, help="Also convert model.onnx to ORT format (convert --to ort).")
 @click.option("--bench-batch", default="1", show_default=True, help="Batch sizes to benchmark, comma-separated.")
 @click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size.")
@@ -573,7 +589,7 @@ def pipeline(
     from .pipeline import pipeline as run_pipeline
     from .report import stage_printer
 
-    command = " ".join(shlex.quote(arg) for arg in ["ghostexport", *sys.argv[1:]])
+    command = _command_line()
     result = run_pipeline(
         {**options, "opset": DEFAULT_OPSET if opset is None else opset},
         calib=calib,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import resolve_model, select_artifacts
+from .artifacts import artifact_sha256, resolve_model, select_artifacts
 from .errors import GateFailed, UsageError
 from .files import atomic_write_bytes
 from .manifest import update_manifest
@@ -47,7 +47,7 @@ def convert(
     ref = resolve_model(model)
     ref.whole_folder = False  # a folder means its model.onnx here (DESIGN.md)
     record = select_artifacts(ref)[0][2]  # verified, stale refused
-    parent = record["sha256"] if record else hashlib.sha256(ref.path.read_bytes()).hexdigest()
+    parent = artifact_sha256(ref.path, record)
     stem = ref.path.stem
     with tempfile.TemporaryDirectory(prefix="ghostexport-convert-") as scratch:
         work = Path(scratch)

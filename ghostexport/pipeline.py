@@ -122,21 +122,13 @@ def pipeline(
         )
     except GateFailed as failure:
         failed = {"stage": stages[-1]["stage"], "reason": str(failure)}
+        if folder is None:  # a failed build writes no folder; its result names the one it would have
+            planned = failure.result.folder
 
     total = round(time.perf_counter() - started, 2)
-    out = Path(build_options.get("out") or "models")
     if folder is None:
-        from .artifacts import folder_name
-
-        name = folder_name(
-            build_options.get("variant") or "ghostnet",
-            build_options.get("width") or 1.0,
-            build_options.get("num_classes") or 1000,
-            build_options.get("resolution", 224),
-            build_options.get("batch"),
-        )
-        out.mkdir(parents=True, exist_ok=True)  # a failed build removed the folder it had created
-        md, js = out / f"{name}.report.md", out / f"{name}.report.json"
+        planned.parent.mkdir(parents=True, exist_ok=True)  # a failed build removed the folder it had created
+        md, js = planned.parent / f"{planned.name}.report.md", planned.parent / f"{planned.name}.report.json"
         manifest = None
     else:
         md, js = folder / "report.md", folder / "report.json"

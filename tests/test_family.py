@@ -15,7 +15,14 @@ from ghostexport.arch import VARIANTS
 from ghostexport.counting import count_macs, count_params
 from ghostexport.fold import fold_batchnorm
 
-from .conftest import REFERENCE, load_json, reference_state, run_cli
+from .conftest import REFERENCE, SMALL, reference_state, run_cli
+
+
+def build_with_checkpoint(variant: str, checkpoint, out, *options: str):
+    """``ghostexport build --variant VARIANT [OPTIONS] --checkpoint FILE --out OUT --json -``."""
+    return run_cli(
+        "build", "--variant", variant, *options, "--checkpoint", str(checkpoint), "--out", str(out), "--json", "-"
+    )
 
 
 @pytest.mark.parametrize("width, name", [(1.0, "ghostnetv2_100"), (1.3, "ghostnetv2_130"), (1.6, "ghostnetv2_160")])
@@ -45,22 +52,10 @@ def test_v2_reference_checkpoint_exports_within_fp32_tolerance(tmp_path):
     checkpoint = tmp_path / "ghostnetv2_100.pth"
     torch.save({"state_dict": state}, checkpoint)
     out = tmp_path / "models"
-    result = run_cli(
-        "build",
-        "--variant",
-        "ghostnetv2",
-        "--resolution",
-        "96",
-        "--checkpoint",
-        str(checkpoint),
-        "--out",
-        str(out),
-        "--json",
-        str(tmp_path / "r.json"),
-    )
+    result = build_with_checkpoint("ghostnetv2", checkpoint, out, "--resolution", "96")
     assert result.returncode == 0, result.stderr
     folder = out / "ghostnetv2_100-r96"
-    parity = load_json(tmp_path / "r.json")["manifest"]["artifacts"]["model.onnx"]["parity"]
+    parity = json.loads(result.stdout)["manifest"]["artifacts"]["model.onnx"]["parity"]
     assert parity["verdict"] == "pass" and parity["simplified"]["batches"] == [1, 4]
     ops = {node.op_type for node in onnx.load(str(folder / "model.onnx")).graph.node}
     assert {"AveragePool", "Sigmoid", "Resize"} <= ops  # the DFC attention branch is in the graph
@@ -132,21 +127,9 @@ def test_v3_reference_checkpoint_exports_its_deploy_form(tmp_path):
     checkpoint = tmp_path / "ghostnetv3_100.pth"
     torch.save(state, checkpoint)
     out = tmp_path / "models"
-    result = run_cli(
-        "build",
-        "--variant",
-        "ghostnetv3",
-        "--resolution",
-        "96",
-        "--checkpoint",
-        str(checkpoint),
-        "--out",
-        str(out),
-        "--json",
-        str(tmp_path / "r.json"),
-    )
+    result = build_with_checkpoint("ghostnetv3", checkpoint, out, "--resolution", "96")
     assert result.returncode == 0, result.stderr
-    manifest = load_json(tmp_path / "r.json")["manifest"]
+    manifest = json.loads(result.stdout)["manifest"]
     assert manifest["model"]["params"] == 8_129_028 and manifest["model"]["deploy_params"] == 6_147_588
     assert manifest["artifacts"]["model.onnx"]["parity"]["verdict"] == "pass"
     graph = onnx.load(str(out / "ghostnetv3_100-r96" / "model.onnx")).graph
@@ -177,18 +160,7 @@ def test_checkpoint_quirks_are_fixed_and_reported(tmp_path):
     v2 = create_model("ghostnetv2", 0.5, 10, seed=1).state_dict()
     v2 = {**v2, "total_ops": torch.zeros(1), "blocks.0.0.total_params": torch.zeros(1)}
     torch.save({"state_dict": v2}, tmp_path / "v2.pth")
-    result = run_cli(
-        "build",
-        "--variant",
-        "ghostnetv2",
-        *["--width", "0.5", "--resolution", "64"],
-        "--checkpoint",
-        str(tmp_path / "v2.pth"),
-        "--out",
-        str(tmp_path / "a"),
-        "--json",
-        "-",
-    )
+    result = build_with_checkpoint("ghostnetv2", tmp_path / "v2.pth", tmp_path / "a", *SMALL)
     assert result.returncode == 0, result.stderr
     fixes = json.loads(result.stdout)["manifest"]["model"]["checkpoint"]["fixes"]
     assert fixes == ["dropped 2 profiler counters (total_ops/total_params, left by thop)"]
@@ -196,21 +168,7 @@ def test_checkpoint_quirks_are_fixed_and_reported(tmp_path):
     v3 = create_model("ghostnetv3", 0.5, 10, seed=1).state_dict()
     old_style = {k.replace(".bn1.", ".bn.") if "_rpr_" in k else k: v for k, v in v3.items()}
     torch.save(old_style, tmp_path / "v3.pth")
-    result = run_cli(
-        "build",
-        "--variant",
-        "ghostnetv3",
-        "--width",
-        "0.5",
-        "--resolution",
-        "64",
-        "--checkpoint",
-        str(tmp_path / "v3.pth"),
-        "--out",
-        str(tmp_path / "b"),
-        "--json",
-        "-",
-    )
+    result = build_with_checkpoint("ghostnetv3", tmp_path / "v3.pth", tmp_path / "b", *SMALL)
     assert result.returncode == 0, result.stderr
     fixes = json.loads(result.stdout)["manifest"]["model"]["checkpoint"]["fixes"]
     assert len(fixes) == 1 and fixes[0].startswith("renamed ") and "'.bn.' to '.bn1.'" in fixes[0]
@@ -221,19 +179,7 @@ def test_wrong_variant_checkpoint_names_the_right_one(tmp_path):
     from ghostexport.arch import create_model
 
     torch.save(create_model("ghostnetv3", 0.5, 10, seed=1).state_dict(), tmp_path / "v3.pth")
-    result = run_cli(
-        "build",
-        "--variant",
-        "ghostnetv2",
-        "--width",
-        "0.5",
-        "--resolution",
-        "64",
-        "--checkpoint",
-        str(tmp_path / "v3.pth"),
-        "--out",
-        str(tmp_path / "m"),
-    )
+    result = build_with_checkpoint("ghostnetv2", tmp_path / "v3.pth", tmp_path / "m", *SMALL)
     assert result.returncode == 2 and "try --variant ghostnetv3" in result.stderr
 
 

@@ -49,16 +49,17 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_int8_end_to_end_meets_the_bar(fresh_build, digit_folders):
+def quantize_digits(folder: Path, digit_folders: tuple[Path, Path], *options: str):
+    """``ghostexport quantize FOLDER --calib <200 digits> --eval <360 others> [OPTIONS]``."""
     calib, test = digit_folders
+    return run_cli("quantize", str(folder), "--calib", str(calib), "--eval", str(test), *options)
+
+
+def test_int8_end_to_end_meets_the_bar(fresh_build, digit_folders):
     fp32_before = sha(fresh_build / "model.onnx")
-    result = run_cli(
-        "quantize",
-        str(fresh_build),
-        "--calib",
-        str(calib),
-        "--eval",
-        str(test),
+    result = quantize_digits(
+        fresh_build,
+        digit_folders,
         "--json",
         str(fresh_build.parent / "r.json"),
     )
@@ -81,7 +82,6 @@ def test_split_build_with_quantized_stem_keeps_the_bar(digits_build, digit_folde
     """A --split-concat-convs build quantizes from the merged graph (its int8 quality is the
     unsplit build's, not the 3 dB lower split one), and --float-ends none runs the stem in
     int8 through its space-to-depth form, still meeting the bar over ORT's stock recipe."""
-    calib, test = digit_folders
     out = tmp_path / "models"
     built = run_cli(
         "build",
@@ -98,13 +98,9 @@ def test_split_build_with_quantized_stem_keeps_the_bar(digits_build, digit_folde
     assert built.returncode == 0, built.stderr
     folder = out / digits_build.name
     for ends in ("stem", "none"):
-        result = run_cli(
-            "quantize",
-            str(folder),
-            "--calib",
-            str(calib),
-            "--eval",
-            str(test),
+        result = quantize_digits(
+            folder,
+            digit_folders,
             "--float-ends",
             ends,
             *(() if ends == "stem" else ("--no-baseline",)),
@@ -131,10 +127,9 @@ def test_split_build_with_quantized_stem_keeps_the_bar(digits_build, digit_folde
 
 
 def test_rerun_gives_the_same_bytes(fresh_build, digit_folders):
-    calib, test = digit_folders
     hashes = []
     for _ in range(2):
-        result = run_cli("quantize", str(fresh_build), "--calib", str(calib), "--eval", str(test), "--no-baseline")
+        result = quantize_digits(fresh_build, digit_folders, "--no-baseline")
         assert result.returncode == 0, result.stderr
         hashes.append(sha(fresh_build / "model.int8.onnx"))
     assert hashes[0] == hashes[1]
@@ -194,11 +189,8 @@ def test_synthetic_default_warns_and_is_not_enforced(fresh_build):
 
 
 def test_excluded_node_stays_float(fresh_build, digit_folders):
-    calib, test = digit_folders
     node = "/blocks/blocks.6/blocks.6.3/se/conv_reduce/Conv"
-    result = run_cli(
-        "quantize", str(fresh_build), "--calib", str(calib), "--eval", str(test), "--exclude", node, "--no-baseline"
-    )
+    result = quantize_digits(fresh_build, digit_folders, "--exclude", node, "--no-baseline")
     assert result.returncode == 0, result.stderr
     graph = onnx.load(str(fresh_build / "model.int8.onnx")).graph
     initializers = {init.name for init in graph.initializer}
@@ -212,14 +204,9 @@ def test_excluded_node_stays_float(fresh_build, digit_folders):
 
 
 def test_auto_meets_its_target(fresh_build, digit_folders):
-    calib, test = digit_folders
-    result = run_cli(
-        "quantize",
-        str(fresh_build),
-        "--calib",
-        str(calib),
-        "--eval",
-        str(test),
+    result = quantize_digits(
+        fresh_build,
+        digit_folders,
         "--method",
         "auto",
         "--target-sqnr",
@@ -239,15 +226,10 @@ def test_auto_meets_its_target(fresh_build, digit_folders):
 
 
 def test_missed_gate_is_exit_1_and_writes_nothing(fresh_build, digit_folders):
-    calib, test = digit_folders
     manifest_before = (fresh_build / "manifest.json").read_bytes()
-    result = run_cli(
-        "quantize",
-        str(fresh_build),
-        "--calib",
-        str(calib),
-        "--eval",
-        str(test),
+    result = quantize_digits(
+        fresh_build,
+        digit_folders,
         "--target-sqnr",
         "90",
         "--no-baseline",

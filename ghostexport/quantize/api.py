@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..artifacts import MODEL_FILE, resolve_model, verify_artifact
+from ..artifacts import MODEL_FILE, artifact_sha256, resolve_model, verify_artifact
 from ..data import DEFAULT_CALIBRATION, SYNTHETIC_EVAL_SAMPLES, Dataset, load_dataset, split_holdout
 from ..errors import GateFailed, UsageError
 from ..export import op_counts
@@ -30,7 +30,7 @@ from ..runtime import cpu_session, input_shape, quiet_ort, run_logits
 from .dynamic import SLOW_WARNING, quantize_int8_dynamic
 from .fp16 import convert_fp16
 from .recipe import FLOAT_ENDS, METHODS, Recipe, float_end_nodes, float_ends_choice, types_for_cpu
-from .static import BatchReader, Int8Quantizer, static_batch_of
+from .static import BatchReader, Int8Quantizer
 
 MODES = ("int8", "fp16", "int8-dynamic")
 ARTIFACT_NAMES = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx", "int8-dynamic": "model.int8-dynamic.onnx"}
@@ -96,7 +96,7 @@ def quantize(
     if ref.folder is not None and ref.path.name != MODEL_FILE:
         raise UsageError(f"quantize takes the fp32 {MODEL_FILE}, not {ref.path.name}: pass the folder {ref.folder}")
     fp32_record = verify_artifact(ref, MODEL_FILE) if ref.folder is not None else None
-    parent = fp32_record["sha256"] if fp32_record else hashlib.sha256(ref.path.read_bytes()).hexdigest()
+    parent = artifact_sha256(ref.path, fp32_record)
     report("model", f"{ref.path}" + ("" if ref.folder else " (no manifest: the result is written beside it)"))
 
     fp32_session = cpu_session(str(ref.path))
@@ -252,22 +252,21 @@ def _int8(fp32_path, calibration, recipe, gate, evaluate, reference, evaluation,
         f"{'per-channel' if recipe.per_channel else 'per-tensor'}, {len(recipe.kept_float)} node{'' if len(recipe.kept_float) == 1 else 's'} kept float",
     )
     if baseline:
-        extra["baseline"] = _stock_baseline(fp32_path, calibration, evaluate, reference, evaluation, work)
+        extra["baseline"] = _stock_baseline(fp32_path, quantizer, evaluate, reference, evaluation, work)
         report("baseline", f"ORT stock per-channel MinMax: SQNR {extra['baseline']['sqnr_db']} dB")
     return output, recipe, extra
 
 
-def _stock_baseline(fp32_path, calibration, evaluate, reference, evaluation, work) -> dict:
+def _stock_baseline(fp32_path, quantizer: Int8Quantizer, evaluate, reference, evaluation, work) -> dict:
     """ORT's stock recipe on the same model and data: quantize_static, per-channel MinMax, u8/s8."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     output = work / "stock.onnx"
-    proto = onnx.load(str(fp32_path))
     with quiet_ort():
         quantize_static(
             str(fp32_path),
             str(output),
-            BatchReader(calibration.inputs, proto.graph.input[0].name, None, static_batch_of(proto)),
+            BatchReader(quantizer.calibration, quantizer.input_name, None, quantizer.static_batch),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,

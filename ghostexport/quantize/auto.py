@@ -110,7 +110,6 @@ def rank_sensitivity(quantizer: Int8Quantizer, quantized: Path, work_dir: Path) 
         errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
     # A Q/DQ pair sits on the output of a fused Conv+Relu, i.e. on the Relu's output: charge
     # the error to the compute node that the activation follows, the one worth keeping float.
-    nodes = {node.name: node for node in quantizer.proto.graph.node}
     producer = {output: node for node in quantizer.proto.graph.node for output in node.output}
     scored: dict[str, float] = {}
     for tensor, error in errors.items():
@@ -120,6 +119,6 @@ def rank_sensitivity(quantizer: Int8Quantizer, quantized: Path, work_dir: Path) 
             continue
         if node.op_type == "Relu" and node.input[0] in producer:
             node = producer[node.input[0]]
-        if node.op_type in COMPUTE_OPS and node.name in nodes:
+        if node.op_type in COMPUTE_OPS:
             scored[node.name] = min(scored.get(node.name, float("inf")), float(value))
     return sorted(scored, key=lambda name: (scored[name], name))
