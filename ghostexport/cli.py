@@ -247,6 +247,15 @@ def build(console, opset: int | None, **options: Any) -> dict:
     return result.as_json()
 
 
+#: int8 calibration data, shared by quantize and pipeline
+CALIB_OPTION = click.option(
+    "--calib",
+    metavar="DIR|FILE.npy|synthetic:N",
+    default=None,
+    help="Calibration images (folder, recursively), preprocessed N×3×H×W .npy, or synthetic:N.  "
+    "[default: synthetic:64, with a warning]",
+)
+
 #: int8 recipe choice shared by quantize and pipeline
 FLOAT_ENDS_OPTION = click.option(
     "--float-ends",
@@ -261,12 +270,7 @@ FLOAT_ENDS_OPTION = click.option(
 @main.command()
 @click.argument("model", required=False)
 @click.option("--mode", type=click.Choice(["int8", "fp16", "int8-dynamic"]), default="int8", show_default=True)
-@click.option(
-    "--calib",
-    metavar="DIR|FILE.npy|synthetic:N",
-    default=None,
-    help="Calibration images (folder, recursively), preprocessed N×3×H×W .npy, or synthetic:N.  [default: synthetic:64, with a warning]",
-)
+@CALIB_OPTION
 @click.option(
     "--eval",
     "eval_data",
@@ -555,12 +559,7 @@ def bench(
 
 @main.command()
 @build_options
-@click.option(
-    "--calib",
-    metavar="DIR|FILE.npy|synthetic:N",
-    default=None,
-    help="int8 calibration data.  [default: synthetic:64, with a warning]",
-)
+@CALIB_OPTION
 @click.option(
     "--eval", "eval_data", metavar="DIR|FILE.npy", default=None, help="Evaluation data for quantize and check."
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -16,6 +17,12 @@ from ghostexport.counting import count_macs, count_params
 from ghostexport.fold import fold_batchnorm
 
 from .conftest import REFERENCE, SMALL, reference_state, run_cli
+
+
+def small_build_of(variant: str, out) -> Path:
+    """A width-0.5, 64² build of VARIANT (random weights), asserted to succeed; its folder."""
+    assert run_cli("build", "--variant", variant, *SMALL, "--out", str(out)).returncode == 0
+    return out / f"{variant}_050-r64"
 
 
 def build_with_checkpoint(variant: str, checkpoint, out, *options: str):
@@ -70,21 +77,14 @@ def test_v2_reference_checkpoint_exports_within_fp32_tolerance(tmp_path):
 
 
 def test_v2_quantize_and_check(tmp_path):
-    out = tmp_path / "models"
-    assert (
-        run_cli(
-            "build", "--variant", "ghostnetv2", "--width", "0.5", "--resolution", "64", "--out", str(out)
-        ).returncode
-        == 0
-    )
-    folder = out / "ghostnetv2_050-r64"
+    folder = small_build_of("ghostnetv2", tmp_path / "models")
     assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0
     assert run_cli("quantize", str(folder), "--mode", "fp16").returncode == 0
     result = run_cli("check", str(folder), "--json", "-")
     assert result.returncode == 0, result.stderr
     verdicts = {r["artifact"]: r["verdict"] for r in json.loads(result.stdout)["results"]}
     assert verdicts == {"model.onnx": "pass", "model.int8.onnx": "reported", "model.fp16.onnx": "reported"}
-    shutil.rmtree(out)
+    shutil.rmtree(folder.parent)
 
 
 @pytest.mark.parametrize(
@@ -138,14 +138,7 @@ def test_v3_reference_checkpoint_exports_its_deploy_form(tmp_path):
 
 
 def test_v3_quantize_and_check(tmp_path):
-    out = tmp_path / "models"
-    assert (
-        run_cli(
-            "build", "--variant", "ghostnetv3", "--width", "0.5", "--resolution", "64", "--out", str(out)
-        ).returncode
-        == 0
-    )
-    folder = out / "ghostnetv3_050-r64"
+    folder = small_build_of("ghostnetv3", tmp_path / "models")
     assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0
     result = run_cli("check", str(folder), "--localize", "--json", "-")
     assert result.returncode == 0, result.stderr
@@ -184,14 +177,7 @@ def test_wrong_variant_checkpoint_names_the_right_one(tmp_path):
 
 
 def test_info_on_a_build_folder_and_a_foreign_onnx(tmp_path):
-    out = tmp_path / "models"
-    assert (
-        run_cli(
-            "build", "--variant", "ghostnetv3", "--width", "0.5", "--resolution", "64", "--out", str(out)
-        ).returncode
-        == 0
-    )
-    folder = out / "ghostnetv3_050-r64"
+    folder = small_build_of("ghostnetv3", tmp_path / "models")
     described = json.loads(run_cli("info", str(folder), "--json", "-").stdout)
     manifest = described["manifest"]
     assert manifest["model"]["variant"] == "ghostnetv3" and manifest["model"]["deploy_params"] > 0
