@@ -23,7 +23,7 @@ from .check import precision_of
 from .errors import UsageError
 from .latency import concurrent, interleaved_samples, summarize
 from .manifest import cpu_description, update_manifest
-from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session
+from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session, provider_label
 from .runtime import import_onnxruntime, physical_cores
 
 DEFAULT_ITERATIONS = 100
@@ -275,6 +275,7 @@ def _environment(options: ProviderOptions, sessions: dict[str, SessionInfo], thr
         "cpu_flags": flags,
         "onnxruntime": ort.__version__,
         "provider_requested": options.provider,
+        "provider": provider_label(options.provider, any(info.fallback for info in sessions.values())),
         "providers_in_use": {label: info.providers[0] for label, info in sessions.items()},
         "threads": threads or "ORT default (one per physical core)",
         "thread_spinning": options.spinning,
@@ -370,7 +371,7 @@ def plot(result: BenchResult, path: str | Path) -> Path:
     env = result.environment
     figure.suptitle(
         f"ghostexport bench — {env['cpu']} — ORT {env['onnxruntime']} — "
-        f"{env['provider_requested']} — threads: {env['threads']}",
+        f"{env.get('provider', env['provider_requested'])} — threads: {env['threads']}",
         fontsize=10,
     )
     figure.tight_layout()

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +21,16 @@ import onnx
 import torch
 
 from . import __version__
-from .arch import VARIANTS, create_model
+from .arch import VARIANTS, calibrate_batchnorm, create_model
 from .artifacts import MODEL_FILE, folder_name, output_root, staged_folder, write_latest
 from .checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
 from .counting import count_macs, count_params
 from .errors import GateFailed, UsageError
 from .export import DEFAULT_OPSET, EXPORTERS, export_onnx, op_counts, set_metadata
+from .figures import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING
 from .files import sha256_file
 from .fold import deploy_form, reparameterized
-from .manifest import new_manifest, write_manifest
+from .manifest import new_manifest, read_manifest, write_manifest
 from .parity import FP32_TOLERANCE, Tolerance, parity_over_batches, random_inputs
 from .runtime import cpu_session, run_logits
 from .simplify import SIMPLIFIERS, lint, simplify, split_concat_convs
@@ -42,6 +44,8 @@ DEFAULT_INTERPOLATION = "bicubic"
 PARITY_SAMPLES = 8
 PARITY_BATCHES = (1, 4)
 MIN_RESOLUTION = 32
+#: v2/v3: the DFC gate average-pools the last stage's map by 2, so it must be at least 2×2
+MIN_RESOLUTION_DFC = 33
 #: Sanity ceilings: past these a typo (``--width 100``) would exhaust memory, not build a model.
 MAX_WIDTH, MAX_RESOLUTION, MAX_CLASSES, MAX_BATCH = 8.0, 2048, 100_000, 1024
 OPSET_RANGE = {"torchscript": (13, 20), "dynamo": (18, 23)}
@@ -139,7 +143,7 @@ def build(
         )
         tick = time.perf_counter()
         fixes: list[str] = []
-        model = prepare_model(variant, width, num_classes, seed, state, reset_head, fixes)
+        model = prepare_model(variant, width, num_classes, seed, state, reset_head, fixes, resolution=resolution)
         if checkpoint_info is not None:
             checkpoint_info["fixes"] = fixes
         report("weights", _weights_line(checkpoint_info, reset_head, seed) + "".join(f"; {fix}" for fix in fixes))
@@ -172,6 +176,7 @@ def build(
             "macs": macs,
             "checkpoint": checkpoint_info,
             "seed": seed,
+            "bn_statistics": getattr(model, "bn_statistics", None),
             "preprocess": preprocess_config(resolution),
         }
         metadata = _metadata(model_info)
@@ -192,6 +197,9 @@ def build(
         if align_channels:
             artifact["export"]["executed_macs"] = executed_macs
         manifest = new_manifest(command, model_info, {MODEL_FILE: artifact})
+        replaced = _previous_build(root / name)
+        if replaced is not None:
+            manifest["history"] = [*replaced.pop("history"), replaced]
         seconds["total"] = time.perf_counter() - started
         if artifact["parity"]["verdict"] != "pass":
             parity = artifact["parity"]
@@ -200,6 +208,12 @@ def build(
                 f"parity gate failed, nothing written: {reasons[0]}", BuildResult(root / name, manifest, seconds)
             )
 
+        if replaced is not None:
+            report(
+                "replace",
+                f"{root / name} exists: replacing it, removing {', '.join(replaced['removed_files']) or 'nothing'} "
+                "(recorded in the manifest's history)",
+            )
         with staged_folder(root, name) as staging:
             (staging / MODEL_FILE).write_bytes(model_bytes)
             write_manifest(staging, manifest)
@@ -217,9 +231,13 @@ def prepare_model(
     state: dict | None = None,
     reset_head: bool = False,
     fixes: list[str] | None = None,
+    resolution: int | None = None,
 ) -> torch.nn.Module:
     """The eval-mode PyTorch model a build exports: seeded init, then the checkpoint if any.
 
+    Without a checkpoint and with a ``resolution``, BatchNorm statistics come from a seeded
+    data-dependent pass (``arch.calibrate_batchnorm``), recorded as ``model.bn_statistics``,
+    so that a random-init model's answers depend on its input and the gates can fail.
     Later stages call this with the manifest's ``model`` fields to rebuild the reference.
     Checkpoint quirks that were fixed while loading are appended to ``fixes``.
     """
@@ -228,6 +246,8 @@ def prepare_model(
         notes = apply_state_dict(model, state, reset_head, hint=lambda: _checkpoint_hint(variant, state, width))
         if fixes is not None:
             fixes.extend(notes)
+    elif resolution is not None:
+        model.bn_statistics = calibrate_batchnorm(model, resolution, seed)
     return model.eval()
 
 
@@ -246,7 +266,42 @@ def rebuild_from_manifest(manifest: dict) -> torch.nn.Module:
         state = load_state_dict(path)
     trained = checkpoint_num_classes(state) if state is not None else None
     reset_head = trained is not None and trained != info["num_classes"]
-    return prepare_model(info["variant"], info["width"], info["num_classes"], info["seed"], state, reset_head)
+    return prepare_model(
+        info["variant"],
+        info["width"],
+        info["num_classes"],
+        info["seed"],
+        state,
+        reset_head,
+        # folders built before data-dependent BN statistics existed rebuild without them
+        resolution=info["resolution"] if info.get("bn_statistics") else None,
+    )
+
+
+#: previous builds of a folder kept in its manifest's ``history``
+HISTORY_LIMIT = 20
+
+
+def _previous_build(folder: Path) -> dict | None:
+    """What a rebuild of ``folder`` replaces: its files and a summary of its manifest (with its history)."""
+    if not folder.is_dir():
+        return None
+    files = sorted(entry.name for entry in folder.iterdir() if not entry.name.startswith("."))
+    try:
+        old = read_manifest(folder)
+    except UsageError:
+        old = {}
+    summary = {
+        "replaced": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": old.get("created"),
+        "command": old.get("command"),
+        "artifacts": {name: record.get("sha256") for name, record in (old.get("artifacts") or {}).items()},
+        "checks": len(old.get("checks") or []),
+        "benchmarks": len(old.get("benchmarks") or []),
+        "removed_files": files,
+    }
+    history = old.get("history") if isinstance(old.get("history"), list) else []
+    return {**summary, "history": history[-(HISTORY_LIMIT - 1) :]}
 
 
 def _read_checkpoint(path, num_classes: int | None, reset_head: bool):
@@ -269,7 +324,7 @@ def _read_checkpoint(path, num_classes: int | None, reset_head: bool):
 
 def _weights_line(checkpoint_info: dict | None, reset_head: bool, seed: int) -> str:
     if checkpoint_info is None:
-        return f"random init, seed {seed}"
+        return f"random init, seed {seed}, BatchNorm statistics from a seeded pass over random images"
     head = f", new classifier head (seed {seed})" if reset_head else ""
     return f"loaded {checkpoint_info['path']} ({checkpoint_info['sha256'][:12]}){head}"
 
@@ -312,6 +367,11 @@ def _export_and_gate(
     report("parity", _parity_line("simplified", parity_final))
 
     passed = parity_export["verdict"] == parity_final["verdict"] == "pass"
+    warnings = []
+    dependence = parity_final.get("input_dependence")
+    if dependence is not None and dependence < MIN_INPUT_DEPENDENCE:
+        warnings.append(NO_INPUT_DEPENDENCE_WARNING.format(dependence=dependence))
+        report("WARNING", warnings[-1])
     artifact = {
         "sha256": hashlib.sha256(model_bytes).hexdigest(),
         "bytes": len(model_bytes),
@@ -334,6 +394,7 @@ def _export_and_gate(
             "export": parity_export,
             "simplified": parity_final,
             "tolerance": parity_final["tolerance"],
+            "warnings": warnings,
             "verdict": "pass" if passed else "fail",
         },
     }
@@ -358,6 +419,11 @@ def _validate(variant, width, num_classes, resolution, opset, batch, simplifier,
     if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
         raise UsageError(
             f"--resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION} (GhostNet downsamples 32×), got {resolution}"
+        )
+    if variant in ("ghostnetv2", "ghostnetv3") and resolution < MIN_RESOLUTION_DFC:
+        raise UsageError(
+            f"--resolution {resolution} is too small for {variant}: its DFC attention pools the 1/32-scale map "
+            f"by 2, which needs at least {MIN_RESOLUTION_DFC}"
         )
     if batch is not None and not 1 <= batch <= MAX_BATCH:
         raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH}, got {batch}")
@@ -419,6 +485,7 @@ def _gate(model_bytes: bytes, reference: np.ndarray, inputs: np.ndarray, batches
 def _parity_line(stage: str, result: dict) -> str:
     figures = (
         f"max |Δ| {result['max_abs']:.2e}, min cosine {result['min_cosine']:.7f}"
+        + (f", centred cosine {result['centred_cosine']:.7f}" if result.get("centred_cosine") is not None else "")
         if result["max_abs"] is not None
         else "no figures"
     )

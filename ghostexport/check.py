@@ -17,17 +17,34 @@ import numpy as np
 import onnx
 
 from .artifacts import MODEL_FILE, ModelRef, resolve_model, select_artifacts
-from .data import load_dataset
+from .data import load_dataset, split_holdout
 from .errors import GateFailed, UsageError
+from .figures import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING, input_dependence
 from .manifest import update_manifest
 from .parity import FP32_TOLERANCE, Tolerance, compare, random_inputs
-from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, make_session
+from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, make_session, provider_label
 from .quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
 from .runtime import cpu_session, input_shape, run_logits, static_batch
 
 DEFAULT_SAMPLES = 8
 DEFAULT_BATCHES = (1, 4)
 LOCALIZE_SAMPLES = 2
+NOT_ENFORCED_WARNING = (
+    "random inputs: int8/fp16 figures are reported, not enforced; pass --data with real images to gate them"
+)
+#: figures copied from the worst batch size into each artifact's entry
+ENTRY_FIGURES = (
+    "max_abs",
+    "max_rel",
+    "failing_elements",
+    "min_cosine",
+    "centred_cosine",
+    "sqnr_db",
+    "centred_sqnr_db",
+    "top1_agreement",
+    "top5_agreement",
+    "nonfinite",
+)
 
 Report = Callable[[str, str], None]
 
@@ -39,6 +56,12 @@ class Overrides:
     min_cosine: float | None = None
     min_agreement: float | None = None
 
+    def validate(self) -> None:
+        """Refuse any value that could switch a gate off (NaN, negative, out of range) before work starts."""
+        given = {"atol": self.atol, "rtol": self.rtol, "min_cosine": self.min_cosine}
+        replace(FP32_TOLERANCE, **{key: value for key, value in given.items() if value is not None})
+        QualityGate(min_cosine=self.min_cosine, min_agreement=self.min_agreement)
+
 
 @dataclass
 class CheckResult:
@@ -48,7 +71,9 @@ class CheckResult:
 
     @property
     def verdict(self) -> str:
-        return "fail" if any(r["verdict"] == "fail" for r in self.results) else "pass"
+        """fail if any artifact failed; reported if none did but a gate was not enforced; else pass."""
+        verdicts = {r["verdict"] for r in self.results}
+        return "fail" if "fail" in verdicts else "reported" if "reported" in verdicts else "pass"
 
     def as_json(self) -> dict:
         return {"verdict": self.verdict, "warnings": self.warnings, "results": self.results}
@@ -84,8 +109,12 @@ def check(
     """Check MODEL (folder: every artifact; .onnx: that file). Raises GateFailed if any fails."""
     report = progress or (lambda stage, detail: None)
     overrides = overrides or Overrides()
-    if samples < 1 or any(b < 1 for b in batches):
-        raise UsageError("--samples and every --batch value must be positive integers")
+    if samples < 2 or any(b < 1 for b in batches):
+        raise UsageError(
+            "--samples must be at least 2 (the centred figures compare samples with each other) "
+            "and every --batch value a positive integer"
+        )
+    overrides.validate()
     if reference not in (None, "torch") and not str(reference).endswith(".onnx"):
         raise UsageError(f"--reference {reference}: use 'torch' or the path of another .onnx")
     ref = resolve_model(model)
@@ -93,8 +122,14 @@ def check(
     options = ProviderOptions(provider, allow_fallback=allow_fallback, cudnn_conv_algo_search=cudnn_conv_algo_search)
     sessions = {name: make_session(str(path), options) for name, path, _record in targets}
     shape = input_shape(next(iter(sessions.values())).session)
+    warnings: list[str] = []
     if data is not None:
         dataset = load_dataset(data, ref.preprocess, shape)
+        if _calibrated_on(data, targets) and not dataset.synthetic:
+            _, dataset = split_holdout(dataset)
+            warnings.append(
+                f"{data} is the int8 calibration data: evaluating on its held-out quarter only ({len(dataset)} samples)"
+            )
         inputs, labels, real = dataset.inputs, dataset.labels, not dataset.synthetic
         source = dataset.source
     else:
@@ -102,7 +137,6 @@ def check(
         source = f"{samples} standard-normal inputs, seed 0"
     report("inputs", f"{source} ({len(inputs)} samples)")
 
-    warnings: list[str] = []
     results = []
     torch_cache: dict = {}
     for name, path, record in targets:
@@ -135,25 +169,18 @@ def check(
             "inputs": source,
             "samples": len(inputs),
             "batches": [int(b) for b in run_batches],
-            **{
-                k: worst.get(k)
-                for k in (
-                    "max_abs",
-                    "max_rel",
-                    "failing_elements",
-                    "min_cosine",
-                    "sqnr_db",
-                    "top1_agreement",
-                    "top5_agreement",
-                    "nonfinite",
-                )
-            },
+            **{k: worst.get(k) for k in ENTRY_FIGURES},
+            "input_dependence": input_dependence(reference_logits),
             "per_batch": per_batch,
             "tolerance": worst["tolerance"],
             "enforced": enforced,
             "verdict": verdict,
             "reasons": reasons,
         }
+        if entry["input_dependence"] is not None and entry["input_dependence"] < MIN_INPUT_DEPENDENCE:
+            warnings.append(f"{name}: " + NO_INPUT_DEPENDENCE_WARNING.format(dependence=entry["input_dependence"]))
+        if verdict == "reported":
+            warnings.append(NOT_ENFORCED_WARNING)
         if localize:
             entry["localize"] = _localize(proto, against, ref, inputs[:LOCALIZE_SAMPLES], precision, worst, torch_cache)
         report("check", _line(entry))
@@ -166,6 +193,7 @@ def check(
             "command": command or "ghostexport.check(...)",
             "provider": provider,
             "verdict": result.verdict,
+            "warnings": result.warnings,
             "results": results,
         }
         update_manifest(ref.folder, lambda manifest: manifest.setdefault("checks", []).append(record))
@@ -177,6 +205,15 @@ def check(
             result,
         )
     return result
+
+
+def _calibrated_on(source: str, targets) -> bool:
+    """Whether ``source`` is the calibration data of an int8 artifact being checked."""
+    for _name, _path, record in targets:
+        recorded = ((record or {}).get("calibration") or {}).get("origin")
+        if recorded and recorded == str(Path(source).resolve()):
+            return True
+    return False
 
 
 def _reference_for(name: str, ref: ModelRef, reference: str | None) -> str | Path:
@@ -278,8 +315,11 @@ def _line(entry: dict) -> str:
     figures = f"max |Δ| {entry['max_abs']:.3g}" if entry.get("max_abs") is not None else "no figures"
     if entry.get("sqnr_db") is not None:
         figures += f", SQNR {entry['sqnr_db']} dB"
+    if entry.get("centred_cosine") is not None:
+        figures += f", centred cosine {entry['centred_cosine']:.6f}"
     figures += f", top-1 agreement {entry['top1_agreement']:.4f}" if entry.get("top1_agreement") is not None else ""
-    text = f"{entry['artifact']} ({entry['precision']}) vs {entry['reference']} on {entry['providers_used'][0]}: {figures} -> {entry['verdict'].upper()}"
+    where = provider_label(entry["provider"], True) if entry["fallback"] else entry["providers_used"][0]
+    text = f"{entry['artifact']} ({entry['precision']}) vs {entry['reference']} on {where}: {figures} -> {entry['verdict'].upper()}"
     if entry.get("localize") and entry["localize"]["first_divergence"]:
         text += f"; first divergence at {entry['localize']['first_divergence']['node']}"
     return text

@@ -9,11 +9,12 @@ it came from under the fp32 tolerances before anything is written into the folde
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import onnx
 
 from .artifacts import artifact_sha256, resolve_model, select_artifacts
 from .errors import GateFailed, UsageError
@@ -21,6 +22,7 @@ from .files import atomic_write_bytes
 from .manifest import update_manifest
 from .parity import FP32_TOLERANCE, parity_over_batches, random_inputs
 from .runtime import cpu_session, input_shape, quiet_ort, run_logits
+from .validate import validate_model
 
 FORMATS = ("ort",)
 PARITY_SAMPLES = 8
@@ -52,7 +54,9 @@ def convert(
     with tempfile.TemporaryDirectory(prefix="ghostexport-convert-") as scratch:
         work = Path(scratch)
         source = work / f"{stem}.onnx"
-        shutil.copyfile(ref.path, source)
+        proto = onnx.load(str(ref.path))  # external data (name.onnx.data) is read in, not left behind
+        validate_model(proto, ref.path.name)
+        onnx.save(proto, str(source))
         out = work / "out"
         out.mkdir()
         with quiet_ort():
@@ -76,7 +80,9 @@ def convert(
             "parity",
             f".ort vs .onnx at batch {','.join(map(str, batches))}: max |Δ| {parity['max_abs']:.2e} -> {parity['verdict'].upper()}",
         )
-        data, config_text = ort_file.read_bytes(), config.read_bytes()
+        data = ort_file.read_bytes()
+        # the converter names the model it read: the scratch copy, which is deleted below
+        config_text = _without_scratch_paths(config.read_text(encoding="utf-8"), work).encode("utf-8")
         record = {
             "sha256": hashlib.sha256(data).hexdigest(),
             "bytes": len(data),
@@ -97,3 +103,13 @@ def convert(
         update_manifest(ref.folder, lambda manifest: manifest["artifacts"].__setitem__(target.name, record))
     report("write", f"{target} and {result.config.name}")
     return result
+
+
+def _without_scratch_paths(config: str, scratch: Path) -> str:
+    """The converter's comment names the model by its path in ``scratch``: keep the file name only."""
+    return "\n".join(
+        line.replace(line[line.index(str(scratch)) :], Path(line[line.index(str(scratch)) :]).name)
+        if str(scratch) in line
+        else line
+        for line in config.splitlines()
+    ) + ("\n" if config.endswith("\n") else "")

@@ -30,17 +30,20 @@ class Dataset:
     labels: np.ndarray | None
     source: str
     synthetic: bool = False
+    #: the folder or file it was read from (absolute), so later stages can tell the same data again
+    origin: str | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def subset(self, mask: np.ndarray, source: str) -> Dataset:
         labels = self.labels[mask] if self.labels is not None else None
-        return Dataset(self.inputs[mask], labels, source, self.synthetic)
+        return Dataset(self.inputs[mask], labels, source, self.synthetic, self.origin)
 
     def describe(self) -> dict:
         return {
             "source": self.source,
+            "origin": self.origin,
             "samples": len(self),
             "labelled": self.labels is not None,
             "synthetic": self.synthetic,
@@ -59,9 +62,14 @@ def load_dataset(
         return _synthetic(spec, preprocess, input_shape, seed)
     path = Path(spec)
     if path.is_dir():
-        return _image_folder(path, preprocess, input_shape, on_image)
-    if path.suffix == ".npy":
-        return _npy(path, input_shape)
+        dataset = _image_folder(path, preprocess, input_shape, on_image)
+    elif path.suffix == ".npy":
+        dataset = _npy(path, input_shape)
+    else:
+        dataset = None
+    if dataset is not None:
+        dataset.origin = str(path.resolve())
+        return dataset
     if not path.exists():
         raise UsageError(f"data {spec} does not exist: give an image folder, a .npy file or synthetic:N")
     raise UsageError(f"data {spec} is neither a folder, a .npy file nor synthetic:N")

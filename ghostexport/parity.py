@@ -2,23 +2,44 @@
 
 An element fails only if ``|a - b| > atol + rtol * |b|`` (b = reference), the same rule as
 ``numpy.isclose``; on top of that every sample's logits must keep cosine similarity with
-the reference, and any NaN/Inf anywhere fails. Tolerances travel with the figures into
+the reference, the batch's *centred* logits (``figures.centred_figures``: what depends on
+the input) must keep theirs, and any NaN/Inf anywhere fails. The centred gate is the one
+that catches a model computing on the wrong input (negated, BGR, shifted) when the
+reference's logits are dominated by per-class constants. Tolerances travel with the figures into
 the manifest so a reader can see what was promised, not only what was measured.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import UsageError
+from .figures import centred_figures, centred_gate_applies, input_dependence, rowwise_cosine
+
 
 @dataclass(frozen=True)
 class Tolerance:
+    """fp32 parity limits. Each is validated so that no value (NaN, negative) can switch a gate off."""
+
     atol: float = 1e-4
     rtol: float = 1e-3
     min_cosine: float = 0.99999
+    #: over the batch's centred logits; fp32 rounding leaves it at 1 - 1e-9 or closer
+    min_centred_cosine: float = 0.9999
+
+    def __post_init__(self) -> None:
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise UsageError(f"--{name} must be a finite number >= 0, got {value}")
+        for name in ("min_cosine", "min_centred_cosine"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and -1 <= value <= 1):
+                raise UsageError(f"--{name.replace('_', '-')} must be a number in [-1, 1], got {value}")
 
 
 #: fp32 against PyTorch, and fp32 against fp32 (DESIGN.md).
@@ -46,7 +67,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) 
     allowed = tolerance.atol + tolerance.rtol * np.abs(ref)
     failing = int((diff > allowed).sum())
     significant = np.abs(ref) > tolerance.atol
-    cosines = _rowwise_cosine(ref, cand)
+    cosines = rowwise_cosine(ref, cand)
     figures.update(
         max_abs=float(diff.max()),
         max_rel=float((diff[significant] / np.abs(ref[significant])).max()) if significant.any() else 0.0,
@@ -55,6 +76,8 @@ def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) 
         elements=int(diff.size),
         min_cosine=float(cosines.min()),
         top1_agreement=float((ref.argmax(1) == cand.argmax(1)).mean()),
+        **centred_figures(ref, cand),
+        input_dependence=input_dependence(ref),
     )
     if failing:
         reasons.append(
@@ -63,16 +86,15 @@ def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) 
         )
     if figures["min_cosine"] < tolerance.min_cosine:
         reasons.append(f"cosine {figures['min_cosine']:.7f} < {tolerance.min_cosine}")
+    centred_cosine = figures["centred_cosine"]
+    if not centred_gate_applies(ref):
+        figures["centred_gate"] = "not applied: the reference's logits do not depend on the input"
+    elif centred_cosine is not None and centred_cosine < tolerance.min_centred_cosine:
+        reasons.append(
+            f"centred cosine {centred_cosine:.6f} < {tolerance.min_centred_cosine}: "
+            "the outputs do not follow the inputs as the reference's do"
+        )
     return _verdict(figures, reasons, tolerance)
-
-
-def _rowwise_cosine(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    numerator = (ref * cand).sum(1)
-    denominator = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
-    exact = np.all(ref == cand, axis=1)  # identical rows (zeros included) are cosine 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cosine = np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), 0.0)
-    return np.where(exact, 1.0, cosine)
 
 
 def _verdict(figures: dict, reasons: list[str], tolerance: Tolerance) -> dict:
@@ -115,6 +137,10 @@ def parity_over_batches(
         "batches": [int(b) for b in per_batch],
         "max_abs": worst.get("max_abs"),
         "min_cosine": min((r.get("min_cosine", 0.0) for r in per_batch.values()), default=None),
+        "centred_cosine": min(
+            (r["centred_cosine"] for r in per_batch.values() if r.get("centred_cosine") is not None), default=None
+        ),
+        "input_dependence": input_dependence(reference),
         "per_batch": per_batch,
         "tolerance": asdict(tolerance),
         "verdict": "fail" if reasons else "pass",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -13,11 +13,35 @@ from .errors import UsageError
 from .preprocess import load_image
 from .runtime import cpu_session, input_shape, run_logits
 
+RANDOM_WEIGHTS_WARNING = (
+    "{path} has random weights (built without --checkpoint/--weights): these classes are meaningless; "
+    "build with a trained checkpoint"
+)
+
 
 @dataclass
 class Prediction:
     image: str
     top: list[dict]
+
+
+@dataclass
+class PredictResult:
+    predictions: list[Prediction]
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {
+            "predictions": [{"image": p.image, "top": p.top} for p in self.predictions],
+            "warnings": self.warnings,
+        }
+
+
+def has_random_weights(ref) -> bool:
+    """From the manifest, else the ONNX metadata; False for a foreign model (nothing is known)."""
+    if ref.manifest is not None:
+        return ref.manifest["model"].get("checkpoint") is None
+    return ref.metadata.get("ghostexport.checkpoint_sha256") == ""
 
 
 def imagenet_labels() -> list[str]:
@@ -43,7 +67,8 @@ def read_labels(path: str | Path, num_classes: int) -> list[str]:
 
 def predict(
     model: str | Path | None, images: list[str | Path], topk: int = 5, labels: str | Path | None = None
-) -> list[Prediction]:
+) -> PredictResult:
+    """Top-``topk`` classes per image; a model with random weights comes with a warning."""
     if not images:
         raise UsageError("give at least one IMAGE")
     if topk < 1:
@@ -71,4 +96,5 @@ def predict(
         results.append(
             Prediction(str(image), [{"index": int(i), "label": names[i], "probability": float(row[i])} for i in best])
         )
-    return results
+    warnings = [RANDOM_WEIGHTS_WARNING.format(path=ref.path)] if has_random_weights(ref) else []
+    return PredictResult(results, warnings)

@@ -46,6 +46,16 @@ class SessionInfo:
     def device(self) -> str:
         return "cuda" if self.providers[0] in (PROVIDERS["cuda"], PROVIDERS["tensorrt"]) else "cpu"
 
+    @property
+    def label(self) -> str:
+        """Where it ran, in words: ``cuda``, or ``CPU (fallback from cuda)`` when it fell back."""
+        return provider_label(self.requested, self.fallback)
+
+
+def provider_label(requested: str, fallback: bool) -> str:
+    """The name every header and report shows: never the requested provider alone after a fallback."""
+    return f"CPU (fallback from {requested})" if fallback else requested
+
 
 def _missing_provider_message(provider: str, available: list[str]) -> str:
     wheels = installed_ort_distributions()
@@ -77,6 +87,15 @@ def provider_chain(options: ProviderOptions) -> list[Any]:
     if options.trt_engine_cache:
         trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=options.trt_engine_cache)
     return [("TensorrtExecutionProvider", trt), cuda, "CPUExecutionProvider"]
+
+
+def require_provider(provider: str, allow_fallback: bool) -> None:
+    """Refuse an unknown or absent provider before any work (a pipeline must not build first)."""
+    if provider not in PROVIDERS:
+        raise UsageError(f"unknown --provider {provider}: use one of {', '.join(PROVIDERS)}")
+    available = list(import_onnxruntime().get_available_providers())
+    if PROVIDERS[provider] not in available and not allow_fallback:
+        raise UsageError(_missing_provider_message(provider, available))
 
 
 def make_session(model: str | bytes, options: ProviderOptions) -> SessionInfo:

@@ -56,7 +56,8 @@ def build_summary(result) -> Table:
     for stage in ("export", "simplified"):
         figures = parity[stage]
         shown = (
-            f"max |Δ| {figures['max_abs']:.2e}, min cosine {figures['min_cosine']:.7f}"
+            f"max |Δ| {figures['max_abs']:.2e}, min cosine {figures['min_cosine']:.7f}, "
+            f"centred cosine {_fmt(figures.get('centred_cosine'), '.7f')}"
             if figures["max_abs"] is not None
             else "; ".join(figures["reasons"])
         )
@@ -64,9 +65,12 @@ def build_summary(result) -> Table:
     table.add_row(
         "tolerance",
         f"atol {tolerance['atol']:g} + rtol {tolerance['rtol']:g}·|ref|, "
-        f"cosine ≥ {tolerance['min_cosine']}, batches {','.join(map(str, parity['simplified']['batches']))}",
+        f"cosine ≥ {tolerance['min_cosine']}, centred cosine ≥ {tolerance.get('min_centred_cosine', '–')}, "
+        f"batches {','.join(map(str, parity['simplified']['batches']))}",
     )
     table.add_row("verdict", _verdict(parity["verdict"]))
+    for warning in parity.get("warnings", []):
+        table.add_row("[yellow]warning[/]", escape(warning))
     if parity["verdict"] == "pass":
         table.add_row("file", f"{result.model_path} ({artifact['bytes'] / 1e6:.1f} MB, opset {artifact['opset']})")
     table.add_row("time", f"{result.seconds.get('total', 0):.1f} s")
@@ -152,6 +156,7 @@ def quantize_summary(result) -> Table:
     )
     figures = [
         f"SQNR {quality['sqnr_db']} dB",
+        f"centred SQNR {quality.get('centred_sqnr_db')} dB",
         f"top-1 agreement {quality['top1_agreement']:.4f}",
         f"top-5 agreement {quality['top5_agreement']:.4f}",
     ]
@@ -169,7 +174,8 @@ def quantize_summary(result) -> Table:
         gain = (quality["sqnr_db"] or 0) - (base["sqnr_db"] or 0)
         table.add_row(
             "ORT stock recipe",
-            f"SQNR {base['sqnr_db']} dB, agreement {base['top1_agreement']:.4f} (this recipe: {gain:+.2f} dB)",
+            f"same types ({base.get('types', 'u8/s8')}): SQNR {base['sqnr_db']} dB, agreement "
+            f"{base['top1_agreement']:.4f} (this recipe: {gain:+.2f} dB)",
         )
     if "latency" in record:
         latency = record["latency"]
@@ -196,14 +202,13 @@ def quantize_summary(result) -> Table:
 def check_summary(result) -> Table:
     """One row per artifact: what was compared, where, the figures, the verdict and why."""
     table = Table(title="ghostexport check" + (f": {result.folder}" if result.folder else ""), title_justify="left")
-    for column in ("artifact", "vs", "provider", "max |Δ|", "cosine", "SQNR dB", "top-1 agr.", "verdict"):
+    columns = ("artifact", "vs", "provider", "max |Δ|", "cosine", "centred cos.", "SQNR dB", "top-1 agr.", "verdict")
+    for column in columns:
         table.add_column(column)
     shown = {"pass": "[bold green]PASS[/]", "fail": "[bold red]FAIL[/]", "reported": "[yellow]reported[/]"}
     captions: list[str] = []
     for entry in result.results:
         notes = [entry["reasons"][0]] if entry["reasons"] else []
-        if entry["verdict"] == "reported":
-            notes = ["random inputs: int8/fp16 figures not enforced"]
         if entry.get("localize"):
             first = entry["localize"]["first_divergence"]
             notes.append(
@@ -215,10 +220,12 @@ def check_summary(result) -> Table:
         table.add_row(
             f"{entry['artifact']} ({entry['precision']})",
             "torch" if entry["reference"].startswith("torch") else Path(entry["reference"]).name,
-            entry["providers_used"][0].replace("ExecutionProvider", "")
-            + (" [red](fallback)[/]" if entry["fallback"] else ""),
+            f"[red]CPU (fallback from {entry['provider']})[/]"
+            if entry["fallback"]
+            else entry["providers_used"][0].replace("ExecutionProvider", ""),
             _fmt(entry.get("max_abs"), ".2e"),
             _fmt(entry.get("min_cosine"), ".7f"),
+            _fmt(entry.get("centred_cosine"), ".6f"),
             _fmt(entry.get("sqnr_db"), ".1f"),
             _fmt(entry.get("top1_agreement"), ".4f"),
             shown[entry["verdict"]],
@@ -240,7 +247,7 @@ def bench_summary(result) -> Table:
     """Medians, tails, throughput and the ratio to the first model, per batch size."""
     env = result.environment
     table = Table(
-        title=f"ghostexport bench: {env['provider_requested']}, threads {env['threads']}, "
+        title=f"ghostexport bench: {env.get('provider', env['provider_requested'])}, threads {env['threads']}, "
         + (f"{env['streams']} concurrent streams (p50 = one round of all), " if env.get("streams", 1) > 1 else "")
         + f"ORT {env['onnxruntime']}, {env['cpu']}",
         title_justify="left",

@@ -14,6 +14,7 @@ import torch
 
 from ghostexport.arch import create_model
 from ghostexport.artifacts import folder_name
+from ghostexport.builder import rebuild_from_manifest
 
 from .conftest import SMALL, load_json, reference_state, run_cli, visible_entries
 
@@ -54,9 +55,17 @@ def test_folder_manifest_metadata_and_latest(small_build):
     assert artifact["sha256"] == hashlib.sha256(data).hexdigest() and artifact["bytes"] == len(data)
     assert artifact["parent"] is None and artifact["opset"] == 17
     parity = artifact["parity"]
-    assert parity["verdict"] == "pass" and parity["tolerance"] == {"atol": 1e-4, "rtol": 1e-3, "min_cosine": 0.99999}
+    assert parity["verdict"] == "pass" and parity["tolerance"] == {
+        "atol": 1e-4,
+        "rtol": 1e-3,
+        "min_cosine": 0.99999,
+        "min_centred_cosine": 0.9999,
+    }
+    assert model["bn_statistics"]["samples"] == 16 and model["bn_statistics"]["layers"] > 0
+    assert parity["warnings"] == []
     for stage in ("export", "simplified"):
         assert parity[stage]["samples"] >= 8 and parity[stage]["batches"] == [1, 4]
+        assert parity[stage]["centred_cosine"] > 0.9999 and parity[stage]["input_dependence"] > 0.1
         assert 0 < parity[stage]["max_abs"] < 1e-4  # computed, not a placeholder zero
 
     proto = onnx.load(str(small_build / "model.onnx"))
@@ -83,7 +92,7 @@ def test_graph_is_clean(small_build):
 @pytest.mark.parametrize("batch", [1, 4, 7])
 def test_dynamic_batch_matches_pytorch(small_build, batch):
     manifest = load_json(small_build / "manifest.json")
-    model = create_model("ghostnet", 0.5, 1000, manifest["model"]["seed"])
+    model = rebuild_from_manifest(manifest)  # seeded init and the recorded BatchNorm statistics pass
     inputs = np.random.default_rng(batch).standard_normal((batch, 3, 64, 64), dtype=np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(inputs)).numpy()
@@ -174,7 +183,7 @@ def test_dynamo_exporter_dynamic_batch(tmp_path):
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "ghostnet_050-r64"
     assert not list(folder.glob("*.data"))
-    model = create_model("ghostnet", 0.5, 1000, 0)
+    model = rebuild_from_manifest(load_json(folder / "manifest.json"))
     for batch in (1, 5):
         inputs = np.random.default_rng(batch).standard_normal((batch, 3, 64, 64), dtype=np.float32)
         with torch.no_grad():
@@ -198,6 +207,10 @@ def test_official_layout_checkpoint_reproduces_pytorch_through_onnx(tmp_path):
     assert manifest["model"]["checkpoint"]["sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     meta = {p.key: p.value for p in onnx.load(str(folder / "model.onnx")).metadata_props}
     assert meta["ghostexport.checkpoint_sha256"] == manifest["model"]["checkpoint"]["sha256"]
+    # random values, not trained ones: the logits do not depend on the input, and the build says so
+    (warning,) = manifest["artifacts"]["model.onnx"]["parity"]["warnings"]
+    assert "barely depend on the input" in warning and "barely depend on the input" in result.stdout
+    assert "centred_gate" in manifest["artifacts"]["model.onnx"]["parity"]["simplified"]["per_batch"]["1"]
 
     model = create_model("ghostnet", 1.0, 1000, seed=123)
     model.load_state_dict(state, strict=True)
