@@ -8,16 +8,15 @@ must pass. Library calls in-process keep this fast; one CLI run proves the exit 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from onnx import helper, numpy_helper
 
 from ghostexport.builder import build, prepare_model
 from ghostexport.check import check
@@ -26,45 +25,11 @@ from ghostexport.figures import centred_figures, input_dependence
 
 from .conftest import run_cli
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from wrong_input import wrong_input
+
 VARIANTS = ("ghostnet", "ghostnetv2", "ghostnetv3")
 WIDTH, RESOLUTION, CLASSES = 0.5, 64, 10
-
-
-def wrong_input(source: Path, target: Path, how: str) -> Path:
-    """A copy of ``source`` whose first node reads a transformed input instead of the image."""
-    model = onnx.load(str(source))
-    graph = model.graph
-    name = graph.input[0].name
-    fed = f"{name}_{how}"
-    if how == "negated":
-        nodes = [helper.make_node("Neg", [name], [fed])]
-    elif how == "bgr":
-        graph.initializer.append(numpy_helper.from_array(np.array([2, 1, 0], dtype=np.int64), "bgr_order"))
-        nodes = [helper.make_node("Gather", [name, "bgr_order"], [fed], axis=1)]
-    elif how == "shifted":  # one pixel to the right: pad one zero column on the left, drop the last
-        for tensor, values in {
-            "shift_pads": [0, 0, 0, 1, 0, 0, 0, 0],
-            "shift_starts": [0],
-            "shift_ends": [-1],
-            "shift_axes": [3],
-        }.items():
-            graph.initializer.append(numpy_helper.from_array(np.array(values, dtype=np.int64), tensor))
-        nodes = [
-            helper.make_node("Pad", [name, "shift_pads"], [f"{fed}_padded"]),
-            helper.make_node("Slice", [f"{fed}_padded", "shift_starts", "shift_ends", "shift_axes"], [fed]),
-        ]
-    else:
-        raise ValueError(how)
-    for node in graph.node:
-        for index, value in enumerate(node.input):
-            if value == name:
-                node.input[index] = fed
-    existing = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes + existing)
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(target))
-    return target
 
 
 @pytest.fixture(scope="module", params=[(v, w) for v in VARIANTS for w in ("random", "checkpoint")], ids=str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -370,3 +371,37 @@ def test_each_recipe_branch_beats_the_stock_recipe_with_the_same_types(cpu, fres
     assert record["quality"]["sqnr_db"] >= baseline["sqnr_db"] + 1.0
     assert record["quality"]["centred_sqnr_db"] >= baseline["centred_sqnr_db"] + 1.0
     assert record["quality"]["accuracy_drop_points"] <= baseline["accuracy_drop_points"] + 0.5
+
+
+def test_pipeline_with_only_calib_never_evaluates_on_calibration_images(digit_folders, tmp_path):
+    """int8, fp16 and check all measure on the held-out quarter of --calib, and the records say so."""
+    calib, _test = digit_folders
+    out = tmp_path / "models"
+    result = run_cli(
+        "pipeline",
+        "--width",
+        "0.5",
+        "--resolution",
+        "64",
+        "--checkpoint",
+        str(CHECKPOINT),
+        "--calib",
+        str(calib),
+        "--bench-iters",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+        "-",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    payload = json.loads(result.stdout)
+    assert payload["verdict"] == "pass" and all(s["verdict"] == "pass" for s in payload["stages"])
+    manifest = load_json(out / "ghostnet_050-c10-r64" / "manifest.json")
+    int8, fp16 = manifest["artifacts"]["model.int8.onnx"], manifest["artifacts"]["model.fp16.onnx"]
+    assert int8["calibration"]["samples"] == 150 and int8["evaluation"]["samples"] == 50
+    for record in (int8, fp16):
+        assert record["evaluation"]["source"].endswith("(every 4th, held out)") and record["quality"]["enforced"]
+    (entry,) = manifest["checks"]
+    assert entry["verdict"] == "pass" and any("held-out quarter" in w for w in entry["warnings"])
+    assert {r["samples"] for r in entry["results"]} == {50}
