@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,18 +13,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
-from .files import atomic_write_text, sha256_file
+from .files import atomic_write_text, read_bounded, sha256_file
 from .manifest import MANIFEST_NAME, read_manifest
 
 LATEST_NAME = "LATEST"
+MAX_LATEST_BYTES = 4096
 MODEL_FILE = "model.onnx"
 #: The artifacts a folder can hold, in the order commands list them (fp32 first: the reference).
 ARTIFACT_ORDER = ("model.onnx", "model.int8.onnx", "model.fp16.onnx", "model.int8-dynamic.onnx")
 
 
 def folder_name(variant: str, width: float, num_classes: int, resolution: int, batch: int | None) -> str:
-    """``<variant>_<width*100:03d>`` plus ``-c<N>``, ``-r<R>``, ``-b<N>`` for non-defaults."""
-    name = f"{variant}_{round(width * 100):03d}"
+    """``<variant>_<width*100:03d>`` plus ``-c<N>``, ``-r<R>``, ``-b<N>`` for non-defaults.
+
+    A width that is not a multiple of 0.01 keeps its further digits after a ``p``
+    (0.504 -> ``050p4``), so two different widths never share a folder.
+    """
+    hundredths = width * 100
+    name = f"{variant}_{round(hundredths):03d}"
+    if abs(hundredths - round(hundredths)) > 1e-9:
+        digits = f"{hundredths:.6f}".rstrip("0").split(".")[1]
+        name = f"{variant}_{int(hundredths):03d}p{digits}"
     if num_classes != 1000:
         name += f"-c{num_classes}"
     if resolution != 224:
@@ -59,30 +67,10 @@ def output_root(out: Path) -> Iterator[Path]:
         raise
 
 
-@contextmanager
-def staged_folder(out: Path, name: str) -> Iterator[Path]:
-    """Yield an empty hidden folder in ``out``; on success it replaces ``out/name`` whole.
-
-    On any exception the staging folder is deleted and ``out/name`` (a previous good
-    build, if any) is left untouched, so a failed build never leaves a file that looks good.
-    """
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.staging-"))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    final = out / name
-    retired = None
-    if final.exists():
-        retired = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.old-"))
-        os.replace(final, retired / name)
-    os.replace(staging, final)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
-
-
 def write_latest(out: Path, name: str) -> None:
+    from .commit import clean_dead_scratch
+
+    clean_dead_scratch(out, f".{LATEST_NAME}.")  # temporaries of killed writers
     atomic_write_text(out / LATEST_NAME, name + "\n")
 
 
@@ -90,13 +78,13 @@ def read_latest(out: Path = Path("models")) -> Path:
     """The folder named by ``out/LATEST``; later commands use it when given no MODEL."""
     latest = out / LATEST_NAME
     try:
-        name = latest.read_text(encoding="utf-8").strip()
-    except OSError as exc:
+        name = read_bounded(latest, MAX_LATEST_BYTES, "LATEST file").decode("utf-8", errors="replace").strip()
+    except FileNotFoundError as exc:
         raise UsageError(
             f"no MODEL given and {latest} does not exist: run ghostexport build first, or name a MODEL"
         ) from exc
     folder = out / name
-    if not name or not folder.is_dir():
+    if not name or "/" in name or name in (".", "..") or not folder.is_dir():
         raise UsageError(f"{latest} names '{name}', which is not a folder: rebuild with ghostexport build")
     return folder
 
@@ -156,12 +144,65 @@ def resolve_model(model: str | Path | None, default_root: Path = Path("models"))
     if not path.is_file():
         raise UsageError(f"{path} does not exist: rebuild the folder with ghostexport build")
     manifest = read_manifest(folder) if folder is not None else None
+    if not path.is_file() or path.stat().st_size == 0:
+        raise UsageError(f"{path} is empty or not a regular file: rebuild or re-export it")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
         raise UsageError(f"{path} is not a valid ONNX model ({type(exc).__name__}): rebuild or re-export it") from exc
+    problem = classifier_problem(proto, path)
+    if problem:
+        raise UsageError(f"{path}: {problem}")
     metadata = {p.key: p.value for p in proto.metadata_props if p.key.startswith("ghostexport.")}
     return ModelRef(path=path, folder=folder, manifest=manifest, metadata=metadata, whole_folder=whole_folder)
+
+
+def classifier_problem(proto, path: Path) -> str | None:
+    """Why ghostexport cannot run ``proto`` as an image classifier, in one line with the fix, or None.
+
+    Checked before any session is made, so a model ONNX Runtime would refuse (or one that
+    would exhaust memory) is a usage error, not an internal one.
+    """
+    import onnx
+
+    known = onnx.defs.onnx_opset_version()
+    for opset in proto.opset_import:
+        if opset.domain in ("", "ai.onnx") and not 1 <= opset.version <= known:
+            return f"opset {opset.version} is not one this onnx ({onnx.__version__}) knows (1–{known}): re-export it"
+    initializers = {init.name for init in proto.graph.initializer}
+    inputs = [value for value in proto.graph.input if value.name not in initializers]
+    if len(inputs) != 1 or len(proto.graph.output) != 1:
+        return (
+            f"it has {len(inputs)} inputs and {len(proto.graph.output)} outputs; ghostexport takes image "
+            "classifiers with one N×3×H×W input and one N×classes output"
+        )
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) != 4 or dims[1] != 3 or dims[2] is None or dims[3] is None:
+        return f"its input has shape {dims}; ghostexport needs N×3×H×W with static H and W"
+    if not (1 <= dims[2] <= MAX_INPUT_SIDE and 1 <= dims[3] <= MAX_INPUT_SIDE):
+        return f"its input is {dims[2]}×{dims[3]}, more than {MAX_INPUT_SIDE} per side: is it the right model?"
+    if inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        return "its input is not float32; ghostexport feeds normalised float32 images"
+    return _external_data_problem(proto, path)
+
+
+#: the largest input side any command will feed (GhostNet builds stop at 2048)
+MAX_INPUT_SIDE = 4096
+
+
+def _external_data_problem(proto, path: Path) -> str | None:
+    """External tensor files must be regular files inside the model's own folder."""
+    base = path.parent.resolve()
+    for tensor in proto.graph.initializer:
+        if tensor.data_location != 1:  # onnx.TensorProto.EXTERNAL
+            continue
+        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+        target = (base / location).resolve()
+        if Path(location).is_absolute() or ".." in Path(location).parts or base not in target.parents:
+            return f"its external data '{location}' lies outside {base}: keep the .data file beside the .onnx"
+        if not target.is_file():
+            return f"its external data file {target} is missing or not a regular file: copy it beside the .onnx"
+    return None
 
 
 def verify_artifact(ref: ModelRef, name: str) -> dict:

@@ -10,6 +10,8 @@ shown as ratios to the first model, and appended to each folder's manifest.
 from __future__ import annotations
 
 import csv
+import math
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,13 +22,16 @@ import numpy as np
 
 from .artifacts import MODEL_FILE, ModelRef, resolve_model, select_artifacts
 from .check import precision_of
+from .commit import update_manifest
 from .errors import UsageError
 from .latency import concurrent, interleaved_samples, summarize
-from .manifest import cpu_description, update_manifest
+from .manifest import cpu_description
 from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session, provider_label
 from .runtime import import_onnxruntime, physical_cores
 
 DEFAULT_ITERATIONS = 100
+#: bounds on the timing options (a typo must not run for hours)
+MAX_ITERATIONS, MAX_SECONDS, MAX_BATCH = 1_000_000, 3600.0, 1024
 
 Report = Callable[[str, str], None]
 
@@ -90,12 +95,19 @@ def bench(
     report = progress or (lambda stage, detail: None)
     if iterations is not None and seconds is not None:
         raise UsageError("--iters and --seconds are exclusive: give a round count or a time budget")
-    if (iterations is not None and iterations < 1) or (seconds is not None and seconds <= 0) or warmup < 0:
-        raise UsageError("--iters and --seconds must be positive and --warmup not negative")
-    if threads is not None and threads < 1:
-        raise UsageError("--threads must be a positive integer")
-    if streams < 1:
-        raise UsageError("--streams must be a positive integer")
+    if iterations is not None and not 1 <= iterations <= MAX_ITERATIONS:
+        raise UsageError(f"--iters must be an integer from 1 to {MAX_ITERATIONS:,}, got {iterations}")
+    if seconds is not None and not (math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
+        raise UsageError(f"--seconds must be a number in (0, {MAX_SECONDS:g}], got {seconds}")
+    if not 0 <= warmup <= MAX_ITERATIONS:
+        raise UsageError(f"--warmup must be an integer from 0 to {MAX_ITERATIONS:,}, got {warmup}")
+    cap = max_threads()
+    if threads is not None and not 1 <= threads <= cap:
+        raise UsageError(f"--threads must be from 1 to {cap} (4 per CPU this machine has), got {threads}")
+    if not 1 <= streams <= cap:
+        raise UsageError(f"--streams must be from 1 to {cap} (4 per CPU this machine has), got {streams}")
+    if any(not 1 <= b <= MAX_BATCH for b in batches):
+        raise UsageError(f"--batch values must be from 1 to {MAX_BATCH}, got {','.join(map(str, batches))}")
     if streams > 1 and (provider != "cpu" or torch_eager):
         raise UsageError("--streams (concurrent requests) is for ORT on --provider cpu, without --torch")
     if streams > 1 and threads is None:
@@ -265,6 +277,11 @@ def _torch_runner(model_and_device, batch: int, target: Target) -> Callable[[], 
             torch.cuda.synchronize()
 
     return run
+
+
+def max_threads() -> int:
+    """More threads than 4 per CPU only oversubscribes (and thousands exhaust memory)."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def _environment(options: ProviderOptions, sessions: dict[str, SessionInfo], threads, device: str) -> dict:

@@ -22,13 +22,14 @@ import torch
 
 from . import __version__
 from .arch import VARIANTS, calibrate_batchnorm, create_model
-from .artifacts import MODEL_FILE, folder_name, output_root, staged_folder, write_latest
+from .artifacts import MODEL_FILE, folder_name, output_root, write_latest
 from .checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
+from .commit import replace_folder
 from .counting import count_macs, count_params
 from .errors import GateFailed, UsageError
 from .export import DEFAULT_OPSET, EXPORTERS, export_onnx, op_counts, set_metadata
 from .figures import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING
-from .files import sha256_file
+from .files import atomic_write_bytes, sha256_file
 from .fold import deploy_form, reparameterized
 from .manifest import new_manifest, read_manifest, write_manifest
 from .parity import FP32_TOLERANCE, Tolerance, parity_over_batches, random_inputs
@@ -48,6 +49,7 @@ MIN_RESOLUTION = 32
 MIN_RESOLUTION_DFC = 33
 #: Sanity ceilings: past these a typo (``--width 100``) would exhaust memory, not build a model.
 MAX_WIDTH, MAX_RESOLUTION, MAX_CLASSES, MAX_BATCH = 8.0, 2048, 100_000, 1024
+MAX_SEED = 2**32 - 1
 OPSET_RANGE = {"torchscript": (13, 20), "dynamo": (18, 23)}
 
 Progress = Callable[[str, str], None]
@@ -214,9 +216,12 @@ def build(
                 f"{root / name} exists: replacing it, removing {', '.join(replaced['removed_files']) or 'nothing'} "
                 "(recorded in the manifest's history)",
             )
-        with staged_folder(root, name) as staging:
-            (staging / MODEL_FILE).write_bytes(model_bytes)
+
+        def write(staging: Path) -> None:
+            atomic_write_bytes(staging / MODEL_FILE, model_bytes)
             write_manifest(staging, manifest)
+
+        replace_folder(root, name, write)
         write_latest(root, name)
     seconds["total"] = time.perf_counter() - started
     report("write", f"{root / name / MODEL_FILE} ({len(model_bytes) / 1e6:.1f} MB), LATEST -> {name}")
@@ -254,6 +259,20 @@ def prepare_model(
 def rebuild_from_manifest(manifest: dict) -> torch.nn.Module:
     """The PyTorch model a build exported, from its manifest: checkpoint (verified) or seed."""
     info = manifest["model"]
+    try:
+        _validate(
+            info["variant"],
+            info["width"],
+            info["num_classes"],
+            info["resolution"],
+            DEFAULT_OPSET,
+            None,
+            "onnxsim",
+            "torchscript",
+            info["seed"],
+        )
+    except UsageError as exc:
+        raise UsageError(f"the manifest records a model that cannot be rebuilt ({exc}): rebuild the folder") from exc
     state = None
     if info["checkpoint"]:
         path = Path(info["checkpoint"]["path"])
@@ -434,8 +453,8 @@ def _validate(variant, width, num_classes, resolution, opset, batch, simplifier,
         raise UsageError(f"--opset {opset} is outside what the {exporter} exporter supports here ({low}–{high})")
     if simplifier not in SIMPLIFIERS:
         raise UsageError(f"unknown simplifier '{simplifier}': use one of {', '.join(SIMPLIFIERS)}")
-    if seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {seed}")
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed}")
 
 
 def _aligned(deploy: torch.nn.Module, block: int) -> torch.nn.Module:

@@ -2,7 +2,7 @@
 
 ``model.onnx`` is checked against PyTorch rebuilt from the manifest (checkpoint or seed);
 quantized artifacts against ``model.onnx`` (run on the CPU provider). Tolerances default by
-precision (DESIGN.md) and can be overridden; fp32 parity is enforced on any inputs, int8
+precision (docs/design.md) and can be overridden; fp32 parity is enforced on any inputs, int8
 and fp16 quality only on real data. Results are appended to the manifest's ``checks``.
 """
 
@@ -17,10 +17,10 @@ import numpy as np
 import onnx
 
 from .artifacts import MODEL_FILE, ModelRef, resolve_model, select_artifacts
+from .commit import update_manifest
 from .data import load_dataset, split_holdout
 from .errors import GateFailed, UsageError
 from .figures import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING, input_dependence
-from .manifest import update_manifest
 from .parity import FP32_TOLERANCE, Tolerance, compare, random_inputs
 from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, make_session, provider_label
 from .quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
@@ -150,6 +150,7 @@ def check(
         fixed = static_batch(info.session)
         run_batches = (fixed,) if fixed else batches
         reference_logits = _reference_logits(against, ref, inputs, torch_cache)
+        _same_classes(name, info.session, reference_logits, against)
         per_batch = {}
         for batch in run_batches:
             candidate = run_logits(info.session, inputs, batch)
@@ -205,6 +206,16 @@ def check(
             result,
         )
     return result
+
+
+def _same_classes(name: str, session, reference_logits: np.ndarray, against) -> None:
+    """Models with different class counts cannot be compared: a usage error, not a failed gate."""
+    classes = session.get_outputs()[0].shape[-1]
+    if isinstance(classes, int) and classes != reference_logits.shape[-1]:
+        raise UsageError(
+            f"{name} gives {classes} logits per image, its reference {_describe(against)} "
+            f"{reference_logits.shape[-1]}: compare models with the same classes"
+        )
 
 
 def _calibrated_on(source: str, targets) -> bool:

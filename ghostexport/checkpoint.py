@@ -48,6 +48,13 @@ def _load_safetensors(path: Path) -> dict:
         raise UsageError(f"checkpoint {path} is not a readable safetensors file ({_first_line(exc)})") from exc
 
 
+#: checkpoint limits: torch.save stores tensors uncompressed, so a zip whose members expand
+#: far beyond the file is not one of its checkpoints but a decompression bomb
+MAX_CHECKPOINT_BYTES = 8 * 1024**3
+MAX_EXPANSION = 4.0
+EXPANSION_SLACK = 64 * 1024**2
+
+
 def _load_torch(path: Path) -> object:
     with open(path, "rb") as handle:
         magic = handle.read(2)
@@ -55,6 +62,8 @@ def _load_torch(path: Path) -> object:
         raise UsageError(
             f"checkpoint {path} is not a readable PyTorch file (no zip or pickle header): is it of another format?"
         )
+    if magic == b"PK":
+        _check_zip(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol notices from the safe unpickler
@@ -69,6 +78,29 @@ def _load_torch(path: Path) -> object:
             f"checkpoint {path} is not a readable PyTorch file ({_first_line(exc)}): "
             "is it truncated or of another format?"
         ) from exc
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse a zip that would expand past its size budget or whose CRCs do not match, before loading."""
+    import zipfile
+
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            expanded = sum(member.file_size for member in members)
+            if expanded > min(MAX_CHECKPOINT_BYTES, MAX_EXPANSION * size + EXPANSION_SLACK):
+                raise UsageError(
+                    f"checkpoint {path} would expand from {size:,} to {expanded:,} bytes: "
+                    "not a PyTorch checkpoint (torch.save does not compress); re-save it"
+                )
+            damaged = archive.testzip()  # reads every member and checks its CRC
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise UsageError(
+            f"checkpoint {path} is not a readable PyTorch file (damaged zip: {_first_line(exc)}): re-download or re-save it"
+        ) from exc
+    if damaged is not None:
+        raise UsageError(f"checkpoint {path} is damaged ({damaged} fails its CRC check): re-download or re-save it")
 
 
 def _unwrap(raw: object, path: Path) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 Only click and the standard library load at start-up; each command imports its stage
 (and with it torch/onnx) when it runs, so ``ghostexport --help`` stays well under a second.
-Exit codes (DESIGN.md): 0 success, 1 a gate failed, 2 unusable input, 3 internal error.
+Exit codes (docs/design.md): 0 success, 1 a gate failed, 2 unusable input, 3 internal error.
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ class BatchType(click.ParamType):
         return number
 
 
+class NonEmptyPath(click.Path):
+    """click.Path turns '' into the current folder; an empty path is a usage error instead."""
+
+    def convert(self, value: Any, param, ctx):
+        if isinstance(value, str) and value == "":
+            self.fail("is empty: give a path, or leave the option out", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def common_options(function: Callable) -> Callable:
     """``--json PATH`` and ``--verbose`` for every command, plus uniform error handling."""
 
@@ -50,6 +59,10 @@ def common_options(function: Callable) -> Callable:
     @click.option("--verbose", is_flag=True, help="Show tracebacks for errors.")
     @functools.wraps(function)
     def wrapper(json_path: str | None, verbose: bool, **kwargs: Any) -> None:
+        from .commit import Terminated, install_termination_handler
+
+        install_termination_handler()
+        _refuse_empty_values(json_path)
         console = _console(stderr=json_path == "-")
         try:
             result = function(console=console, **kwargs)
@@ -68,8 +81,11 @@ def common_options(function: Callable) -> Callable:
             sys.exit(exc.exit_code)
         except click.ClickException:
             raise  # click reports its own usage errors (exit 2)
+        except Terminated:
+            click.echo("terminated: nothing was left half-written", err=True)
+            sys.exit(143)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo("interrupted: nothing was left half-written", err=True)
             sys.exit(130)
         except Exception as exc:
             if verbose:
@@ -81,6 +97,18 @@ def common_options(function: Callable) -> Callable:
         _emit_json(json_path, {**result, "ok": True, "exit_code": 0})
 
     return wrapper
+
+
+def _refuse_empty_values(json_path: str | None) -> None:
+    """An empty string is never a meaningful value (``--out ''`` would write into the current folder)."""
+    context = click.get_current_context()
+    empty = [
+        param.opts[0] if param.opts else param.name
+        for param in context.command.params
+        if context.params.get(param.name) == "" or (param.name == "json_path" and json_path == "")
+    ]
+    if empty:
+        raise click.UsageError(f"{empty[0]} is empty: give a value, or leave the option out")
 
 
 def _console(stderr: bool):
@@ -153,7 +181,7 @@ BUILD_OPTIONS = [
     ),
     click.option(
         "--checkpoint",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=NonEmptyPath(dir_okay=False, path_type=Path),
         default=None,
         help="Local state dict (.pth/.pt/.safetensors).",
     ),
@@ -167,7 +195,11 @@ BUILD_OPTIONS = [
         "--reset-head", is_flag=True, help="Replace the checkpoint's classifier with a new one of --num-classes."
     ),
     click.option(
-        "--seed", type=int, default=0, show_default=True, help="Seed for random init (recorded for rebuilds)."
+        "--seed",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Seed for random init, 0 to 2**32-1 (recorded for rebuilds).",
     ),
     click.option("--resolution", type=int, default=224, show_default=True, help="Input height and width."),
     click.option("--opset", type=int, default=None, help="ONNX opset.  [default: 17]"),
@@ -200,7 +232,7 @@ BUILD_OPTIONS = [
     ),
     click.option(
         "--out",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=NonEmptyPath(file_okay=False, path_type=Path),
         default=Path("models"),
         show_default=True,
         help="Artifact root.",
@@ -367,7 +399,7 @@ def quantize(
 
 
 def _announce_latest(console, model: str | None) -> None:
-    """With no MODEL, say first which folder models/LATEST picked (DESIGN.md)."""
+    """With no MODEL, say first which folder models/LATEST picked."""
     if model is None:
         from .artifacts import read_latest
 
@@ -468,27 +500,32 @@ def check(
 @click.argument("models", nargs=-1)
 @PROVIDER_OPTION
 @click.option("--batch", "batch", default="1", show_default=True, help="Batch sizes, comma-separated (e.g. 1,8,32).")
-@click.option("--threads", type=int, default=None, help="intra-op threads.  [default: ORT's, one per physical core]")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="intra-op threads, 1 to 4 per CPU.  [default: ORT's, one per physical core]",
+)
 @click.option(
     "--streams",
     type=int,
     default=1,
     show_default=True,
-    help="Concurrent requests per model (throughput mode; threads default to cores / streams).",
+    help="Concurrent requests per model, 1 to 4 per CPU (throughput mode; threads default to cores / streams).",
 )
-@click.option("--warmup", type=int, default=10, show_default=True, help="Warm-up runs per model and batch size.")
-@click.option("--iters", type=int, default=None, help="Timed rounds.  [default: 100]")
-@click.option("--seconds", type=float, default=None, help="Time budget per batch size instead of --iters.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Warm-up runs per model and batch size (>= 0).")
+@click.option("--iters", type=int, default=None, help="Timed rounds, 1 to 1,000,000.  [default: 100]")
+@click.option("--seconds", type=float, default=None, help="Time budget per batch size instead of --iters, (0, 3600].")
 @click.option(
     "--torch", "torch_eager", is_flag=True, help="Add PyTorch eager (rebuilt from the manifest), same device."
 )
 @click.option(
-    "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write rows as CSV."
+    "--csv", "csv_path", type=NonEmptyPath(dir_okay=False, path_type=Path), default=None, help="Write rows as CSV."
 )
 @click.option(
     "--plot",
     "plot_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     default=None,
     help="Write a PNG: latency distribution and throughput per batch (needs [plot]).",
 )
@@ -568,7 +605,7 @@ def bench(
 @PROVIDER_OPTION
 @click.option("--ort", is_flag=True, help="Also convert model.onnx to ORT format (convert --to ort).")
 @click.option("--bench-batch", default="1", show_default=True, help="Batch sizes to benchmark, comma-separated.")
-@click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size.")
+@click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size (>= 1).")
 @click.option("--allow-fallback", is_flag=True, help="Check/bench on the CPU if the provider cannot start (reported).")
 @FLOAT_ENDS_OPTION
 @common_options
@@ -642,7 +679,7 @@ def convert(console, model, to) -> dict:
 @click.option("--topk", type=int, default=5, show_default=True)
 @click.option(
     "--labels",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     default=None,
     help="Class names, one per line (or TSV, last column).  [default: ImageNet-1k for 1000 classes]",
 )

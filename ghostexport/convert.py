@@ -9,7 +9,6 @@ it came from under the fp32 tolerances before anything is written into the folde
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,9 @@ from pathlib import Path
 import onnx
 
 from .artifacts import artifact_sha256, resolve_model, select_artifacts
+from .commit import commit_files, scratch_folder
 from .errors import GateFailed, UsageError
 from .files import atomic_write_bytes
-from .manifest import update_manifest
 from .parity import FP32_TOLERANCE, parity_over_batches, random_inputs
 from .runtime import cpu_session, input_shape, quiet_ort, run_logits
 from .validate import validate_model
@@ -47,12 +46,11 @@ def convert(
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
     ref = resolve_model(model)
-    ref.whole_folder = False  # a folder means its model.onnx here (DESIGN.md)
+    ref.whole_folder = False  # a folder means its model.onnx here
     record = select_artifacts(ref)[0][2]  # verified, stale refused
     parent = artifact_sha256(ref.path, record)
     stem = ref.path.stem
-    with tempfile.TemporaryDirectory(prefix="ghostexport-convert-") as scratch:
-        work = Path(scratch)
+    with scratch_folder(ref.folder if ref.folder is not None else ref.path.with_name(ref.path.stem)) as work:
         source = work / f"{stem}.onnx"
         proto = onnx.load(str(ref.path))  # external data (name.onnx.data) is read in, not left behind
         validate_model(proto, ref.path.name)
@@ -97,10 +95,15 @@ def convert(
         result = ConvertResult(target, ref.path.with_name(config.name), record)
         if parity["verdict"] != "pass":
             raise GateFailed(f".ort parity gate failed, nothing written: {parity['reasons'][0]}", result)
-        atomic_write_bytes(target, data)
-        atomic_write_bytes(result.config, config_text)
-    if ref.folder is not None:
-        update_manifest(ref.folder, lambda manifest: manifest["artifacts"].__setitem__(target.name, record))
+        if ref.folder is None:
+            atomic_write_bytes(target, data)
+            atomic_write_bytes(result.config, config_text)
+        else:  # the .ort, its operator config and its record land together
+            commit_files(
+                ref.folder,
+                {target.name: data, result.config.name: config_text},
+                lambda manifest: manifest["artifacts"].__setitem__(target.name, record),
+            )
     report("write", f"{target} and {result.config.name}")
     return result
 

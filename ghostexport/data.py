@@ -7,6 +7,8 @@ figures never care where the images came from.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,10 +137,42 @@ def _folder_labels(folder: Path, files: list[Path]) -> np.ndarray | None:
     return np.asarray([index[name] for name in classes], dtype=np.int64)
 
 
+def read_npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a ``.npy`` header, checked against the file's real size before any read.
+
+    A header can claim terabytes; nothing is allocated until the bytes are known to be there.
+    """
+    try:
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise UsageError(f"{path} is not a regular file: give a .npy file saved with numpy.save")
+            version = np.lib.format.read_magic(handle)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _fortran, dtype = read(handle, max_header_size=10_000)
+            offset = handle.tell()
+            size = os.fstat(handle.fileno()).st_size
+    except UsageError:
+        raise
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        raise UsageError(f"cannot read {path} as a NumPy array ({exc}): save it with numpy.save") from exc
+    if dtype.hasobject:
+        raise UsageError(f"{path} holds Python objects; only numeric arrays are read (allow_pickle is off)")
+    expected = int(np.prod(shape, dtype=np.float64) * dtype.itemsize)
+    if size - offset != expected:
+        raise UsageError(
+            f"{path} claims shape {list(shape)} {dtype} ({expected:,} bytes) but holds {size - offset:,}: "
+            "it is truncated or not a .npy file"
+        )
+    return tuple(shape), dtype
+
+
 def _npy(path: Path, input_shape) -> Dataset:
+    shape, _dtype = read_npy_header(path)
+    if len(shape) == 4 and shape[0] == 0:
+        raise UsageError(f"{path} holds no images (shape {list(shape)}): save at least one")
     try:
         inputs = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise UsageError(f"cannot read {path} as a NumPy array ({exc}): save it with numpy.save") from exc
     if inputs.ndim != 4 or tuple(inputs.shape[1:]) != tuple(input_shape):
         raise UsageError(
@@ -150,6 +184,7 @@ def _npy(path: Path, input_shape) -> Dataset:
     labels = None
     for candidate in (path.with_name(path.stem + ".labels.npy"), path.with_name(path.stem + "_labels.npy")):
         if candidate.is_file():
+            read_npy_header(candidate)
             labels = np.load(candidate, allow_pickle=False)
             if labels.shape != (len(inputs),) or not np.issubdtype(labels.dtype, np.integer):
                 raise UsageError(

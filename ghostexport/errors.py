@@ -1,4 +1,4 @@
-"""Errors that map onto the CLI's exit codes (DESIGN.md): 1 gate failed, 2 bad input, 3 bug.
+"""Errors that map onto the CLI's exit codes (docs/design.md): 1 gate failed, 2 bad input, 3 bug.
 
 Library code raises these with a one-line message that names the problem and the fix;
 the CLI only prints them. Anything else that escapes is a bug (exit 3).

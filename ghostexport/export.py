@@ -1,6 +1,6 @@
 """PyTorch -> ONNX: the deploy-form model traced into one self-contained ONNX graph.
 
-The TorchScript exporter is the default on purpose (DESIGN.md pitfalls): on GhostNet 1.0×
+The TorchScript exporter is the default on purpose (see docs/design.md): on GhostNet 1.0×
 it takes ~0.4 s against ~9 s for the dynamo exporter, keeps ``GlobalAveragePool`` and
 ``Flatten`` (the dynamo exporter emits ``ReduceMean`` and ``Reshape``), and produces the
 same bytes for the same weights. ``exporter="dynamo"`` is kept for when TorchScript export

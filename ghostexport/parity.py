@@ -42,7 +42,7 @@ class Tolerance:
                 raise UsageError(f"--{name.replace('_', '-')} must be a number in [-1, 1], got {value}")
 
 
-#: fp32 against PyTorch, and fp32 against fp32 (DESIGN.md).
+#: fp32 against PyTorch, and fp32 against fp32 (docs/design.md, "Tolerances").
 FP32_TOLERANCE = Tolerance()
 
 

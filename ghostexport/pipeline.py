@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .commit import commit_files, scratch_folder
 from .errors import GateFailed, UsageError
-from .files import atomic_write_text
+from .files import atomic_write_bytes
 from .manifest import read_manifest
 
 Report = Callable[[str, str], None]
@@ -173,6 +174,7 @@ def pipeline(
             planned = failure.result.folder
 
     total = round(time.perf_counter() - started, 2)
+    plotted = None
     if folder is None:
         planned.parent.mkdir(parents=True, exist_ok=True)  # a failed build removed the folder it had created
         md, js = planned.parent / f"{planned.name}.report.md", planned.parent / f"{planned.name}.report.json"
@@ -181,10 +183,11 @@ def pipeline(
         md, js = folder / "report.md", folder / "report.json"
         manifest = read_manifest(folder)
         if bench_result is not None and bench_result.rows:
-            try:
-                plot(bench_result, folder / "bench.png")
-            except Exception as exc:  # matplotlib missing: the report says so instead of failing the run
-                stages.append({"stage": "plot", "verdict": "skipped", "error": str(exc)})
+            with scratch_folder(folder) as scratch:
+                try:
+                    plotted = plot(bench_result, scratch / "bench.png").read_bytes()
+                except Exception as exc:  # matplotlib missing: the report says so instead of failing the run
+                    stages.append({"stage": "plot", "verdict": "skipped", "error": str(exc)})
     verdict = "fail" if failed else ("reported" if any(s["verdict"] == "reported" for s in stages) else "pass")
     payload = {
         "command": command,
@@ -197,8 +200,15 @@ def pipeline(
         "manifest": manifest,
         "bench": bench_result.as_json() if bench_result else None,
     }
-    atomic_write_text(js, json.dumps(payload, indent=2, default=str) + "\n")
-    atomic_write_text(md, render_markdown(payload, folder))
+    reports = {
+        js.name: (json.dumps(payload, indent=2, default=str) + "\n").encode("utf-8"),
+        md.name: render_markdown(payload, folder, plotted is not None).encode("utf-8"),
+    }
+    if folder is None:
+        for name, data in reports.items():
+            atomic_write_bytes(planned.parent / name, data)
+    else:  # the reports and the plot land in the folder together
+        commit_files(folder, {**reports, **({"bench.png": plotted} if plotted else {})}, lambda manifest: None)
     report("report", f"{md} ({total:.1f} s in all)")
     result = PipelineResult(folder, md, js, stages, failed, payload["warnings"])
     if failed:
@@ -206,7 +216,7 @@ def pipeline(
     return result
 
 
-def render_markdown(payload: dict, folder: Path | None) -> str:
+def render_markdown(payload: dict, folder: Path | None, plotted: bool = False) -> str:
     """A human report: verdicts first, then each artifact's evidence, latency, environment."""
     lines = ["# ghostexport pipeline report", ""]
     failed = payload["failed"]
@@ -277,7 +287,7 @@ def render_markdown(payload: dict, folder: Path | None) -> str:
             f"{r['throughput_ips']:.1f} | {r['ratio_to_first']:.2f} |"
             for r in payload["bench"]["results"]
         ]
-        if folder is not None and (folder / "bench.png").is_file():
+        if plotted:
             lines += ["", "![latency and throughput](bench.png)"]
     if manifest:
         env = manifest["environment"]

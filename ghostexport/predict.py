@@ -10,9 +10,11 @@ import numpy as np
 
 from .artifacts import resolve_model
 from .errors import UsageError
+from .files import read_bounded
 from .preprocess import load_image
 from .runtime import cpu_session, input_shape, run_logits
 
+MAX_LABELS_BYTES = 16 * 1024 * 1024
 RANDOM_WEIGHTS_WARNING = (
     "{path} has random weights (built without --checkpoint/--weights): these classes are meaningless; "
     "build with a trained checkpoint"
@@ -54,9 +56,10 @@ def imagenet_labels() -> list[str]:
 def read_labels(path: str | Path, num_classes: int) -> list[str]:
     """One label per line; a TSV takes its last column; a header line 'index…' is skipped."""
     try:
-        lines = [line.rstrip("\n") for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    except OSError as exc:
+        text = read_bounded(path, MAX_LABELS_BYTES, "labels file").decode("utf-8", errors="replace")
+    except FileNotFoundError as exc:
         raise UsageError(f"cannot read --labels {path} ({exc.strerror})") from exc
+    lines = [line.rstrip("\n") for line in text.splitlines() if line.strip()]
     if lines and lines[0].lower().startswith("index"):
         lines = lines[1:]
     labels = [line.split("\t")[-1].strip() for line in lines]

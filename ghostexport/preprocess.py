@@ -24,9 +24,34 @@ _RESAMPLE = {
 }
 
 
+def to_rgb8(image: Image.Image) -> Image.Image:
+    """8-bit RGB by the image's real range: Pillow's own convert("RGB") clips 16-bit and float images.
+
+    16-bit greyscale (``I;16``, or ``I`` within 0–65535) is scaled by 255/65535; float (``F``)
+    is read as [0, 1] when it lies there, as [0, 255] when it lies there, and refused
+    otherwise (no range can be assumed).
+    """
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"32-bit integer pixels outside 0–65535 ({values.min():g}–{values.max():g})")
+        return Image.fromarray(np.round(values * (255.0 / 65535.0)).astype(np.uint8), mode="L").convert("RGB")
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("float pixels with NaN/Inf")
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if low >= 0 and high <= 1:
+            values = values * 255.0
+        elif low < 0 or high > 255:
+            raise ValueError(f"float pixels in {low:g}–{high:g}, neither [0, 1] nor [0, 255]")
+        return Image.fromarray(np.round(values).astype(np.uint8), mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
 def preprocess_image(image: Image.Image, preprocess: dict, resolution: int) -> np.ndarray:
     """One PIL image -> a normalised float32 (3, resolution, resolution) array."""
-    image = image.convert("RGB")
+    image = to_rgb8(image)
     width, height = image.size
     shorter = preprocess["resize"]
     size = (shorter, int(shorter * height / width)) if width <= height else (int(shorter * width / height), shorter)
@@ -46,8 +71,10 @@ def load_image(path: Path, preprocess: dict, resolution: int) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             return preprocess_image(image, preprocess, resolution)
+    except Image.DecompressionBombError as exc:
+        raise UsageError(f"{path} is too large to decode safely ({exc}): resize it first") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UsageError(f"cannot read image {path} ({type(exc).__name__}): remove or replace the file") from exc
+        raise UsageError(f"cannot read image {path} ({type(exc).__name__}: {exc}): remove or replace the file") from exc
 
 
 def find_images(folder: Path) -> list[Path]:

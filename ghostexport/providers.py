@@ -123,7 +123,12 @@ def make_session(model: str | bytes, options: ProviderOptions) -> SessionInfo:
         session_options.intra_op_num_threads = options.threads
     if not options.spinning:
         session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model, session_options, providers=chain)
+    try:
+        session = ort.InferenceSession(model, session_options, providers=chain)
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        described = model if isinstance(model, str) else "the model"
+        raise UsageError(f"ONNX Runtime cannot load {described} ({first[:300]}): re-export or rebuild it") from exc
     used = list(session.get_providers())
     fallback = used[0] != wanted
     if fallback and wanted in available:

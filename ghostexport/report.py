@@ -209,6 +209,8 @@ def check_summary(result) -> Table:
     captions: list[str] = []
     for entry in result.results:
         notes = [entry["reasons"][0]] if entry["reasons"] else []
+        if entry["verdict"] == "reported" and notes:
+            notes = [f"not enforced (random inputs): {notes[0]}"]
         if entry.get("localize"):
             first = entry["localize"]["first_divergence"]
             notes.append(

@@ -67,6 +67,10 @@ def weights_source(name_or_url: str) -> tuple[str, str | None, WeightSpec | None
     )
 
 
+#: far above any GhostNet checkpoint (1.0×: 21 MB), far below a disk
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
+
+
 def download(url: str, sha256: str | None = None, timeout: float = 60.0) -> Path:
     """Fetch ``url`` into the cache (once); verify ``sha256`` when given."""
     filename = Path(urlsplit(url).path).name or "weights.pth"
@@ -80,10 +84,21 @@ def download(url: str, sha256: str | None = None, timeout: float = 60.0) -> Path
         raise UsageError(
             f"cannot create the weights cache {target.parent} ({exc.strerror}): set GHOSTEXPORT_CACHE to a writable folder"
         ) from exc
+    if urlsplit(url).scheme == "file":
+        local = Path(urllib.request.url2pathname(urlsplit(url).path))
+        if local.exists() and not local.is_file():
+            raise UsageError(f"{url} is not a regular file (a device or FIFO would never end): give a file")
     handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{filename}.", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            received = 0
             while block := response.read(1 << 20):
+                received += len(block)
+                if received > MAX_DOWNLOAD_BYTES:
+                    raise UsageError(
+                        f"{url} sends more than {MAX_DOWNLOAD_BYTES:,} bytes, more than any GhostNet checkpoint: "
+                        "is it the right URL?"
+                    )
                 out.write(block)
         if sha256 is not None and (actual := sha256_file(Path(partial))) != sha256:
             raise UsageError(

@@ -38,8 +38,12 @@ def load_json(path: Path) -> dict:
 
 
 def visible_entries(folder: Path) -> list[str]:
-    """Everything a failed build could have left in ``folder`` (hidden staging included)."""
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    """Everything a failed build could have left in ``folder`` (hidden staging included).
+
+    A folder's lock file (``.<name>.lock``) stays by design: deleting a lock file that another
+    process may be waiting on would let two commands hold "the" lock at once.
+    """
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) if folder.exists() else []
 
 
 @pytest.fixture(scope="session")

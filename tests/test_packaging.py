@@ -121,3 +121,27 @@ def test_cuda_requirements_resolve_without_the_cpu_onnxruntime(tmp_path):
     assert result.returncode == 0, result.stderr
     names = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
     assert "onnxruntime-gpu" in names and "onnxruntime" not in names
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def test_docs_links_resolve_and_speak_of_the_project_alone():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md"]
+    assert len(pages) >= 6 and (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+    for page in pages:
+        text = page.read_text()
+        assert "DESIGN.md" not in text and not re.search(r"\bissue \d", text), page.name
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: {target}"
+            if anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.M)
+                assert anchor in {_anchor(h) for h in headings}, f"{page.name}: {target}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,12 +19,13 @@ import numpy as np
 import onnx
 
 from ..artifacts import MODEL_FILE, artifact_sha256, resolve_model, verify_artifact
+from ..commit import commit_files, scratch_folder
 from ..data import DEFAULT_CALIBRATION, SYNTHETIC_EVAL_SAMPLES, Dataset, load_dataset, split_holdout
 from ..errors import GateFailed, UsageError
 from ..export import op_counts
 from ..files import atomic_write_bytes
 from ..latency import interleaved
-from ..manifest import cpu_description, update_manifest
+from ..manifest import cpu_description
 from ..quality import FP16_GATE, INT8_GATE, judge, measure
 from ..runtime import cpu_session, input_shape, quiet_ort, run_logits
 from ..validate import validate_model
@@ -138,8 +138,7 @@ def quantize(
 
     name = ARTIFACT_NAMES[mode] if ref.folder else f"{ref.path.stem}.{mode}.onnx"
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="ghostexport-quantize-") as scratch:
-        work = Path(scratch)
+    with _scratch(ref) as work:
         record: dict = {"mode": mode}
 
         def evaluate(path: Path) -> np.ndarray:
@@ -204,11 +203,30 @@ def quantize(
         )
         if quality["verdict"] == "fail":
             raise GateFailed(f"{mode} quality gate failed, nothing written: {'; '.join(quality['reasons'])}", result)
+    if ref.folder is None:
         atomic_write_bytes(result.path, data)
-    if ref.folder is not None:
-        update_manifest(ref.folder, lambda manifest: manifest["artifacts"].__setitem__(name, record))
+    else:  # the artifact and its record land together, or neither does
+        commit_files(ref.folder, {name: data}, lambda manifest: _record(manifest, name, record, parent))
     report("write", f"{result.path} ({len(data) / 1e6:.1f} MB)")
     return result
+
+
+def _scratch(ref):
+    """Working files beside the build folder (same disk; a killed run's are removed by the next)."""
+    if ref.folder is not None:
+        return scratch_folder(ref.folder)
+    return scratch_folder(ref.path.with_name(ref.path.stem))
+
+
+def _record(manifest: dict, name: str, record: dict, parent: str) -> None:
+    """Record ``name`` — unless model.onnx was rebuilt while it was being quantized."""
+    current = manifest["artifacts"].get(MODEL_FILE, {}).get("sha256")
+    if current != parent:
+        raise UsageError(
+            f"model.onnx changed while {name} was being made from it (sha256 {parent[:12]} -> {str(current)[:12]}): "
+            "nothing written; run quantize again"
+        )
+    manifest["artifacts"][name] = record
 
 
 def _datasets(mode, calib, eval_spec, preprocess, shape, warnings, report) -> tuple[Dataset | None, Dataset]:
