@@ -76,6 +76,7 @@ def test_v2_reference_checkpoint_exports_within_fp32_tolerance(tmp_path):
         np.testing.assert_allclose(session.run(None, {"input": x})[0], expected, atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.slow  # full quantize + check round; CI runs the slow suite too
 def test_v2_quantize_and_check(tmp_path):
     folder = small_build_of("ghostnetv2", tmp_path / "models")
     assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0
@@ -137,6 +138,7 @@ def test_v3_reference_checkpoint_exports_its_deploy_form(tmp_path):
     assert sum(node.op_type == "Conv" for node in graph.node) == 137  # GhostNetV2's deploy structure
 
 
+@pytest.mark.slow  # full quantize + check round; CI runs the slow suite too
 def test_v3_quantize_and_check(tmp_path):
     folder = small_build_of("ghostnetv3", tmp_path / "models")
     assert run_cli("quantize", str(folder), "--no-baseline").returncode == 0

@@ -80,6 +80,7 @@ def test_int8_end_to_end_meets_the_bar(fresh_build, digit_folders):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+@pytest.mark.slow  # full quantize + check round; CI runs the slow suite too
 def test_split_build_with_quantized_stem_keeps_the_bar(digits_build, digit_folders, tmp_path):
     """A --split-concat-convs build quantizes from the merged graph (its int8 quality is the
     unsplit build's, not the 3 dB lower split one), and --float-ends none runs the stem in
@@ -209,6 +210,7 @@ def test_excluded_node_stays_float(fresh_build, digit_folders):
     assert node in record["recipe"]["kept_float"] and record["recipe"]["exclude"] == [node]
 
 
+@pytest.mark.slow  # full quantize + check round; CI runs the slow suite too
 def test_auto_meets_its_target(fresh_build, digit_folders):
     result = quantize_digits(
         fresh_build,
