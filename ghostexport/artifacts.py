@@ -247,3 +247,18 @@ def select_artifacts(ref: ModelRef) -> list[tuple[str, Path, dict | None]]:
             )
         selected.append((name, ref.folder / name, record))
     return selected
+
+
+def precision_of(proto, record: dict | None) -> str:
+    """fp32, fp16 or int8 — from the manifest record, else from the graph itself."""
+    mode = (record or {}).get("mode")
+    if mode:
+        return "fp16" if mode == "fp16" else "int8"
+    import onnx
+
+    ops = {node.op_type for node in proto.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "ConvInteger", "MatMulInteger", "QLinearConv"}:
+        return "int8"
+    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer):
+        return "fp16"
+    return "fp32"

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import MODEL_FILE, ModelRef, resolve_model, select_artifacts
-from .check import precision_of
+from .artifacts import MODEL_FILE, ModelRef, precision_of, resolve_model, select_artifacts
 from .commit import update_manifest
 from .errors import UsageError
+from .host import cpu_description
 from .latency import concurrent, interleaved_samples, summarize
-from .manifest import cpu_description
 from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session, provider_label
 from .runtime import import_onnxruntime, physical_cores
 
@@ -246,7 +245,7 @@ def _ort_runner(info: SessionInfo, batch: int, device_id: int) -> Callable[[], o
 def _torch_runner_model(target: Target, device: str, threads, allow_fallback, warnings):
     import torch
 
-    from .builder import rebuild_from_manifest
+    from .reference import rebuild_from_manifest
 
     if threads:
         torch.set_num_threads(threads)

@@ -21,9 +21,8 @@ import onnx
 import torch
 
 from . import __version__
-from .arch import VARIANTS, calibrate_batchnorm, create_model
 from .artifacts import MODEL_FILE, folder_name, output_root, write_latest
-from .checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
+from .checkpoint import checkpoint_num_classes, load_state_dict
 from .commit import replace_folder
 from .counting import count_macs, count_params
 from .errors import GateFailed, UsageError
@@ -31,10 +30,13 @@ from .export import DEFAULT_OPSET, EXPORTERS, export_onnx, op_counts, set_metada
 from .figures import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING
 from .files import atomic_write_bytes, sha256_file
 from .fold import deploy_form, reparameterized
+from .graph import split_concat_convs
 from .manifest import new_manifest, read_manifest, write_manifest
 from .parity import FP32_TOLERANCE, Tolerance, parity_over_batches, random_inputs
-from .runtime import cpu_session, run_logits
-from .simplify import SIMPLIFIERS, lint, simplify, split_concat_convs
+from .providers import cpu_session
+from .reference import prepare_model, validate_model_spec
+from .runtime import run_logits
+from .simplify import SIMPLIFIERS, lint, simplify
 from .weights import download, weights_source
 
 #: The eval transform published GhostNet weights expect (timm's: bicubic, crop 0.875).
@@ -44,12 +46,7 @@ DEFAULT_CROP_PCT = 0.875
 DEFAULT_INTERPOLATION = "bicubic"
 PARITY_SAMPLES = 8
 PARITY_BATCHES = (1, 4)
-MIN_RESOLUTION = 32
-#: v2/v3: the DFC gate average-pools the last stage's map by 2, so it must be at least 2×2
-MIN_RESOLUTION_DFC = 33
-#: Sanity ceilings: past these a typo (``--width 100``) would exhaust memory, not build a model.
-MAX_WIDTH, MAX_RESOLUTION, MAX_CLASSES, MAX_BATCH = 8.0, 2048, 100_000, 1024
-MAX_SEED = 2**32 - 1
+MAX_BATCH = 1024
 OPSET_RANGE = {"torchscript": (13, 20), "dynamo": (18, 23)}
 
 Progress = Callable[[str, str], None]
@@ -228,75 +225,6 @@ def build(
     return BuildResult(root / name, manifest, seconds)
 
 
-def prepare_model(
-    variant: str,
-    width: float,
-    num_classes: int,
-    seed: int,
-    state: dict | None = None,
-    reset_head: bool = False,
-    fixes: list[str] | None = None,
-    resolution: int | None = None,
-) -> torch.nn.Module:
-    """The eval-mode PyTorch model a build exports: seeded init, then the checkpoint if any.
-
-    Without a checkpoint and with a ``resolution``, BatchNorm statistics come from a seeded
-    data-dependent pass (``arch.calibrate_batchnorm``), recorded as ``model.bn_statistics``,
-    so that a random-init model's answers depend on its input and the gates can fail.
-    Later stages call this with the manifest's ``model`` fields to rebuild the reference.
-    Checkpoint quirks that were fixed while loading are appended to ``fixes``.
-    """
-    model = create_model(variant, width, num_classes, seed)
-    if state is not None:
-        notes = apply_state_dict(model, state, reset_head, hint=lambda: _checkpoint_hint(variant, state, width))
-        if fixes is not None:
-            fixes.extend(notes)
-    elif resolution is not None:
-        model.bn_statistics = calibrate_batchnorm(model, resolution, seed)
-    return model.eval()
-
-
-def rebuild_from_manifest(manifest: dict) -> torch.nn.Module:
-    """The PyTorch model a build exported, from its manifest: checkpoint (verified) or seed."""
-    info = manifest["model"]
-    try:
-        _validate(
-            info["variant"],
-            info["width"],
-            info["num_classes"],
-            info["resolution"],
-            DEFAULT_OPSET,
-            None,
-            "onnxsim",
-            "torchscript",
-            info["seed"],
-        )
-    except UsageError as exc:
-        raise UsageError(f"the manifest records a model that cannot be rebuilt ({exc}): rebuild the folder") from exc
-    state = None
-    if info["checkpoint"]:
-        path = Path(info["checkpoint"]["path"])
-        if not path.is_file():
-            raise UsageError(
-                f"the checkpoint {path} recorded in the manifest is missing: restore it, or compare with --reference OTHER.onnx"
-            )
-        if sha256_file(path) != info["checkpoint"]["sha256"]:
-            raise UsageError(f"the checkpoint {path} changed since the build (sha256 differs): rebuild the folder")
-        state = load_state_dict(path)
-    trained = checkpoint_num_classes(state) if state is not None else None
-    reset_head = trained is not None and trained != info["num_classes"]
-    return prepare_model(
-        info["variant"],
-        info["width"],
-        info["num_classes"],
-        info["seed"],
-        state,
-        reset_head,
-        # folders built before data-dependent BN statistics existed rebuild without them
-        resolution=info["resolution"] if info.get("bn_statistics") else None,
-    )
-
-
 #: previous builds of a folder kept in its manifest's ``history``
 HISTORY_LIMIT = 20
 
@@ -429,21 +357,7 @@ def _agree(what: str, given, from_weights):
 
 
 def _validate(variant, width, num_classes, resolution, opset, batch, simplifier, exporter, seed) -> None:
-    if variant not in VARIANTS:
-        raise UsageError(f"unknown variant '{variant}': use one of {', '.join(VARIANTS)}")
-    if not (isinstance(width, (int, float)) and math.isfinite(width) and 0 < width <= MAX_WIDTH):
-        raise UsageError(f"--width must be a number in (0, {MAX_WIDTH:g}], got {width}")
-    if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
-        raise UsageError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, got {num_classes}")
-    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise UsageError(
-            f"--resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION} (GhostNet downsamples 32×), got {resolution}"
-        )
-    if variant in ("ghostnetv2", "ghostnetv3") and resolution < MIN_RESOLUTION_DFC:
-        raise UsageError(
-            f"--resolution {resolution} is too small for {variant}: its DFC attention pools the 1/32-scale map "
-            f"by 2, which needs at least {MIN_RESOLUTION_DFC}"
-        )
+    validate_model_spec(variant, width, num_classes, resolution, seed)
     if batch is not None and not 1 <= batch <= MAX_BATCH:
         raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH}, got {batch}")
     if exporter not in EXPORTERS:
@@ -453,8 +367,6 @@ def _validate(variant, width, num_classes, resolution, opset, batch, simplifier,
         raise UsageError(f"--opset {opset} is outside what the {exporter} exporter supports here ({low}–{high})")
     if simplifier not in SIMPLIFIERS:
         raise UsageError(f"unknown simplifier '{simplifier}': use one of {', '.join(SIMPLIFIERS)}")
-    if not 0 <= seed <= MAX_SEED:
-        raise UsageError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed}")
 
 
 def _aligned(deploy: torch.nn.Module, block: int) -> torch.nn.Module:
@@ -463,37 +375,6 @@ def _aligned(deploy: torch.nn.Module, block: int) -> torch.nn.Module:
     if not can_align(deploy):
         raise UsageError("--align-channels handles GhostNet v1 (--variant ghostnet) only")
     return align_channels(deploy, block)
-
-
-def _checkpoint_hint(variant: str, state: dict, width: float) -> str:
-    """Name the variant or width the checkpoint looks like (computed only for an error)."""
-    keys = list(state)
-    looks_like = (
-        "ghostnetv3"
-        if any("_rpr_" in k for k in keys)
-        else "ghostnetv2"
-        if any(".short_conv." in k for k in keys)
-        else "ghostnet"
-        if any(".ghost1.primary_conv." in k for k in keys)
-        else None
-    )
-    if looks_like is None:
-        return "is it a GhostNet checkpoint (official or timm layout)?"
-    if looks_like != variant:
-        return f"the checkpoint looks like {looks_like}: try --variant {looks_like}"
-    stem, head = state.get("conv_stem.weight"), state.get("blocks.9.0.conv.weight")
-    for candidate in (0.5, 0.75, 1.0, 1.1, 1.3, 1.5, 1.6, 2.0):
-        probe = VARIANTS[variant](candidate, 10).state_dict()
-        if (
-            stem is not None
-            and head is not None
-            and probe["conv_stem.weight"].shape == stem.shape
-            and probe["blocks.9.0.conv.weight"].shape == head.shape
-        ):
-            if candidate != width:
-                return f"the checkpoint looks like width {candidate:g}: try --width {candidate:g}"
-            break
-    return "check --variant and --width"
 
 
 def _gate(model_bytes: bytes, reference: np.ndarray, inputs: np.ndarray, batches, tolerance: Tolerance) -> dict:

@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .artifacts import MODEL_FILE, ModelRef, resolve_model, select_artifacts
+from .artifacts import MODEL_FILE, ModelRef, precision_of, resolve_model, select_artifacts
 from .commit import update_manifest
 from .data import load_dataset, split_holdout
 from .errors import GateFailed, UsageError
 from .figures import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING, input_dependence
 from .parity import FP32_TOLERANCE, Tolerance, compare, random_inputs
-from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, make_session, provider_label
+from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, cpu_session, make_session, provider_label
 from .quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
-from .runtime import cpu_session, input_shape, run_logits, static_batch
+from .runtime import input_shape, run_logits, static_batch
 
 DEFAULT_SAMPLES = 8
 DEFAULT_BATCHES = (1, 4)
@@ -77,19 +77,6 @@ class CheckResult:
 
     def as_json(self) -> dict:
         return {"verdict": self.verdict, "warnings": self.warnings, "results": self.results}
-
-
-def precision_of(proto: onnx.ModelProto, record: dict | None) -> str:
-    """fp32, fp16 or int8 — from the manifest record, else from the graph itself."""
-    mode = (record or {}).get("mode")
-    if mode:
-        return "fp16" if mode == "fp16" else "int8"
-    ops = {node.op_type for node in proto.graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "ConvInteger", "MatMulInteger", "QLinearConv"}:
-        return "int8"
-    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer):
-        return "fp16"
-    return "fp32"
 
 
 def check(
@@ -248,7 +235,7 @@ def _describe(against) -> str:
 
 def _torch_model(ref: ModelRef, cache: dict):
     if "model" not in cache:
-        from .builder import rebuild_from_manifest
+        from .reference import rebuild_from_manifest
 
         cache["model"] = rebuild_from_manifest(ref.manifest)
     return cache["model"]

@@ -20,7 +20,8 @@ from .commit import commit_files, scratch_folder
 from .errors import GateFailed, UsageError
 from .files import atomic_write_bytes
 from .parity import FP32_TOLERANCE, parity_over_batches, random_inputs
-from .runtime import cpu_session, input_shape, quiet_ort, run_logits
+from .providers import cpu_session
+from .runtime import input_shape, quiet_ort, run_logits
 from .validate import validate_model
 
 FORMATS = ("ort",)

@@ -12,7 +12,8 @@ from .artifacts import resolve_model
 from .errors import UsageError
 from .files import read_bounded
 from .preprocess import load_image
-from .runtime import cpu_session, input_shape, run_logits
+from .providers import cpu_session
+from .runtime import input_shape, run_logits
 
 MAX_LABELS_BYTES = 16 * 1024 * 1024
 RANDOM_WEIGHTS_WARNING = (

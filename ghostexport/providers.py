@@ -140,3 +140,14 @@ def make_session(model: str | bytes, options: ProviderOptions) -> SessionInfo:
             raise UsageError(message)
         notes.append("FALLBACK (--allow-fallback): " + message)
     return SessionInfo(session, options.provider, used, fallback, notes)
+
+
+def cpu_session(model: bytes | str, threads: int | None = None, spinning: bool = True) -> Any:
+    """An InferenceSession pinned to the CPU provider, with full graph optimisation.
+
+    Full optimisation is what deployments run, so parity is measured on the graph ORT
+    actually executes (fusions included), not on a debug configuration. Turn ``spinning``
+    off when several sessions are timed side by side: idle threads of one session
+    spinning on the cores would slow down the others.
+    """
+    return make_session(model, ProviderOptions("cpu", threads=threads, spinning=spinning)).session

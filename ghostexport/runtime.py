@@ -52,19 +52,6 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
-def cpu_session(model: bytes | str, threads: int | None = None, spinning: bool = True) -> Any:
-    """An InferenceSession pinned to the CPU provider, with full graph optimisation.
-
-    Full optimisation is what deployments run, so parity is measured on the graph ORT
-    actually executes (fusions included), not on a debug configuration. Turn ``spinning``
-    off when several sessions are timed side by side: idle threads of one session
-    spinning on the cores would slow down the others.
-    """
-    from .providers import ProviderOptions, make_session
-
-    return make_session(model, ProviderOptions("cpu", threads=threads, spinning=spinning)).session
-
-
 def input_shape(session: Any) -> tuple[int, int, int]:
     """(C, H, W) of the model's single image input; exit 2 if it is not a static image shape."""
     shape = session.get_inputs()[0].shape

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from wrong_input import KINDS, wrong_input
 
-from ghostexport.builder import build, prepare_model
+from ghostexport.builder import build
 from ghostexport.figures import input_dependence
+from ghostexport.reference import prepare_model
 
 VARIANTS = ("ghostnet", "ghostnetv2", "ghostnetv3")
 

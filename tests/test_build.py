@@ -14,7 +14,7 @@ import torch
 
 from ghostexport.arch import create_model
 from ghostexport.artifacts import folder_name
-from ghostexport.builder import rebuild_from_manifest
+from ghostexport.reference import rebuild_from_manifest
 
 from .conftest import SMALL, load_json, reference_state, run_cli, visible_entries
 

@@ -149,8 +149,8 @@ def imagenet_build(tmp_path_factory) -> Path:
 
 
 def test_predict_agrees_with_pytorch_on_real_photographs(imagenet_build):
-    from ghostexport.builder import rebuild_from_manifest
     from ghostexport.preprocess import load_image
+    from ghostexport.reference import rebuild_from_manifest
 
     photos = sample_photographs()
     result = run_cli("predict", str(imagenet_build), *map(str, photos), "--json", "-")

@@ -18,10 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ghostexport.builder import build, prepare_model
+from ghostexport.builder import build
 from ghostexport.check import check
 from ghostexport.errors import GateFailed
 from ghostexport.figures import centred_figures, input_dependence
+from ghostexport.reference import prepare_model
 
 from .conftest import run_cli
 

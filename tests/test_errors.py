@@ -179,14 +179,14 @@ class _ValidatedOnly(BaseException):  # not an Exception: the CLI must not turn 
 )
 def test_malformed_arguments_never_crash(arguments):
     """Whatever the argument soup, the CLI answers exit 2 or reaches model construction."""
-    from ghostexport import builder
+    from ghostexport import reference
     from ghostexport.cli import main
 
     def stop(*_args, **_kwargs):
         raise _ValidatedOnly
 
-    original, cwd = builder.create_model, os.getcwd()
-    builder.create_model = stop
+    original, cwd = reference.create_model, os.getcwd()
+    reference.create_model = stop
     try:
         with tempfile.TemporaryDirectory() as scratch:
             os.chdir(scratch)
@@ -194,6 +194,6 @@ def test_malformed_arguments_never_crash(arguments):
     except _ValidatedOnly:
         return  # valid arguments: the real work would start here
     finally:
-        builder.create_model = original
+        reference.create_model = original
         os.chdir(cwd)
     assert result.exit_code == 2, (arguments, result.output, result.exception)

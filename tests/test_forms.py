@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from ghostexport.quantize.forms import merge_split_convs, stem_space_to_depth
-from ghostexport.runtime import cpu_session
-from ghostexport.simplify import split_concat_convs
+from ghostexport.graph import merge_split_convs, split_concat_convs
+from ghostexport.providers import cpu_session
+from ghostexport.quantize.forms import stem_space_to_depth
 
 
 def run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:

@@ -22,12 +22,12 @@ from onnx import helper
 from PIL import Image
 
 from ghostexport.artifacts import resolve_model, select_artifacts
-from ghostexport.builder import rebuild_from_manifest
 from ghostexport.data import load_dataset
 from ghostexport.errors import UsageError
 from ghostexport.manifest import read_manifest
 from ghostexport.preprocess import load_image
-from ghostexport.runtime import cpu_session
+from ghostexport.providers import cpu_session
+from ghostexport.reference import rebuild_from_manifest
 
 from .conftest import SMALL, run_cli
 

@@ -13,8 +13,9 @@ from onnx.reference import ReferenceEvaluator
 from ghostexport.builder import build
 from ghostexport.convert import convert
 from ghostexport.errors import GateFailed, UsageError
+from ghostexport.providers import cpu_session
 from ghostexport.quantize import api, quantize
-from ghostexport.runtime import cpu_session, run_logits
+from ghostexport.runtime import run_logits
 from ghostexport.validate import validate_model
 
 

@@ -24,10 +24,11 @@ from ..data import DEFAULT_CALIBRATION, SYNTHETIC_EVAL_SAMPLES, Dataset, load_da
 from ..errors import GateFailed, UsageError
 from ..export import op_counts
 from ..files import atomic_write_bytes
+from ..host import cpu_description
 from ..latency import interleaved
-from ..manifest import cpu_description
+from ..providers import cpu_session
 from ..quality import FP16_GATE, INT8_GATE, judge, measure
-from ..runtime import cpu_session, input_shape, quiet_ort, run_logits
+from ..runtime import input_shape, quiet_ort, run_logits
 from ..validate import validate_model
 from .dynamic import SLOW_WARNING, quantize_int8_dynamic
 from .fp16 import convert_fp16

@@ -14,8 +14,9 @@ import numpy as np
 import onnx
 
 from ..errors import UsageError
+from ..graph import merge_split_convs
 from ..runtime import quiet_ort
-from .forms import merge_split_convs, stem_space_to_depth
+from .forms import stem_space_to_depth
 from .recipe import Recipe
 
 CALIBRATION_BATCH = 8

@@ -1,0 +1,14 @@
+"""Exact ONNX graph rewrites, in one place: the shared machinery and each rewrite with its inverse."""
+
+from .concat_split import merge_split_convs, split_concat_convs
+from .rewrite import apply_replacements, attributes, consumers, producers, repeat_until_unchanged
+
+__all__ = [
+    "apply_replacements",
+    "attributes",
+    "consumers",
+    "merge_split_convs",
+    "producers",
+    "repeat_until_unchanged",
+    "split_concat_convs",
+]

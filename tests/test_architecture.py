@@ -1,0 +1,91 @@
+"""The package is a one-way house: no import cycles, and no stage reaching into another stage.
+
+Read from the source with ``ast`` (lazy imports inside functions included), so a cycle hidden
+behind a function-level import is caught too. Stages are the commands' modules; everything
+else is a shared floor below them. Only the pipeline (which runs the stages in order), the
+CLI and the package's top-level API may import stages.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "ghostexport"
+STAGES = {"builder", "quantize", "check", "bench", "convert", "predict", "info", "pipeline"}
+MAY_IMPORT_STAGES = {"pipeline", "cli", "__init__", "__main__"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or "__init__"
+
+
+def imports(path: Path) -> set[str]:
+    """Modules of this package that ``path`` imports, as dotted names below ``ghostexport``."""
+    here = module_name(path).split(".") if module_name(path) != "__init__" else []
+    package = here if path.name == "__init__.py" else here[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                target = [*base, *(node.module.split(".") if node.module else [])]
+                names = [".".join(target)] if node.module else [".".join([*base, a.name]) for a in node.names]
+            elif node.module and node.module.startswith("ghostexport"):
+                names = [node.module.removeprefix("ghostexport").lstrip(".")]
+            else:
+                continue
+            found.update(name for name in names if name)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.removeprefix("ghostexport.") for a in node.names if a.name.startswith("ghostexport."))
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    edges = {}
+    for name, path in modules.items():
+        # an import of a package means its __init__; of a module inside, that module
+        edges[name] = {target for target in imports(path) if target in modules and target != name}
+    return edges
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def test_no_import_cycles():
+    edges = graph()
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in edges.get(node, ()):
+            if state.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*trail, node, nxt]))
+            if not state.get(nxt):
+                visit(nxt, [*trail, node])
+        state[node] = 2
+
+    for node in edges:
+        if not state.get(node):
+            visit(node, [])
+
+
+def test_no_stage_imports_another_stage():
+    offences = [
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        if top(name) not in MAY_IMPORT_STAGES
+        for target in targets
+        if top(target) in STAGES and top(target) != top(name)
+    ]
+    assert offences == []
+
+
+def test_the_rules_can_fail():
+    """The checker itself sees a stage-to-stage import and a cycle when there is one."""
+    edges = graph()
+    assert "commit" in edges["builder"] and "reference" in edges["check"]  # it reads real imports
+    assert any(top(t) in STAGES for t in edges["pipeline"])  # the one sanctioned stage user
