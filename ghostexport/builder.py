@@ -219,7 +219,10 @@ def build(
             write_manifest(staging, manifest)
 
         replace_folder(root, name, write)
-        write_latest(root, name)
+        try:
+            write_latest(root, name)
+        except UsageError as exc:  # the folder is committed; LATEST is only a pointer to it
+            report("WARNING", f"{root / name} is complete, but {root / 'LATEST'} was not updated: {exc}")
     seconds["total"] = time.perf_counter() - started
     report("write", f"{root / name / MODEL_FILE} ({len(model_bytes) / 1e6:.1f} MB), LATEST -> {name}")
     return BuildResult(root / name, manifest, seconds)

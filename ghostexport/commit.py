@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UsageError
-from .files import atomic_write_bytes, fault_point, follow_umask
+from .files import atomic_write_bytes, fault_point, follow_umask, write_error
 from .manifest import MANIFEST_NAME, read_manifest, write_manifest
 
 LOCK_WAIT_SECONDS = 600
@@ -139,9 +139,16 @@ def scratch_folder(beside: Path) -> Iterator[Path]:
 
     Named with the pid, so the next run on the folder removes it if this process is killed.
     """
-    scratch = Path(tempfile.mkdtemp(dir=beside.parent, prefix=f".{beside.name}.scratch-{os.getpid()}-"))
+    try:
+        scratch = Path(tempfile.mkdtemp(dir=beside.parent, prefix=f".{beside.name}.scratch-{os.getpid()}-"))
+    except OSError as exc:
+        raise write_error(beside.parent, exc) from exc
     try:
         yield scratch
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):  # the disk, not a bug
+            raise write_error(scratch, exc) from exc
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -193,7 +200,10 @@ def update_manifest(folder: Path, change: Callable[[dict], None]) -> dict:
 
 
 def _staging(final: Path) -> Path:
-    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging-"))
+    try:
+        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging-"))
+    except OSError as exc:
+        raise write_error(final, exc) from exc
     follow_umask(staging, directory=True)
     return staging
 
@@ -203,11 +213,21 @@ def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:
-        shutil.copy2(source, target)
+        try:
+            shutil.copy2(source, target)
+        except OSError as exc:
+            raise write_error(target, exc) from exc
 
 
 def _swap(staging: Path, final: Path) -> None:
     """Make ``staging`` become ``final`` in one step; the old ``final`` (if any) ends up at ``staging``."""
+    try:
+        _swap_steps(staging, final)
+    except OSError as exc:
+        raise write_error(final, exc) from exc
+
+
+def _swap_steps(staging: Path, final: Path) -> None:
     fault_point()
     if not final.exists():
         os.replace(staging, final)
@@ -217,8 +237,12 @@ def _swap(staging: Path, final: Path) -> None:
     # no atomic exchange here: two renames (a kill between them leaves the old folder at .old-*)
     retired = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
     os.replace(final, retired / final.name)
-    fault_point()
-    os.replace(staging, final)
+    try:
+        fault_point()
+        os.replace(staging, final)
+    except OSError:
+        os.replace(retired / final.name, final)  # put the old folder back before reporting
+        raise
     shutil.rmtree(retired, ignore_errors=True)
     staging.mkdir()  # callers remove the staging path afterwards
 

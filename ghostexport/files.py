@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -38,14 +39,28 @@ def follow_umask(path: str | Path, directory: bool = False) -> None:
 
 
 def fault_point() -> None:
-    """``GHOSTEXPORT_FAULT_AT=N``: SIGKILL this process at the N-th commit step (crash-safety tests)."""
+    """Fault injection for the crash-safety tests, at the N-th commit step.
+
+    ``GHOSTEXPORT_FAULT_AT=N`` SIGKILLs this process there; ``GHOSTEXPORT_FAULT_AT=N:enospc``
+    fails the step as a full disk would.
+    """
     global _FAULT_STEPS
     wanted = os.environ.get("GHOSTEXPORT_FAULT_AT")
     if not wanted:
         return
+    step, _, kind = wanted.partition(":")
     _FAULT_STEPS += 1
-    if int(wanted) == _FAULT_STEPS:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if int(step) != _FAULT_STEPS:
+        return
+    if kind == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def write_error(path: str | Path, exc: OSError) -> UsageError:
+    """A failed write (full disk, read-only or vanished folder) as a usage error naming the fix."""
+    reason = exc.strerror or str(exc)
+    return UsageError(f"cannot write {path} ({reason}): nothing was changed; free space there or choose another folder")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -55,7 +70,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     remove it once that process is gone (killed before the rename).
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
@@ -64,6 +82,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         follow_umask(temporary)
         fault_point()
         os.replace(temporary, path)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

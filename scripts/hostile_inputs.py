@@ -390,6 +390,7 @@ def kills_and_races(root: Path, good: Path) -> list[tuple[str, int | str, bool]]
             again, _ = ghostexport(*command(target), cwd=root)
             damaged = damaged or again != 0 or _damaged(target / good.name)
             results.append((f"{label} killed at commit step {step}", code, damaged))
+    results += disk_full(root)
     target = root / "races"
     shutil.copytree(good.parent, target)
     command = [sys.executable, "-m", "ghostexport"]
@@ -416,6 +417,32 @@ def kills_and_races(root: Path, good: Path) -> list[tuple[str, int | str, bool]]
     codes = [run.wait(timeout=TIME_LIMIT) for run in builds]
     results.append(("two builds into one folder at once", max(codes), _damaged(target / good.name)))
     return results
+
+
+def disk_full(root: Path) -> list[tuple[str, int | str, bool]]:
+    """A rebuild and a quantize on a real 16 MB tmpfs that the new files cannot fit (needs mount rights)."""
+    disk = root / "small-disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True).returncode:
+        print("disk full: skipped (no permission to mount a tmpfs here)")
+        return []
+    try:
+        assert ghostexport("build", *SMALL, "--out", disk, cwd=root)[0] == 0
+        folder = disk / "ghostnet_050-r64"
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(bytes(max(0, free - 1024 * 1024)))  # leave 1 MB: nothing new fits
+        results = []
+        for label, command in {
+            "rebuild on a full disk": ["build", *SMALL, "--seed", "5", "--out", disk],
+            "fp16 quantize on a full disk": ["quantize", folder, "--mode", "fp16"],
+        }.items():
+            before = fingerprint(folder)
+            code, line = ghostexport(*command, cwd=root)
+            damaged = (code != 0 and fingerprint(folder) != before) or _damaged(folder)
+            results.append((f"{label} (exit {code}: {line[:60]})", code, damaged))
+        return results
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
 
 
 def _damaged(folder: Path) -> bool:
