@@ -328,7 +328,6 @@ FLOAT_ENDS_OPTION = click.option(
     help="Maximum top-1 accuracy drop (points); needs labels.",
 )
 @FLOAT_ENDS_OPTION
-@click.option("--no-float-ends", "no_float_ends", is_flag=True, hidden=True, help="Same as --float-ends none.")
 @click.option(
     "--share-concat-scales/--no-share-concat-scales",
     default=True,
@@ -354,7 +353,6 @@ def quantize(
     target_sqnr,
     max_accuracy_drop,
     float_ends,
-    no_float_ends,
     share_concat_scales,
     baseline,
 ) -> dict:
@@ -388,7 +386,7 @@ def quantize(
                 exclude=exclude,
                 target_sqnr=target_sqnr,
                 max_accuracy_drop=max_accuracy_drop,
-                float_ends="none" if no_float_ends else float_ends,
+                float_ends=float_ends,
                 shared_concat_scales=share_concat_scales,
                 baseline=baseline,
                 progress=stage_printer(console),
@@ -565,7 +563,7 @@ def bench(
       ghostexport bench models/ghostnet_100 --batch 32 --streams 2      # throughput mode
     """
     from .bench import bench as run_bench
-    from .bench import plot
+    from .report import bench_plot as plot
     from .report import bench_summary, stage_printer
 
     if not models:
@@ -693,19 +691,14 @@ def predict(console, model, images, topk, labels) -> dict:
       ghostexport predict models/ghostnet_050-c10-r64 digit.png --labels digits.txt --topk 3
     """
     from rich.markup import escape
-    from rich.table import Table
 
     from .predict import predict as run_predict
+    from .report import predict_tables
 
     result = run_predict(model, list(images), topk=topk, labels=labels)
     for warning in result.warnings:
         console.print(f"[bold yellow]WARNING[/] {escape(warning)}", soft_wrap=True)
-    for prediction in result.predictions:
-        table = Table(title=Path(prediction.image).name, title_justify="left")
-        for column in ("#", "class", "label", "probability"):
-            table.add_column(column)
-        for rank, entry in enumerate(prediction.top, 1):
-            table.add_row(str(rank), str(entry["index"]), entry["label"], f"{entry['probability']:.4f}")
+    for table in predict_tables(result):
         console.print(table)
     return result.as_json()
 

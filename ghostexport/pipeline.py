@@ -19,6 +19,7 @@ from .commit import commit_files, scratch_folder
 from .errors import GateFailed, UsageError
 from .files import atomic_write_bytes
 from .manifest import read_manifest
+from .report import pipeline_markdown
 
 Report = Callable[[str, str], None]
 BENCH_ITERATIONS = 50
@@ -98,11 +99,12 @@ def pipeline(
     command: str | None = None,
     progress: Report | None = None,
 ) -> PipelineResult:
-    from .bench import bench, plot
+    from .bench import bench
     from .builder import build
     from .check import check
     from .convert import convert
     from .quantize import quantize
+    from .report import bench_plot as plot
 
     report = progress or (lambda stage, detail: None)
     stages: list[dict] = []
@@ -202,7 +204,7 @@ def pipeline(
     }
     reports = {
         js.name: (json.dumps(payload, indent=2, default=str) + "\n").encode("utf-8"),
-        md.name: render_markdown(payload, folder, plotted is not None).encode("utf-8"),
+        md.name: pipeline_markdown(payload, plotted is not None).encode("utf-8"),
     }
     if folder is None:
         for name, data in reports.items():
@@ -214,109 +216,3 @@ def pipeline(
     if failed:
         raise GateFailed(f"pipeline stopped at {failed['stage']}: {failed['reason']} (report: {md})", result)
     return result
-
-
-def render_markdown(payload: dict, folder: Path | None, plotted: bool = False) -> str:
-    """A human report: verdicts first, then each artifact's evidence, latency, environment."""
-    lines = ["# ghostexport pipeline report", ""]
-    failed = payload["failed"]
-    verdict = {
-        "fail": f"FAIL at {failed['stage']}" if failed else "FAIL",
-        "pass": "PASS",
-        "reported": "PASS (some gates REPORTED, not enforced: synthetic data)",
-    }[payload.get("verdict", "fail" if failed else "pass")]
-    lines.append(f"**Verdict: {verdict}** — `{payload['command']}` ({payload['seconds']:.1f} s)")
-    if failed:
-        lines += ["", f"> {failed['reason']}"]
-    for warning in payload.get("warnings", []):
-        lines += ["", f"> **WARNING:** {warning}"]
-    lines += ["", "| stage | verdict | seconds |", "|---|---|---|"]
-    lines += [f"| {s['stage']} | {s['verdict'].upper()} | {s.get('seconds', '')} |" for s in payload["stages"]]
-    manifest = payload["manifest"]
-    if manifest:
-        model = manifest["model"]
-        lines += [
-            "",
-            "## Model",
-            "",
-            f"{model['variant']} {model['width']}×, {model['num_classes']} classes, {model['resolution']}², "
-            f"batch {model['batch']}; {model['params']:,} params, {model['macs'] / 1e6:.2f}M MACs; weights: "
-            + (
-                f"`{model['checkpoint']['path']}` (sha256 {model['checkpoint']['sha256'][:16]}…)"
-                if model["checkpoint"]
-                else f"random init, seed {model['seed']}"
-            ),
-            "",
-            "## Artifacts",
-            "",
-            "| file | bytes | sha256 | parent | evidence | verdict |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name, record in manifest["artifacts"].items():
-            lines.append(
-                f"| {name} | {record['bytes']:,} | `{record['sha256'][:16]}…` | "
-                f"{('`' + record['parent'][:12] + '…`') if record.get('parent') else '–'} | "
-                f"{_evidence(record)} | {_verdict(record)} |"
-            )
-        for entry in manifest.get("checks", [])[-1:]:
-            lines += [
-                "",
-                f"## Check ({entry['provider']})",
-                "",
-                "| artifact | vs | max abs | cosine | SQNR dB | top-1 agreement | tolerance | verdict |",
-                "|---|---|---|---|---|---|---|---|",
-            ]
-            for r in entry["results"]:
-                tolerance = ", ".join(f"{k} {v}" for k, v in r["tolerance"].items() if v is not None)
-                lines.append(
-                    f"| {r['artifact']} | {r['reference']} | {_num(r.get('max_abs'), '.2e')} | "
-                    f"{_num(r.get('min_cosine'), '.6f')} | {_num(r.get('sqnr_db'), '.1f')} | "
-                    f"{_num(r.get('top1_agreement'), '.4f')} | {tolerance} | {r['verdict'].upper()} |"
-                )
-    if payload["bench"]:
-        env = payload["bench"]["environment"]
-        lines += [
-            "",
-            f"## Latency ({env.get('provider', env['provider_requested'])}, threads {env['threads']})",
-            "",
-            "| model | batch | p50 ms | p90 ms | p99 ms | images/s | × first |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['model']} | {r['batch']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
-            f"{r['throughput_ips']:.1f} | {r['ratio_to_first']:.2f} |"
-            for r in payload["bench"]["results"]
-        ]
-        if plotted:
-            lines += ["", "![latency and throughput](bench.png)"]
-    if manifest:
-        env = manifest["environment"]
-        lines += [
-            "",
-            "## Environment",
-            "",
-            ", ".join(f"{k} {v}" for k, v in env.items() if k != "cpu_flags"),
-            "",
-            f"CPU flags: {' '.join(env['cpu_flags'])}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _evidence(record: dict) -> str:
-    if "parity" in record and "quality" not in record:
-        parity = record["parity"]
-        return f"parity max abs {_num(parity.get('max_abs') or parity.get('simplified', {}).get('max_abs'), '.2e')}"
-    if "quality" in record:
-        q = record["quality"]
-        text = f"SQNR {q['sqnr_db']} dB, agreement {q['top1_agreement']:.4f}"
-        return text + (" (synthetic data: not enforced)" if q["verdict"] == "reported" else "")
-    return ""
-
-
-def _verdict(record: dict) -> str:
-    block = record.get("quality") or record.get("parity") or {}
-    return str(block.get("verdict", "")).upper()
-
-
-def _num(value, spec: str) -> str:
-    return "–" if value is None else format(value, spec)

@@ -7,9 +7,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from .errors import UsageError
 
 
 def stage_printer(console: Console) -> Callable[[str, str], None]:
@@ -279,6 +282,19 @@ def bench_summary(result) -> Table:
     return table
 
 
+def predict_tables(result) -> list[Table]:
+    """One table per image: rank, class index, label, probability."""
+    tables = []
+    for prediction in result.predictions:
+        table = Table(title=Path(prediction.image).name, title_justify="left")
+        for column in ("#", "class", "label", "probability"):
+            table.add_column(column)
+        for rank, entry in enumerate(prediction.top, 1):
+            table.add_row(str(rank), str(entry["index"]), escape(entry["label"]), f"{entry['probability']:.4f}")
+        tables.append(table)
+    return tables
+
+
 def info_summary(described: dict) -> Table:
     table = Table(title=f"ghostexport info: {described['path']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -330,3 +346,168 @@ def info_summary(described: dict) -> Table:
             f"{manifest['checks']} checks, {manifest['benchmarks']} benchmarks recorded",
         )
     return table
+
+
+def pipeline_markdown(payload: dict, plotted: bool = False) -> str:
+    """A human report: verdicts first, then each artifact's evidence, latency, environment."""
+    lines = ["# ghostexport pipeline report", ""]
+    failed = payload["failed"]
+    verdict = {
+        "fail": f"FAIL at {failed['stage']}" if failed else "FAIL",
+        "pass": "PASS",
+        "reported": "PASS (some gates REPORTED, not enforced: synthetic data)",
+    }[payload.get("verdict", "fail" if failed else "pass")]
+    lines.append(f"**Verdict: {verdict}** — `{payload['command']}` ({payload['seconds']:.1f} s)")
+    if failed:
+        lines += ["", f"> {failed['reason']}"]
+    for warning in payload.get("warnings", []):
+        lines += ["", f"> **WARNING:** {warning}"]
+    lines += ["", "| stage | verdict | seconds |", "|---|---|---|"]
+    lines += [f"| {s['stage']} | {s['verdict'].upper()} | {s.get('seconds', '')} |" for s in payload["stages"]]
+    manifest = payload["manifest"]
+    if manifest:
+        model = manifest["model"]
+        lines += [
+            "",
+            "## Model",
+            "",
+            f"{model['variant']} {model['width']}×, {model['num_classes']} classes, {model['resolution']}², "
+            f"batch {model['batch']}; {model['params']:,} params, {model['macs'] / 1e6:.2f}M MACs; weights: "
+            + (
+                f"`{model['checkpoint']['path']}` (sha256 {model['checkpoint']['sha256'][:16]}…)"
+                if model["checkpoint"]
+                else f"random init, seed {model['seed']}"
+            ),
+            "",
+            "## Artifacts",
+            "",
+            "| file | bytes | sha256 | parent | evidence | verdict |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, record in manifest["artifacts"].items():
+            lines.append(
+                f"| {name} | {record['bytes']:,} | `{record['sha256'][:16]}…` | "
+                f"{('`' + record['parent'][:12] + '…`') if record.get('parent') else '–'} | "
+                f"{_evidence(record)} | {_record_verdict(record)} |"
+            )
+        for entry in manifest.get("checks", [])[-1:]:
+            lines += [
+                "",
+                f"## Check ({entry['provider']})",
+                "",
+                "| artifact | vs | max abs | cosine | SQNR dB | top-1 agreement | tolerance | verdict |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for r in entry["results"]:
+                tolerance = ", ".join(f"{k} {v}" for k, v in r["tolerance"].items() if v is not None)
+                lines.append(
+                    f"| {r['artifact']} | {r['reference']} | {_fmt(r.get('max_abs'), '.2e')} | "
+                    f"{_fmt(r.get('min_cosine'), '.6f')} | {_fmt(r.get('sqnr_db'), '.1f')} | "
+                    f"{_fmt(r.get('top1_agreement'), '.4f')} | {tolerance} | {r['verdict'].upper()} |"
+                )
+    if payload["bench"]:
+        env = payload["bench"]["environment"]
+        lines += [
+            "",
+            f"## Latency ({env.get('provider', env['provider_requested'])}, threads {env['threads']})",
+            "",
+            "| model | batch | p50 ms | p90 ms | p99 ms | images/s | × first |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['model']} | {r['batch']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['throughput_ips']:.1f} | {r['ratio_to_first']:.2f} |"
+            for r in payload["bench"]["results"]
+        ]
+        if plotted:
+            lines += ["", "![latency and throughput](bench.png)"]
+    if manifest:
+        env = manifest["environment"]
+        lines += [
+            "",
+            "## Environment",
+            "",
+            ", ".join(f"{k} {v}" for k, v in env.items() if k != "cpu_flags"),
+            "",
+            f"CPU flags: {' '.join(env['cpu_flags'])}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _evidence(record: dict) -> str:
+    if "parity" in record and "quality" not in record:
+        parity = record["parity"]
+        return f"parity max abs {_fmt(parity.get('max_abs') or parity.get('simplified', {}).get('max_abs'), '.2e')}"
+    if "quality" in record:
+        q = record["quality"]
+        text = f"SQNR {q['sqnr_db']} dB, agreement {q['top1_agreement']:.4f}"
+        return text + (" (synthetic data: not enforced)" if q["verdict"] == "reported" else "")
+    return ""
+
+
+def _record_verdict(record: dict) -> str:
+    block = record.get("quality") or record.get("parity") or {}
+    return str(block.get("verdict", "")).upper()
+
+
+def bench_plot(result, path: str | Path) -> Path:
+    """Latency distribution (box plot per model and batch) and throughput per batch size."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise UsageError("--plot needs matplotlib: pip install 'ghostexport[plot]'") from exc
+    models = list(dict.fromkeys(row["model"] for row in result.rows))
+    batches = sorted({row["batch"] for row in result.rows})
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [3, 2]})
+    colors = plt.get_cmap("tab10")
+    positions, data, tick_labels = [], [], []
+    for b_index, batch in enumerate(batches):
+        for m_index, model in enumerate(models):
+            if (model, batch) in result.samples:
+                positions.append(b_index * (len(models) + 1) + m_index)
+                data.append(result.samples[(model, batch)])
+                tick_labels.append(f"{model}\nb{batch}")
+    boxes = left.boxplot(
+        data, positions=positions, widths=0.7, patch_artist=True, showfliers=False, medianprops={"color": "black"}
+    )
+    for patch, label in zip(boxes["boxes"], tick_labels, strict=True):
+        patch.set_facecolor(colors(models.index(label.split("\n")[0]) % 10))
+        patch.set_alpha(0.75)
+    left.set_xticks(positions)
+    left.set_xticklabels(tick_labels, rotation=35, ha="right", fontsize=8)
+    left.set_ylabel("latency per batch (ms)")
+    medians = [float(np.median(values)) for values in data]
+    if max(medians) / max(min(medians), 1e-9) > 8:  # batch sizes far apart: log scale, else plain ms
+        left.set_yscale("log")
+    left.set_title("Latency distribution (box: p25–p75, whiskers: 1.5 IQR)")
+    left.grid(axis="y", alpha=0.3, which="both")
+    width = 0.8 / max(len(models), 1)
+    for m_index, model in enumerate(models):
+        values = [
+            next((r["throughput_ips"] for r in result.rows if r["model"] == model and r["batch"] == b), 0)
+            for b in batches
+        ]
+        xs = [b_index + m_index * width for b_index in range(len(batches))]
+        bars = right.bar(xs, values, width=width, label=model, color=colors(m_index % 10), alpha=0.85)
+        right.bar_label(bars, fmt="%.0f", fontsize=7, padding=2)
+    right.set_xticks([b_index + width * (len(models) - 1) / 2 for b_index in range(len(batches))])
+    right.set_xticklabels([f"batch {b}" for b in batches])
+    right.set_ylabel("images / s (p50)")
+    right.set_title("Throughput")
+    right.legend(fontsize=8)
+    right.grid(axis="y", alpha=0.3)
+    env = result.environment
+    subject = env.get("subject") or ", ".join(models)
+    figure.suptitle(
+        f"{subject}\nghostexport bench — {env['cpu']} — ORT {env['onnxruntime']} — "
+        f"{env.get('provider', env['provider_requested'])} — threads: {env['threads']}",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path

@@ -32,7 +32,7 @@ from ..runtime import input_shape, quiet_ort, run_logits
 from ..validate import validate_model
 from .dynamic import SLOW_WARNING, quantize_int8_dynamic
 from .fp16 import convert_fp16
-from .recipe import FLOAT_ENDS, METHODS, Recipe, float_end_nodes, float_ends_choice, types_for_cpu
+from .recipe import FLOAT_ENDS, METHODS, Recipe, float_end_nodes, types_for_cpu
 from .static import BatchReader, Int8Quantizer
 
 MODES = ("int8", "fp16", "int8-dynamic")
@@ -72,7 +72,7 @@ def quantize(
     exclude: tuple[str, ...] | list[str] = (),
     target_sqnr: float | None = None,
     max_accuracy_drop: float | None = None,
-    float_ends: bool | str = "stem",
+    float_ends: str = "stem",
     shared_concat_scales: bool = True,
     baseline: bool = True,
     progress: Report | None = None,
@@ -88,7 +88,7 @@ def quantize(
         raise UsageError(f"unknown --mode {mode}: use one of {', '.join(MODES)}")
     if method not in (*METHODS, "auto"):
         raise UsageError(f"unknown --method {method}: use one of {', '.join((*METHODS, 'auto'))}")
-    if not isinstance(float_ends, bool) and float_ends not in FLOAT_ENDS:
+    if float_ends not in FLOAT_ENDS:
         raise UsageError(f"unknown --float-ends {float_ends}: use one of {', '.join(FLOAT_ENDS)}")
     if target_sqnr is not None and not math.isfinite(target_sqnr):
         raise UsageError(f"--target-sqnr must be a finite number of dB, got {target_sqnr}")
@@ -125,7 +125,7 @@ def quantize(
         weight_type=weight,
         per_channel=per_channel,
         reduce_range=reduce_range,
-        float_ends=float_ends_choice(float_ends),
+        float_ends=float_ends,
         shared_concat_scales=shared_concat_scales,
         exclude=list(exclude),
         types_reason=why,
@@ -332,7 +332,9 @@ def _latency_cost(fp32_path: Path, chosen: Path, record: dict, work: Path, sampl
     """What keeping nodes in float costs: fp32 vs the chosen int8 vs all-int8, interleaved."""
     runners = {}
     candidates = {"fp32": fp32_path, "int8 (chosen)": chosen}
-    all_int8 = work / "auto-minmax.onnx"
+    from .auto import RULES_ONLY_TAG, trial_path
+
+    all_int8 = trial_path(work, RULES_ONLY_TAG)
     if all_int8.is_file():
         candidates["int8 (rules only, minmax)"] = all_int8
     for label, path in candidates.items():

@@ -27,6 +27,15 @@ SENSITIVITY_SAMPLES = 16
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "Mul", "Add", "GlobalAveragePool", "HardSigmoid")
 
 
+#: the trial that keeps only the rule-based float nodes, with MinMax: the all-int8 reference point
+RULES_ONLY_TAG = "minmax"
+
+
+def trial_path(work_dir: Path, tag: str) -> Path:
+    """Where the search leaves the model of trial ``tag`` (the latency comparison reads it back)."""
+    return work_dir / f"auto-{tag}.onnx"
+
+
 def search(
     quantizer: Int8Quantizer,
     base: Recipe,
@@ -41,7 +50,7 @@ def search(
     trials = []
 
     def attempt(recipe: Recipe, tag: str) -> tuple[Path, dict]:
-        output = work_dir / f"auto-{tag}.onnx"
+        output = trial_path(work_dir, tag)
         quantizer.quantize(recipe, recipe.kept_float, output)
         figures = measure(reference, evaluate(output), labels)
         trials.append(

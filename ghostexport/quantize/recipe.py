@@ -56,15 +56,6 @@ def types_for_cpu(cpu_flags: list[str], machine: str | None = None) -> tuple[str
     return "uint8", "int8", True, "unknown CPU: u8/s8 with reduce_range, the safe default"
 
 
-def float_ends_choice(value: bool | str) -> str:
-    """``True``/``False`` (the old boolean API) or a name from ``FLOAT_ENDS``."""
-    if isinstance(value, bool):
-        return "both" if value else "none"
-    if value not in FLOAT_ENDS:
-        raise ValueError(f"float ends {value!r}: use one of {', '.join(FLOAT_ENDS)}")
-    return value
-
-
 def float_end_nodes(proto: onnx.ModelProto, which: str = "stem") -> list[str]:
     """The stem conv (it quantizes the raw image) and/or the classifier, found by graph structure.
 
