@@ -704,9 +704,10 @@ def predict(console, model, images, topk, labels) -> dict:
 
 
 @main.command()
-@click.argument("model")
+@click.argument("model", required=False)
+@click.option("--schema", is_flag=True, help="Print the JSON Schema of manifest.json instead.")
 @common_options
-def info(console, model) -> dict:
+def info(console, model, schema) -> dict:
     """Describe MODEL: variant, width, params, MACs, ops, opset, I/O, metadata, artifacts and verdicts.
 
     Works on a foreign .onnx too (then from the graph alone).
@@ -715,10 +716,18 @@ def info(console, model) -> dict:
     Examples:
       ghostexport info models/ghostnet_100
       ghostexport info some/other/model.onnx --json -
+      ghostexport info --schema > manifest.schema.json
     """
     from .info import info as run_info
     from .report import info_summary
 
+    if schema:
+        from .manifest import manifest_schema
+
+        click.echo(json.dumps(manifest_schema(), indent=2))
+        return {"schema": manifest_schema()}
+    if model is None:
+        raise UsageError("give a MODEL (a build folder or an .onnx), or --schema")
     described = run_info(model)
     console.print(info_summary(described))
     return described

@@ -136,3 +136,10 @@ def _artifact_problem(record) -> str | None:
     if origin is not None and not isinstance(origin, str):
         return "calibration.origin must be a path"
     return None
+
+
+def manifest_schema() -> dict:
+    """The published JSON Schema of manifest.json (``ghostexport/resources/manifest.schema.json``)."""
+    from importlib import resources
+
+    return json.loads(resources.files("ghostexport.resources").joinpath("manifest.schema.json").read_text("utf-8"))

@@ -83,3 +83,29 @@ def reference_state(variant_file: str, seed: int = 11) -> dict[str, torch.Tensor
         else:
             state[key] = torch.randn(dims, generator=generator) * 0.1
     return state
+
+
+@pytest.fixture(autouse=True)
+def manifests_follow_the_schema(request):
+    """After every test with a tmp_path: each manifest.json written there follows the published schema.
+
+    Manifests a test broke on purpose (the hostile-input tests) are those ghostexport itself
+    refuses; they are left out.
+    """
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if folder is None:
+        return
+    import jsonschema
+
+    from ghostexport.manifest import manifest_problem, manifest_schema
+
+    validator = jsonschema.Draft202012Validator(manifest_schema())
+    for path in folder.rglob("manifest.json"):
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if manifest_problem(manifest) is None:
+            errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(manifest)]
+            assert errors == [], f"{path}: {errors[:3]}"
