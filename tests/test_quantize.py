@@ -20,6 +20,8 @@ from .conftest import load_json, run_cli, visible_entries
 
 DATA = Path(__file__).parent / "data"
 CHECKPOINT = DATA / "ghostnet_050-digits-r64.safetensors"
+#: the digits GhostNet's build arguments
+DIGITS_MODEL = ["--width", "0.5", "--resolution", "64", "--checkpoint", str(CHECKPOINT)]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import digits  # noqa: E402
 
@@ -34,9 +36,7 @@ def digit_folders(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def digits_build(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("digits-models")
-    result = run_cli(
-        "build", "--width", "0.5", "--resolution", "64", "--checkpoint", str(CHECKPOINT), "--out", str(out)
-    )
+    result = run_cli("build", *DIGITS_MODEL, "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out / "ghostnet_050-c10-r64"
 
@@ -88,12 +88,7 @@ def test_split_build_with_quantized_stem_keeps_the_bar(digits_build, digit_folde
     out = tmp_path / "models"
     built = run_cli(
         "build",
-        "--width",
-        "0.5",
-        "--resolution",
-        "64",
-        "--checkpoint",
-        str(CHECKPOINT),
+        *DIGITS_MODEL,
         "--split-concat-convs",
         "--out",
         str(out),
@@ -381,12 +376,7 @@ def test_pipeline_with_only_calib_never_evaluates_on_calibration_images(digit_fo
     out = tmp_path / "models"
     result = run_cli(
         "pipeline",
-        "--width",
-        "0.5",
-        "--resolution",
-        "64",
-        "--checkpoint",
-        str(CHECKPOINT),
+        *DIGITS_MODEL,
         "--calib",
         str(calib),
         "--bench-iters",
