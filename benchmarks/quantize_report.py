@@ -25,8 +25,8 @@ import digits  # noqa: E402
 
 from ghostexport import build  # noqa: E402
 from ghostexport.latency import interleaved  # noqa: E402
-from ghostexport.quantize import quantize  # noqa: E402
 from ghostexport.providers import cpu_session  # noqa: E402
+from ghostexport.quantize import quantize  # noqa: E402
 
 CHECKPOINT = ROOT / "tests" / "data" / "ghostnet_050-digits-r64.safetensors"
 
