@@ -11,7 +11,7 @@ ratios to the naive path, profiles per op type, and writes JSON.
 
     python benchmarks/perf.py [--rounds 100] [--json perf.json]
 
-Targets (issue 7): best artifact ≤ 0.45× naive at batch 1 / 2 threads and ≤ 0.5× at 1
+Targets set for this release: best artifact ≤ 0.45× naive at batch 1 / 2 threads and ≤ 0.5× at 1
 thread; ghostexport fp32 ≤ 0.85×; int8 throughput at batch 32 ≥ 2× naive.
 """
 

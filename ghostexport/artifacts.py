@@ -104,6 +104,11 @@ class ModelRef:
     whole_folder: bool = False  # MODEL named a folder (or LATEST), not one file in it
 
     @property
+    def home(self) -> Path:
+        """What working files sit beside: the build folder, or a lone .onnx's path without suffix."""
+        return self.folder if self.folder is not None else self.path.with_name(self.path.stem)
+
+    @property
     def preprocess(self) -> dict | None:
         """Recorded preprocessing, from the manifest or else the ONNX metadata."""
         if self.manifest is not None:

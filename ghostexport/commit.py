@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UsageError
-from .files import atomic_write_bytes, fault_point, follow_umask, write_error
+from .files import atomic_write_bytes, current_umask, fault_point, follow_umask, write_error
 from .manifest import MANIFEST_NAME, read_manifest, write_manifest
 
 LOCK_WAIT_SECONDS = 600
@@ -56,7 +56,7 @@ def folder_lock(folder: Path, report: Callable[[str, str], None] | None = None) 
     """Hold the folder's exclusive lock; wait (saying for whom) while another command holds it."""
     path = lock_path(folder)
     try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
     except OSError as exc:
         raise UsageError(f"cannot lock {folder} ({exc.strerror}): is {folder.parent} writable?") from exc
     try:
@@ -269,12 +269,6 @@ def _libc():
     if _LIBC is None:
         _LIBC = ctypes.CDLL(None, use_errno=True)
     return _LIBC
-
-
-def _umask() -> int:
-    from .files import current_umask
-
-    return current_umask()
 
 
 class Terminated(KeyboardInterrupt):

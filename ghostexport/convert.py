@@ -51,7 +51,7 @@ def convert(
     record = select_artifacts(ref)[0][2]  # verified, stale refused
     parent = artifact_sha256(ref.path, record)
     stem = ref.path.stem
-    with scratch_folder(ref.folder if ref.folder is not None else ref.path.with_name(ref.path.stem)) as work:
+    with scratch_folder(ref.home) as work:
         source = work / f"{stem}.onnx"
         proto = onnx.load(str(ref.path))  # external data (name.onnx.data) is read in, not left behind
         validate_model(proto, ref.path.name)

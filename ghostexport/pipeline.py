@@ -190,15 +190,15 @@ def pipeline(
                     plotted = plot(bench_result, scratch / "bench.png").read_bytes()
                 except Exception as exc:  # matplotlib missing: the report says so instead of failing the run
                     stages.append({"stage": "plot", "verdict": "skipped", "error": str(exc)})
-    verdict = "fail" if failed else ("reported" if any(s["verdict"] == "reported" for s in stages) else "pass")
+    result = PipelineResult(folder, md, js, stages, failed, _warnings(manifest, bench_result))
     payload = {
         "command": command,
-        "verdict": verdict,
+        "verdict": result.verdict,
         "exit_code": 1 if failed else 0,
         "seconds": total,
         "stages": stages,
         "failed": failed,
-        "warnings": _warnings(manifest, bench_result),
+        "warnings": result.warnings,
         "manifest": manifest,
         "bench": bench_result.as_json() if bench_result else None,
     }
@@ -212,7 +212,6 @@ def pipeline(
     else:  # the reports and the plot land in the folder together
         commit_files(folder, {**reports, **({"bench.png": plotted} if plotted else {})}, lambda manifest: None)
     report("report", f"{md} ({total:.1f} s in all)")
-    result = PipelineResult(folder, md, js, stages, failed, payload["warnings"])
     if failed:
         raise GateFailed(f"pipeline stopped at {failed['stage']}: {failed['reason']} (report: {md})", result)
     return result

@@ -334,7 +334,8 @@ def test_static_batch_model_quantizes_and_checks(tmp_path):
     assert check.returncode == 0, check.stderr
 
 
-#: CPU descriptions that force each branch of the int8 type choice, whatever CPU runs the test
+#: CPU descriptions fed to the recipe to force each branch of the int8 type choice: inputs to the
+#: recipe, not claims about the host; every verdict below compares with a baseline run on the same host
 FORCED_CPUS = {
     "x86 with VNNI": (["avx2", "avx512f", "avx512bw", "avx512_vnni"], ("uint8", "int8", False)),
     "x86 without VNNI": (["avx2", "fma", "f16c"], ("uint8", "int8", True)),

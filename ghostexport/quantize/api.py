@@ -139,7 +139,7 @@ def quantize(
 
     name = ARTIFACT_NAMES[mode] if ref.folder else f"{ref.path.stem}.{mode}.onnx"
     started = time.perf_counter()
-    with _scratch(ref) as work:
+    with scratch_folder(ref.home) as work:  # same disk; a killed run's is removed by the next
         record: dict = {"mode": mode}
 
         def evaluate(path: Path) -> np.ndarray:
@@ -210,13 +210,6 @@ def quantize(
         commit_files(ref.folder, {name: data}, lambda manifest: _record(manifest, name, record, parent))
     report("write", f"{result.path} ({len(data) / 1e6:.1f} MB)")
     return result
-
-
-def _scratch(ref):
-    """Working files beside the build folder (same disk; a killed run's are removed by the next)."""
-    if ref.folder is not None:
-        return scratch_folder(ref.folder)
-    return scratch_folder(ref.path.with_name(ref.path.stem))
 
 
 def _record(manifest: dict, name: str, record: dict, parent: str) -> None:

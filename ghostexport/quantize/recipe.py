@@ -4,7 +4,8 @@ Types follow ONNX Runtime's own guidance for its CPU kernels (quantize_static's 
 and what was measured on this project's VNNI machine: u8 activations / s8 weights run at
 0.71–0.81× of fp32 there, s8/s8 at 2.0× (slower than fp32), so the activation type is a
 performance decision. Without VNNI, x86 kernels can saturate on u8×s8 products, which
-``reduce_range`` (7-bit weights) avoids (onnxruntime issue 11415).
+``reduce_range`` (7-bit weights) avoids: a pair of u8×s8 products can overflow the 16-bit
+intermediate sums of the AVX2 kernels.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def types_for_cpu(cpu_flags: list[str], machine: str | None = None) -> tuple[str
             "x86 with VNNI: u8/s8 without saturation (s8/s8 measured 2.0× slower than fp32 here)",
         )
     if flags & {"avx2", "avx512f", "avx512bw"}:
-        return "uint8", "int8", True, "x86 without VNNI: u8/s8 with reduce_range to avoid saturation (ORT issue 11415)"
+        return (
+            "uint8",
+            "int8",
+            True,
+            "x86 without VNNI: u8/s8 with reduce_range, so u8×s8 pairs cannot saturate 16-bit sums",
+        )
     return "uint8", "int8", True, "unknown CPU: u8/s8 with reduce_range, the safe default"
 
 
