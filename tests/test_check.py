@@ -234,7 +234,7 @@ def test_both_onnxruntime_wheels_installed_is_reported(quantized_build, tmp_path
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: onnxruntime-gpu\nVersion: 1.32.0\n")
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
-    result = run_cli("check", str(quantized_build), env=env)
+    result = run_cli("check", str(quantized_build), env=env, process=True)  # PYTHONPATH acts at start-up
     assert result.returncode == 2
     line = [line for line in result.stderr.splitlines() if line.strip()][-1]
     assert "several ONNX Runtime packages are installed (onnxruntime, onnxruntime-gpu)" in line
