@@ -10,29 +10,24 @@ shown as ratios to the first model, and appended to each folder's manifest.
 from __future__ import annotations
 
 import csv
-import math
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from .artifacts import MODEL_FILE, ModelRef, precision_of, resolve_model, select_artifacts
-from .commit import update_manifest
 from .errors import UsageError
 from .host import cpu_description
 from .latency import concurrent, interleaved_samples, summarize
+from .progress import Progress, channel
 from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session, provider_label
-from .runtime import import_onnxruntime, physical_cores
+from .records import append, bench_record
+from .runtime import import_onnxruntime
+from .specs import DEFAULT_BENCH_ITERATIONS, BenchSpec, max_threads
 
-DEFAULT_ITERATIONS = 100
-#: bounds on the timing options (a typo must not run for hours)
-MAX_ITERATIONS, MAX_SECONDS, MAX_BATCH = 1_000_000, 3600.0, 1024
-
-Report = Callable[[str, str], None]
+__all__ = ["BenchResult", "bench", "max_threads"]
 
 
 @dataclass
@@ -74,56 +69,61 @@ class BenchResult:
             writer.writerows(self.rows)
 
 
-def bench(
-    models: list[str | Path] | None = None,
-    provider: str = "cpu",
-    batches: tuple[int, ...] = (1,),
-    threads: int | None = None,
-    streams: int = 1,
-    warmup: int = 10,
-    iterations: int | None = None,
-    seconds: float | None = None,
-    torch_eager: bool = False,
-    allow_fallback: bool = False,
-    cudnn_conv_algo_search: str = "HEURISTIC",
-    trt_fp16: bool = False,
-    trt_engine_cache: str | None = None,
-    command: str | None = None,
-    progress: Report | None = None,
-) -> BenchResult:
-    report = progress or (lambda stage, detail: None)
-    if iterations is not None and seconds is not None:
-        raise UsageError("--iters and --seconds are exclusive: give a round count or a time budget")
-    if iterations is not None and not 1 <= iterations <= MAX_ITERATIONS:
-        raise UsageError(f"--iters must be an integer from 1 to {MAX_ITERATIONS:,}, got {iterations}")
-    if seconds is not None and not (math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
-        raise UsageError(f"--seconds must be a number in (0, {MAX_SECONDS:g}], got {seconds}")
-    if not 0 <= warmup <= MAX_ITERATIONS:
-        raise UsageError(f"--warmup must be an integer from 0 to {MAX_ITERATIONS:,}, got {warmup}")
-    cap = max_threads()
-    if threads is not None and not 1 <= threads <= cap:
-        raise UsageError(f"--threads must be from 1 to {cap} (4 per CPU this machine has), got {threads}")
-    if not 1 <= streams <= cap:
-        raise UsageError(f"--streams must be from 1 to {cap} (4 per CPU this machine has), got {streams}")
-    if any(not 1 <= b <= MAX_BATCH for b in batches):
-        raise UsageError(f"--batch values must be from 1 to {MAX_BATCH}, got {','.join(map(str, batches))}")
-    if streams > 1 and (provider != "cpu" or torch_eager):
-        raise UsageError("--streams (concurrent requests) is for ORT on --provider cpu, without --torch")
-    if streams > 1 and threads is None:
-        threads = max(1, physical_cores() // streams)  # one core's worth per stream, not oversubscribed
-    targets = _targets(models or [None], torch_eager)
-    several = len(targets) > 1
+def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | None = None, **fields) -> BenchResult:
+    """Time every artifact of ``spec.models`` (folders, .onnx files; none: ``models/LATEST``) interleaved.
+
+    Takes a ``BenchSpec``, or the list of models and the spec's other fields as keywords.
+    """
+    spec = (spec if isinstance(spec, BenchSpec) else BenchSpec(tuple(spec or ()), **fields)).validated()
+    say = channel(progress)
+    targets = _targets(spec.models, spec.torch_eager)
     options = ProviderOptions(
-        provider,
-        allow_fallback=allow_fallback,
-        threads=threads,
-        spinning=not several,
-        cudnn_conv_algo_search=cudnn_conv_algo_search,
-        trt_fp16=trt_fp16,
-        trt_engine_cache=trt_engine_cache,
+        spec.provider,
+        allow_fallback=spec.allow_fallback,
+        threads=spec.threads,
+        spinning=len(targets) == 1,  # coexisting sessions must not spin against each other
+        cudnn_conv_algo_search=spec.cudnn_conv_algo_search,
+        trt_fp16=spec.trt_fp16,
+        trt_engine_cache=spec.trt_engine_cache,
     )
-    sessions: dict[str, SessionInfo] = {}
     warnings: list[str] = []
+    sessions = _sessions(targets, options, warnings)
+    device = next((info.device for info in sessions.values()), "cpu")
+    torch_models = {
+        t.label: _torch_runner_model(t, device, spec.threads, spec.allow_fallback, warnings)
+        for t in targets
+        if t.path is None
+    }
+    rows, samples = [], {}
+    pool = ThreadPoolExecutor(max_workers=spec.streams) if spec.streams > 1 else None
+    try:
+        for batch in spec.batches:
+            runners = _runners(spec, targets, batch, sessions, torch_models, pool, warnings)
+            if runners:  # warm-up per shape (inside, before any timing at this batch), then interleaved rounds
+                timed = interleaved_samples(
+                    runners, spec.iterations or DEFAULT_BENCH_ITERATIONS, spec.seconds, spec.warmup
+                )
+                rows += _rows(timed, batch, spec.streams, sessions, samples)
+                say(
+                    "bench",
+                    f"batch {batch}: "
+                    + ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch),
+                )
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    environment = {
+        **_environment(options, sessions, spec.threads, device),
+        "streams": spec.streams,
+        "subject": _subject(targets),
+    }
+    result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)))
+    _record_in_manifests(targets, result, spec.command, spec.provider)
+    return result
+
+
+def _sessions(targets: list[Target], options: ProviderOptions, warnings: list[str]) -> dict[str, SessionInfo]:
+    sessions: dict[str, SessionInfo] = {}
     for target in targets:
         if target.path is None:
             continue
@@ -132,56 +132,44 @@ def bench(
         warnings += info.notes
         if info.device == "cuda" and precision_of(_load(target.path), _record(target)) == "int8":
             warnings.append(f"{target.label}: {QDQ_ON_CUDA_WARNING}")
-    device = next((info.device for info in sessions.values()), "cpu")
-    torch_models = {
-        t.label: _torch_runner_model(t, device, threads, allow_fallback, warnings) for t in targets if t.path is None
-    }
+    return sessions
 
-    rows, samples = [], {}
-    pool = ThreadPoolExecutor(max_workers=streams) if streams > 1 else None
-    for batch in batches:
-        runners = {}
-        for target in targets:
-            if target.path is None:
-                runners[target.label] = _torch_runner(torch_models[target.label], batch, target)
-                continue
-            info = sessions[target.label]
-            fixed = info.session.get_inputs()[0].shape[0]
-            if isinstance(fixed, int) and fixed != batch:
-                warnings.append(f"{target.label}: static batch {fixed}, skipped at batch {batch}")
-                continue
-            runners[target.label] = concurrent(_ort_runner(info, batch, options.device_id), streams, pool)
-        if not runners:
+
+def _runners(spec: BenchSpec, targets, batch: int, sessions, torch_models, pool, warnings) -> dict[str, Callable]:
+    """One callable per model at ``batch``; a static-batch model of another size is skipped, with a warning."""
+    runners = {}
+    for target in targets:
+        if target.path is None:
+            runners[target.label] = _torch_runner(torch_models[target.label], batch, target)
             continue
-        # warm-up per shape (inside, before any timing at this batch), then interleaved rounds
-        timed = interleaved_samples(runners, iterations or DEFAULT_ITERATIONS, seconds, warmup)
-        first = None
-        for label, values in timed.items():
-            stats = summarize(values)
-            first = first or stats["p50_ms"]
-            rows.append(
-                {
-                    "model": label,
-                    "batch": batch,
-                    **stats,
-                    "throughput_ips": round(streams * batch * 1000.0 / stats["p50_ms"], 2),
-                    "streams": streams,
-                    "ratio_to_first": round(stats["p50_ms"] / first, 3),
-                    "provider": "torch" if label.endswith("torch eager") else sessions[label].providers[0],
-                }
-            )
-            samples[(label, batch)] = values
-        report(
-            "bench",
-            f"batch {batch}: " + ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch),
-        )
+        info = sessions[target.label]
+        fixed = info.session.get_inputs()[0].shape[0]
+        if isinstance(fixed, int) and fixed != batch:
+            warnings.append(f"{target.label}: static batch {fixed}, skipped at batch {batch}")
+            continue
+        runners[target.label] = concurrent(_ort_runner(info, batch, 0), spec.streams, pool)
+    return runners
 
-    if pool is not None:
-        pool.shutdown()
-    environment = {**_environment(options, sessions, threads, device), "streams": streams, "subject": _subject(targets)}
-    result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)))
-    _record_in_manifests(targets, result, command, provider)
-    return result
+
+def _rows(timed: dict[str, list[float]], batch: int, streams: int, sessions, samples: dict) -> list[dict]:
+    """Summary rows of one batch size, each with its ratio to the first model's median."""
+    rows, first = [], None
+    for label, values in timed.items():
+        stats = summarize(values)
+        first = first or stats["p50_ms"]
+        rows.append(
+            {
+                "model": label,
+                "batch": batch,
+                **stats,
+                "throughput_ips": round(streams * batch * 1000.0 / stats["p50_ms"], 2),
+                "streams": streams,
+                "ratio_to_first": round(stats["p50_ms"] / first, 3),
+                "provider": "torch" if label.endswith("torch eager") else sessions[label].providers[0],
+            }
+        )
+        samples[(label, batch)] = values
+    return rows
 
 
 def _targets(models, torch_eager: bool) -> list[Target]:
@@ -278,11 +266,6 @@ def _torch_runner(model_and_device, batch: int, target: Target) -> Callable[[], 
     return run
 
 
-def max_threads() -> int:
-    """More threads than 4 per CPU only oversubscribes (and thousands exhaust memory)."""
-    return 4 * (os.cpu_count() or 1)
-
-
 def _subject(targets: list[Target]) -> str:
     """What was timed, for titles: each folder's model, or the file names."""
     described = []
@@ -339,11 +322,5 @@ def _record_in_manifests(targets: list[Target], result: BenchResult, command: st
         if target.ref.folder is not None:
             by_folder.setdefault(target.ref.folder, []).append(target.label)
     for folder, labels in by_folder.items():
-        entry = {
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": command or "ghostexport.bench(...)",
-            "provider": provider,
-            "environment": result.environment,
-            "results": [r for r in result.rows if r["model"] in labels],
-        }
-        update_manifest(folder, lambda manifest, entry=entry: manifest.setdefault("benchmarks", []).append(entry))
+        rows = [r for r in result.rows if r["model"] in labels]
+        append(folder, "benchmarks", bench_record(command, provider, result.environment, rows))

@@ -8,26 +8,25 @@ and fp16 quality only on real data. Results are appended to the manifest's ``che
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from .artifacts import MODEL_FILE, ModelRef, precision_of, resolve_model, select_artifacts
-from .commit import update_manifest
 from .data import load_dataset, split_holdout
 from .errors import GateFailed, UsageError
 from .figures import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING, input_dependence
 from .parity import FP32_TOLERANCE, Tolerance, compare, random_inputs
-from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, cpu_session, make_session, provider_label
+from .progress import Progress, channel
+from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, cpu_session, make_session
 from .quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
+from .records import append, check_record
+from .render import check_line
 from .runtime import input_shape, run_logits, static_batch
+from .specs import CheckSpec
 
-DEFAULT_SAMPLES = 8
-DEFAULT_BATCHES = (1, 4)
 LOCALIZE_SAMPLES = 2
 NOT_ENFORCED_WARNING = (
     "random inputs: int8/fp16 figures are reported, not enforced; pass --data with real images to gate them"
@@ -46,22 +45,6 @@ ENTRY_FIGURES = (
     "nonfinite",
 )
 
-Report = Callable[[str, str], None]
-
-
-@dataclass
-class Overrides:
-    atol: float | None = None
-    rtol: float | None = None
-    min_cosine: float | None = None
-    min_agreement: float | None = None
-
-    def validate(self) -> None:
-        """Refuse any value that could switch a gate off (NaN, negative, out of range) before work starts."""
-        given = {"atol": self.atol, "rtol": self.rtol, "min_cosine": self.min_cosine}
-        replace(FP32_TOLERANCE, **{key: value for key, value in given.items() if value is not None})
-        QualityGate(min_cosine=self.min_cosine, min_agreement=self.min_agreement)
-
 
 @dataclass
 class CheckResult:
@@ -79,120 +62,110 @@ class CheckResult:
         return {"verdict": self.verdict, "warnings": self.warnings, "results": self.results}
 
 
-def check(
-    model: str | Path | None = None,
-    reference: str | None = None,
-    provider: str = "cpu",
-    data: str | None = None,
-    samples: int = DEFAULT_SAMPLES,
-    batches: tuple[int, ...] = DEFAULT_BATCHES,
-    overrides: Overrides | None = None,
-    localize: bool = False,
-    allow_fallback: bool = False,
-    cudnn_conv_algo_search: str = "HEURISTIC",
-    command: str | None = None,
-    progress: Report | None = None,
-) -> CheckResult:
-    """Check MODEL (folder: every artifact; .onnx: that file). Raises GateFailed if any fails."""
-    report = progress or (lambda stage, detail: None)
-    overrides = overrides or Overrides()
-    if samples < 2 or any(b < 1 for b in batches):
-        raise UsageError(
-            "--samples must be at least 2 (the centred figures compare samples with each other) "
-            "and every --batch value a positive integer"
-        )
-    overrides.validate()
-    if reference not in (None, "torch") and not str(reference).endswith(".onnx"):
-        raise UsageError(f"--reference {reference}: use 'torch' or the path of another .onnx")
-    ref = resolve_model(model)
+@dataclass
+class _Inputs:
+    """What every artifact of one check run is fed, and the PyTorch model and logits computed once."""
+
+    values: np.ndarray
+    labels: np.ndarray | None
+    real: bool
+    source: str
+    cache: dict = field(default_factory=dict)
+
+
+def check(spec: CheckSpec | str | Path | None = None, progress: Progress | None = None, **fields) -> CheckResult:
+    """Check ``spec.model`` (folder: every artifact; .onnx: that file). Raises GateFailed if any fails.
+
+    Takes a ``CheckSpec``, or the model and the spec's other fields as keywords.
+    """
+    spec = (spec if isinstance(spec, CheckSpec) else CheckSpec(spec, **fields)).validated()
+    say = channel(progress)
+    ref = resolve_model(spec.model)
     targets = select_artifacts(ref)
-    options = ProviderOptions(provider, allow_fallback=allow_fallback, cudnn_conv_algo_search=cudnn_conv_algo_search)
+    options = ProviderOptions(
+        spec.provider, allow_fallback=spec.allow_fallback, cudnn_conv_algo_search=spec.cudnn_conv_algo_search
+    )
     sessions = {name: make_session(str(path), options) for name, path, _record in targets}
-    shape = input_shape(next(iter(sessions.values())).session)
     warnings: list[str] = []
-    if data is not None:
-        dataset = load_dataset(data, ref.preprocess, shape)
-        if _calibrated_on(data, targets) and not dataset.synthetic:
-            _, dataset = split_holdout(dataset)
-            warnings.append(
-                f"{data} is the int8 calibration data: evaluating on its held-out quarter only ({len(dataset)} samples)"
-            )
-        inputs, labels, real = dataset.inputs, dataset.labels, not dataset.synthetic
-        source = dataset.source
-    else:
-        inputs, labels, real = random_inputs(samples, shape[-1], seed=0), None, False
-        source = f"{samples} standard-normal inputs, seed 0"
-    report("inputs", f"{source} ({len(inputs)} samples)")
-
+    inputs = _inputs(spec, ref, targets, input_shape(next(iter(sessions.values())).session), warnings)
+    say("inputs", f"{inputs.source} ({len(inputs.values)} samples)")
     results = []
-    torch_cache: dict = {}
     for name, path, record in targets:
-        proto = onnx.load(str(path))
-        precision = precision_of(proto, record)
-        against = _reference_for(name, ref, reference)
-        info = sessions[name]
-        warnings += info.notes
-        if info.device == "cuda" and precision == "int8":
-            warnings.append(f"{name}: {QDQ_ON_CUDA_WARNING}")
-        fixed = static_batch(info.session)
-        run_batches = (fixed,) if fixed else batches
-        reference_logits = _reference_logits(against, ref, inputs, torch_cache)
-        _same_classes(name, info.session, reference_logits, against)
-        per_batch = {}
-        for batch in run_batches:
-            candidate = run_logits(info.session, inputs, batch)
-            per_batch[str(batch)] = _judge(reference_logits, candidate, labels, precision, overrides, real)
-        reasons = [f"batch {b}: {r}" for b, result in per_batch.items() for r in result["reasons"]]
-        worst = min(per_batch.values(), key=lambda r: r.get("sqnr_db") or -1e9)
-        enforced = worst["enforced"]
-        verdict = ("fail" if reasons else "pass") if enforced else "reported"
-        entry = {
-            "artifact": name,
-            "path": str(path),
-            "precision": precision,
-            "reference": _describe(against),
-            "provider": provider,
-            "providers_used": info.providers,
-            "fallback": info.fallback,
-            "inputs": source,
-            "samples": len(inputs),
-            "batches": [int(b) for b in run_batches],
-            **{k: worst.get(k) for k in ENTRY_FIGURES},
-            "input_dependence": input_dependence(reference_logits),
-            "per_batch": per_batch,
-            "tolerance": worst["tolerance"],
-            "enforced": enforced,
-            "verdict": verdict,
-            "reasons": reasons,
-        }
-        if entry["input_dependence"] is not None and entry["input_dependence"] < MIN_INPUT_DEPENDENCE:
-            warnings.append(f"{name}: " + NO_INPUT_DEPENDENCE_WARNING.format(dependence=entry["input_dependence"]))
-        if verdict == "reported":
-            warnings.append(NOT_ENFORCED_WARNING)
-        if localize:
-            entry["localize"] = _localize(proto, against, ref, inputs[:LOCALIZE_SAMPLES], precision, worst, torch_cache)
-        report("check", _line(entry))
+        entry = _check_artifact(spec, ref, (name, path, record), sessions[name], inputs, warnings)
+        say("check", check_line(entry))
         results.append(entry)
-
     result = CheckResult(results, ref.folder, list(dict.fromkeys(warnings)))
     if ref.folder is not None:
-        record = {
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": command or "ghostexport.check(...)",
-            "provider": provider,
-            "verdict": result.verdict,
-            "warnings": result.warnings,
-            "results": results,
-        }
-        update_manifest(ref.folder, lambda manifest: manifest.setdefault("checks", []).append(record))
+        append(
+            ref.folder, "checks", check_record(spec.command, spec.provider, result.verdict, result.warnings, results)
+        )
     if result.verdict == "fail":
         failed = [r for r in results if r["verdict"] == "fail"]
-        raise GateFailed(
-            f"{len(failed)} of {len(results)} artifacts failed: "
-            + "; ".join(f"{r['artifact']}: {r['reasons'][0]}" for r in failed),
-            result,
-        )
+        reasons = "; ".join(f"{r['artifact']}: {r['reasons'][0]}" for r in failed)
+        raise GateFailed(f"{len(failed)} of {len(results)} artifacts failed: {reasons}", result)
     return result
+
+
+def _inputs(spec: CheckSpec, ref: ModelRef, targets, shape, warnings: list[str]) -> _Inputs:
+    """Real data (its held-out quarter when it is an int8 artifact's calibration data), else random inputs."""
+    if spec.data is None:
+        values = random_inputs(spec.samples, shape[-1], seed=0)
+        return _Inputs(values, None, False, f"{spec.samples} standard-normal inputs, seed 0")
+    dataset = load_dataset(spec.data, ref.preprocess, shape)
+    if _calibrated_on(spec.data, targets) and not dataset.synthetic:
+        _, dataset = split_holdout(dataset)
+        warnings.append(
+            f"{spec.data} is the int8 calibration data: evaluating on its held-out quarter only ({len(dataset)} samples)"
+        )
+    return _Inputs(dataset.inputs, dataset.labels, not dataset.synthetic, dataset.source)
+
+
+def _check_artifact(spec: CheckSpec, ref: ModelRef, target, info, inputs: _Inputs, warnings: list[str]) -> dict:
+    """One artifact against its reference at every batch size: the entry the manifest's check records."""
+    name, path, record = target
+    proto = onnx.load(str(path))
+    precision = precision_of(proto, record)
+    against = _reference_for(name, ref, spec.reference)
+    warnings += info.notes
+    if info.device == "cuda" and precision == "int8":
+        warnings.append(f"{name}: {QDQ_ON_CUDA_WARNING}")
+    fixed = static_batch(info.session)
+    run_batches = (fixed,) if fixed else spec.batches
+    reference_logits = _reference_logits(against, ref, inputs)
+    _same_classes(name, info.session, reference_logits, against)
+    per_batch = {
+        str(batch): _judge(reference_logits, run_logits(info.session, inputs.values, batch), inputs, precision, spec)
+        for batch in run_batches
+    }
+    reasons = [f"batch {b}: {r}" for b, result in per_batch.items() for r in result["reasons"]]
+    worst = min(per_batch.values(), key=lambda r: r.get("sqnr_db") or -1e9)
+    verdict = ("fail" if reasons else "pass") if worst["enforced"] else "reported"
+    entry = {
+        "artifact": name,
+        "path": str(path),
+        "precision": precision,
+        "reference": _describe(against),
+        "provider": spec.provider,
+        "providers_used": info.providers,
+        "fallback": info.fallback,
+        "inputs": inputs.source,
+        "samples": len(inputs.values),
+        "batches": [int(b) for b in run_batches],
+        **{k: worst.get(k) for k in ENTRY_FIGURES},
+        "input_dependence": input_dependence(reference_logits),
+        "per_batch": per_batch,
+        "tolerance": worst["tolerance"],
+        "enforced": worst["enforced"],
+        "verdict": verdict,
+        "reasons": reasons,
+    }
+    if entry["input_dependence"] is not None and entry["input_dependence"] < MIN_INPUT_DEPENDENCE:
+        warnings.append(f"{name}: " + NO_INPUT_DEPENDENCE_WARNING.format(dependence=entry["input_dependence"]))
+    if verdict == "reported":
+        warnings.append(NOT_ENFORCED_WARNING)
+    if spec.localize:
+        entry["localize"] = _localize(proto, against, ref, inputs, precision, worst)
+    return entry
 
 
 def _same_classes(name: str, session, reference_logits: np.ndarray, against) -> None:
@@ -241,52 +214,48 @@ def _torch_model(ref: ModelRef, cache: dict):
     return cache["model"]
 
 
-def _reference_logits(against, ref: ModelRef, inputs: np.ndarray, cache: dict) -> np.ndarray:
-    key = ("logits", str(against))  # one set of inputs per check run
+def _reference_logits(against, ref: ModelRef, inputs: _Inputs) -> np.ndarray:
+    cache, key = inputs.cache, ("logits", str(against))
     if key not in cache:
         if against == "torch":
             import torch
 
             with torch.no_grad():
-                cache[key] = _torch_model(ref, cache)(torch.from_numpy(inputs)).numpy()
+                cache[key] = _torch_model(ref, cache)(torch.from_numpy(inputs.values)).numpy()
         else:
-            cache[key] = run_logits(cpu_session(str(against)), inputs)
+            cache[key] = run_logits(cpu_session(str(against)), inputs.values)
     return cache[key]
 
 
-def _judge(reference, candidate, labels, precision, overrides: Overrides, real: bool) -> dict:
-    given = {"atol": overrides.atol, "rtol": overrides.rtol, "min_cosine": overrides.min_cosine}
-    tolerance = replace(FP32_TOLERANCE, **{key: value for key, value in given.items() if value is not None})
+def _judge(reference, candidate, inputs: _Inputs, precision: str, spec: CheckSpec) -> dict:
+    """fp32: parity under the (overridden) tolerance, on any inputs; fp16/int8: the quality gate, enforced on real data."""
+    tolerance = spec.tolerance()
     parity = compare(reference, candidate, tolerance)
-    figures = measure(reference, candidate, labels)
+    figures = measure(reference, candidate, inputs.labels)
     if precision == "fp32":
         reasons = list(parity["reasons"])
-        if overrides.min_agreement is not None and figures["top1_agreement"] < overrides.min_agreement:
-            reasons.append(f"top-1 agreement {figures['top1_agreement']:.4f} < {overrides.min_agreement}")
+        if spec.min_agreement is not None and figures["top1_agreement"] < spec.min_agreement:
+            reasons.append(f"top-1 agreement {figures['top1_agreement']:.4f} < {spec.min_agreement}")
         return {
-            **parity,
             **figures,
-            "tolerance": asdict(tolerance) | {"min_agreement": overrides.min_agreement},
+            **parity,
+            "tolerance": asdict(tolerance) | {"min_agreement": spec.min_agreement},
             "enforced": True,
             "reasons": reasons,
         }
-    gate: QualityGate = FP16_GATE if precision == "fp16" else INT8_GATE
-    gate = replace(
-        gate,
-        min_cosine=overrides.min_cosine if overrides.min_cosine is not None else gate.min_cosine,
-        min_agreement=overrides.min_agreement if overrides.min_agreement is not None else gate.min_agreement,
-    )
-    judged = judge(figures, gate, enforced=real)
+    gate: QualityGate = replace(FP16_GATE if precision == "fp16" else INT8_GATE, **spec.gate_overrides())
+    judged = judge(figures, gate, enforced=inputs.real)
     return {
-        **{k: parity.get(k) for k in ("max_abs", "max_rel", "failing_elements", "min_cosine")},
+        **{k: parity.get(k) for k in ("max_rel", "failing_elements", "min_cosine")},
         **judged,
         "tolerance": judged["gate"],
     }
 
 
-def _localize(proto, against, ref, inputs, precision, worst, cache) -> dict:
+def _localize(proto, against, ref, inputs: _Inputs, precision, worst) -> dict:
     from .localize import localize, match_by_position, onnx_activations, torch_activations
 
+    cache, inputs = inputs.cache, inputs.values[:LOCALIZE_SAMPLES]
     order, values = onnx_activations(lambda data: cpu_session(data), proto, inputs)
     if against == "torch":
         from .fold import deploy_form
@@ -307,17 +276,3 @@ def _localize(proto, against, ref, inputs, precision, worst, cache) -> dict:
     )
     min_sqnr = None if precision == "fp32" else (worst["tolerance"].get("min_sqnr_db") or 20.0)
     return localize(order, values, reference_values, tolerance, min_sqnr, matching)
-
-
-def _line(entry: dict) -> str:
-    figures = f"max |Δ| {entry['max_abs']:.3g}" if entry.get("max_abs") is not None else "no figures"
-    if entry.get("sqnr_db") is not None:
-        figures += f", SQNR {entry['sqnr_db']} dB"
-    if entry.get("centred_cosine") is not None:
-        figures += f", centred cosine {entry['centred_cosine']:.6f}"
-    figures += f", top-1 agreement {entry['top1_agreement']:.4f}" if entry.get("top1_agreement") is not None else ""
-    where = provider_label(entry["provider"], True) if entry["fallback"] else entry["providers_used"][0]
-    text = f"{entry['artifact']} ({entry['precision']}) vs {entry['reference']} on {where}: {figures} -> {entry['verdict'].upper()}"
-    if entry.get("localize") and entry["localize"]["first_divergence"]:
-        text += f"; first divergence at {entry['localize']['first_divergence']['node']}"
-    return text

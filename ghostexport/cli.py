@@ -263,20 +263,16 @@ def build(console, opset: int | None, **options: Any) -> dict:
       ghostexport build --checkpoint ghostnet_1x.pth --num-classes 10 --reset-head
     """
     from .builder import build as run_build
-    from .export import DEFAULT_OPSET
-    from .report import build_summary, stage_printer
+    from .render import build_summary, stage_printer
 
-    result = _summarized(
-        console,
-        build_summary,
-        lambda: run_build(
-            **options,
-            opset=DEFAULT_OPSET if opset is None else opset,
-            command=_command_line(),
-            progress=stage_printer(console),
-        ),
-    )
-    return result.as_json()
+    spec = _build_spec(opset, options)
+    return _summarized(console, build_summary, lambda: run_build(spec, progress=stage_printer(console))).as_json()
+
+
+def _build_spec(opset: int | None, options: dict):
+    from .specs import DEFAULT_OPSET, BuildSpec
+
+    return BuildSpec(**options, opset=DEFAULT_OPSET if opset is None else opset, command=_command_line())
 
 
 #: int8 calibration data, shared by quantize and pipeline
@@ -370,28 +366,29 @@ def quantize(
       ghostexport quantize --calib calib.npy --exclude /conv_head/Conv
     """
     from .quantize import quantize as run_quantize
-    from .report import calibration_bar, quantize_summary, stage_printer
+    from .render import calibration_bar, quantize_summary, stage_printer
+    from .specs import QuantizeSpec
 
     _announce_latest(console, model)
 
+    spec = QuantizeSpec(
+        model,
+        mode=mode,
+        calib=calib,
+        eval=eval_data,
+        method=method,
+        per_channel=per_channel,
+        exclude=tuple(exclude),
+        target_sqnr=target_sqnr,
+        max_accuracy_drop=max_accuracy_drop,
+        float_ends=float_ends,
+        shared_concat_scales=share_concat_scales,
+        baseline=baseline,
+    )
+
     def run():
         with calibration_bar(console) as on_batch:
-            return run_quantize(
-                model,
-                mode=mode,
-                calib=calib,
-                eval=eval_data,
-                method=method,
-                per_channel=per_channel,
-                exclude=exclude,
-                target_sqnr=target_sqnr,
-                max_accuracy_drop=max_accuracy_drop,
-                float_ends=float_ends,
-                shared_concat_scales=share_concat_scales,
-                baseline=baseline,
-                progress=stage_printer(console),
-                calibration_progress=on_batch,
-            )
+            return run_quantize(spec, progress=stage_printer(console), calibration_progress=on_batch)
 
     return _summarized(console, quantize_summary, run).as_json()
 
@@ -402,6 +399,27 @@ def _announce_latest(console, model: str | None) -> None:
         from .artifacts import read_latest
 
         console.print(f"using {read_latest()} (from models/LATEST)")
+
+
+def batches_options(flag: str, default: str, help_text: str) -> Callable[[Callable], Callable]:
+    """``--batches`` (a comma-separated list), and its former spelling kept working but hidden.
+
+    build's ``--batch`` is one static export batch; check, bench and the pipeline take a list,
+    so theirs is ``--batches``.
+    """
+    old = flag.removesuffix("es")
+
+    def decorate(function: Callable) -> Callable:
+        function = click.option(old, "legacy_batches", default=None, hidden=True, help=f"Former name of {flag}.")(
+            function
+        )
+        return click.option(flag, "batches", default=default, show_default=True, help=help_text)(function)
+
+    return decorate
+
+
+def _batches(batches: str, legacy: str | None, flag: str) -> tuple[int, ...]:
+    return _int_list(legacy if legacy is not None else batches, flag)
 
 
 def _int_list(value: str, flag: str) -> tuple[int, ...]:
@@ -427,10 +445,15 @@ def _int_list(value: str, flag: str) -> tuple[int, ...]:
     "--data", default=None, metavar="DIR|FILE.npy", help="Real inputs (int8/fp16 gates are enforced only on real data)."
 )
 @click.option("--samples", type=int, default=8, show_default=True, help="Random inputs when no --data (at least 2).")
-@click.option("--batch", "batch", default="1,4", show_default=True, help="Batch sizes, comma-separated.")
+@batches_options("--batches", "1,4", "Batch sizes, comma-separated.")
 @click.option("--atol", type=float, default=None, help="fp32 absolute tolerance, finite, >= 0.  [default: 1e-4]")
 @click.option("--rtol", type=float, default=None, help="fp32 relative tolerance, finite, >= 0.  [default: 1e-3]")
-@click.option("--min-cosine", type=float, default=None, help="In [-1, 1].  [default: 0.99999 fp32, 0.999 fp16]")
+@click.option(
+    "--min-cosine", type=float, default=None, help="fp32: worst sample's cosine, in [-1, 1].  [default: 0.99999]"
+)
+@click.option(
+    "--min-mean-cosine", type=float, default=None, help="fp16/int8: mean cosine, in [-1, 1].  [default: 0.999 fp16]"
+)
 @click.option(
     "--min-agreement", type=float, default=None, help="Top-1 agreement in [0, 1].  [default: 0.99 fp16, 0.95 int8]"
 )
@@ -447,10 +470,12 @@ def check(
     provider,
     data,
     samples,
-    batch,
+    batches,
+    legacy_batches,
     atol,
     rtol,
     min_cosine,
+    min_mean_cosine,
     min_agreement,
     localize,
     allow_fallback,
@@ -468,36 +493,35 @@ def check(
       ghostexport check models/ghostnet_100 --provider cuda
       ghostexport check other.onnx --reference models/ghostnet_100/model.onnx --localize
     """
-    from .check import Overrides
     from .check import check as run_check
-    from .report import check_summary, stage_printer
+    from .render import check_summary, stage_printer
+    from .specs import CheckSpec
 
-    _announce_latest(console, model)
-    result = _summarized(
-        console,
-        check_summary,
-        lambda: run_check(
-            model,
-            reference=reference,
-            provider=provider,
-            data=data,
-            samples=samples,
-            batches=_int_list(batch, "--batch"),
-            overrides=Overrides(atol=atol, rtol=rtol, min_cosine=min_cosine, min_agreement=min_agreement),
-            localize=localize,
-            allow_fallback=allow_fallback,
-            cudnn_conv_algo_search=cudnn_algo,
-            command=_command_line(),
-            progress=stage_printer(console),
-        ),
+    spec = CheckSpec(
+        model,
+        reference=reference,
+        provider=provider,
+        data=data,
+        samples=samples,
+        batches=_batches(batches, legacy_batches, "--batches"),
+        atol=atol,
+        rtol=rtol,
+        min_cosine=min_cosine,
+        min_mean_cosine=min_mean_cosine,
+        min_agreement=min_agreement,
+        localize=localize,
+        allow_fallback=allow_fallback,
+        cudnn_conv_algo_search=cudnn_algo,
+        command=_command_line(),
     )
-    return result.as_json()
+    _announce_latest(console, model)
+    return _summarized(console, check_summary, lambda: run_check(spec, progress=stage_printer(console))).as_json()
 
 
 @main.command()
 @click.argument("models", nargs=-1)
 @PROVIDER_OPTION
-@click.option("--batch", "batch", default="1", show_default=True, help="Batch sizes, comma-separated (e.g. 1,8,32).")
+@batches_options("--batches", "1", "Batch sizes, comma-separated (e.g. 1,8,32).")
 @click.option(
     "--threads",
     type=int,
@@ -538,7 +562,8 @@ def bench(
     console,
     models,
     provider,
-    batch,
+    batches,
+    legacy_batches,
     threads,
     streams,
     warmup,
@@ -557,21 +582,20 @@ def bench(
     \b
     Examples:
       ghostexport bench                                   # every artifact of models/LATEST
-      ghostexport bench models/ghostnet_100 --batch 1,8 --torch --plot bench.png
+      ghostexport bench models/ghostnet_100 --batches 1,8 --torch --plot bench.png
       ghostexport bench a.onnx b.onnx --threads 1 --seconds 5 --csv bench.csv
-      ghostexport bench models/ghostnet_100 --provider cuda --batch 1,32
-      ghostexport bench models/ghostnet_100 --batch 32 --streams 2      # throughput mode
+      ghostexport bench models/ghostnet_100 --provider cuda --batches 1,32
+      ghostexport bench models/ghostnet_100 --batches 32 --streams 2      # throughput mode
     """
     from .bench import bench as run_bench
-    from .report import bench_plot as plot
-    from .report import bench_summary, stage_printer
+    from .render import bench_plot as plot
+    from .render import bench_summary, stage_printer
+    from .specs import BenchSpec
 
-    if not models:
-        _announce_latest(console, None)
-    result = run_bench(
-        list(models),
+    spec = BenchSpec(
+        tuple(models),
         provider=provider,
-        batches=_int_list(batch, "--batch"),
+        batches=_batches(batches, legacy_batches, "--batches"),
         threads=threads,
         streams=streams,
         warmup=warmup,
@@ -583,8 +607,10 @@ def bench(
         trt_fp16=trt_fp16,
         trt_engine_cache=trt_cache,
         command=_command_line(),
-        progress=stage_printer(console),
     )
+    if not models:
+        _announce_latest(console, None)
+    result = run_bench(spec, progress=stage_printer(console))
     console.print(bench_summary(result))
     if csv_path:
         result.write_csv(csv_path)
@@ -602,13 +628,24 @@ def bench(
 )
 @PROVIDER_OPTION
 @click.option("--ort", is_flag=True, help="Also convert model.onnx to ORT format (convert --to ort).")
-@click.option("--bench-batch", default="1", show_default=True, help="Batch sizes to benchmark, comma-separated.")
+@batches_options("--bench-batches", "1", "Batch sizes to benchmark, comma-separated.")
 @click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size (>= 1).")
 @click.option("--allow-fallback", is_flag=True, help="Check/bench on the CPU if the provider cannot start (reported).")
 @FLOAT_ENDS_OPTION
 @common_options
 def pipeline(
-    console, opset, calib, eval_data, provider, ort, bench_batch, bench_iters, allow_fallback, float_ends, **options
+    console,
+    opset,
+    calib,
+    eval_data,
+    provider,
+    ort,
+    batches,
+    legacy_batches,
+    bench_iters,
+    allow_fallback,
+    float_ends,
+    **options,
 ) -> dict:
     """Build -> quantize (int8, fp16) -> check -> bench (-> convert), then report.md/report.json.
 
@@ -618,27 +655,26 @@ def pipeline(
     Examples:
       ghostexport pipeline                                  # GhostNet 1.0x, synthetic calibration
       ghostexport pipeline --checkpoint ghostnet_1x.pth --calib images/ --eval holdout/ --ort
-      ghostexport pipeline --width 0.5 --provider cuda --bench-batch 1,32
+      ghostexport pipeline --width 0.5 --provider cuda --bench-batches 1,32
       ghostexport pipeline --align-channels 16 --split-concat-convs --float-ends none   # fastest on x86
     """
-    from .export import DEFAULT_OPSET
     from .pipeline import pipeline as run_pipeline
-    from .report import stage_printer
+    from .render import stage_printer
+    from .specs import PipelineSpec
 
-    command = _command_line()
-    result = run_pipeline(
-        {**options, "opset": DEFAULT_OPSET if opset is None else opset},
+    spec = PipelineSpec(
+        _build_spec(opset, options),
         calib=calib,
-        eval_data=eval_data,
+        eval=eval_data,
         provider=provider,
         ort=ort,
-        bench_batches=_int_list(bench_batch, "--bench-batch"),
+        bench_batches=_batches(batches, legacy_batches, "--bench-batches"),
         bench_iterations=bench_iters,
         allow_fallback=allow_fallback,
         float_ends=float_ends,
-        command=command,
-        progress=stage_printer(console),
+        command=_command_line(),
     )
+    result = run_pipeline(spec, progress=stage_printer(console))
     if result.verdict == "reported":
         reported = ", ".join(s["stage"] for s in result.stages if s["verdict"] == "reported")
         console.print(
@@ -665,7 +701,7 @@ def convert(console, model, to) -> dict:
       ghostexport convert models/ghostnet_100/model.int8.onnx --to ort
     """
     from .convert import convert as run_convert
-    from .report import stage_printer
+    from .render import stage_printer
 
     _announce_latest(console, model)
     return run_convert(model, to=to, progress=stage_printer(console)).as_json()
@@ -693,7 +729,7 @@ def predict(console, model, images, topk, labels) -> dict:
     from rich.markup import escape
 
     from .predict import predict as run_predict
-    from .report import predict_tables
+    from .render import predict_tables
 
     result = run_predict(model, list(images), topk=topk, labels=labels)
     for warning in result.warnings:
@@ -719,7 +755,7 @@ def info(console, model, schema) -> dict:
       ghostexport info --schema > manifest.schema.json
     """
     from .info import info as run_info
-    from .report import info_summary
+    from .render import info_summary
 
     if schema:
         from .manifest import manifest_schema

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from .errors import UsageError
+from .specs import DEFAULT_OPSET, OPSET_RANGE
 
-EXPORTERS = ("torchscript", "dynamo")
-DEFAULT_OPSET = 17
+EXPORTERS = tuple(OPSET_RANGE)
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 

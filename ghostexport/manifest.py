@@ -1,33 +1,19 @@
-"""manifest.json, schema 1: the evidence that travels with every artifact folder."""
+"""manifest.json, schema 1: reading, writing and validating the evidence that travels with every folder.
+
+What goes into it is ``records.py``'s; its JSON Schema ships as ``resources/manifest.schema.json``.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
 from .errors import UsageError
 from .files import atomic_write_text, read_bounded
-from .host import environment
 
 SCHEMA = 1
 MANIFEST_NAME = "manifest.json"
-
-
-def new_manifest(command: str, model: dict, artifacts: dict) -> dict:
-    return {
-        "schema": SCHEMA,
-        "ghostexport": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "model": model,
-        "environment": environment(),
-        "artifacts": artifacts,
-        "checks": [],
-        "benchmarks": [],
-    }
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:

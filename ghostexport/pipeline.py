@@ -15,15 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bench import bench
+from .builder import build
+from .check import check
 from .commit import commit_files, scratch_folder
-from .errors import GateFailed, UsageError
+from .convert import convert
+from .errors import GateFailed
 from .files import atomic_write_bytes
 from .manifest import read_manifest
-from .report import pipeline_markdown
-
-Report = Callable[[str, str], None]
-BENCH_ITERATIONS = 50
-MAX_BENCH_ITERATIONS, MAX_BENCH_BATCH = 1_000_000, 1024
+from .progress import Progress, channel
+from .quantize import quantize
+from .render import bench_plot, pipeline_markdown
+from .specs import PipelineSpec
 
 
 @dataclass
@@ -59,20 +62,6 @@ def stage_verdict(result: object) -> str:
     return verdict if verdict in ("pass", "reported") else "pass"
 
 
-def _validate(provider: str, allow_fallback: bool, bench_batches, bench_iterations: int, float_ends: str) -> None:
-    """Every later stage's options, refused before the build replaces anything."""
-    from .providers import require_provider
-    from .quantize.recipe import FLOAT_ENDS
-
-    require_provider(provider, allow_fallback)
-    if not isinstance(bench_iterations, int) or not 1 <= bench_iterations <= MAX_BENCH_ITERATIONS:
-        raise UsageError(f"--bench-iters must be an integer from 1 to {MAX_BENCH_ITERATIONS:,}, got {bench_iterations}")
-    if not bench_batches or any(not 1 <= b <= MAX_BENCH_BATCH for b in bench_batches):
-        raise UsageError(f"--bench-batch values must be integers from 1 to {MAX_BENCH_BATCH}, got {bench_batches}")
-    if float_ends not in FLOAT_ENDS:
-        raise UsageError(f"unknown --float-ends {float_ends}: use one of {', '.join(FLOAT_ENDS)}")
-
-
 def _warnings(manifest: dict | None, bench_result) -> list[str]:
     """Every warning the run printed, for report.json and report.md."""
     found = [
@@ -86,118 +75,78 @@ def _warnings(manifest: dict | None, bench_result) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def pipeline(
-    build_options: dict,
-    calib: str | None = None,
-    eval_data: str | None = None,
-    provider: str = "cpu",
-    ort: bool = False,
-    bench_batches: tuple[int, ...] = (1,),
-    bench_iterations: int = BENCH_ITERATIONS,
-    allow_fallback: bool = False,
-    float_ends: str = "stem",
-    command: str | None = None,
-    progress: Report | None = None,
-) -> PipelineResult:
-    from .bench import bench
-    from .builder import build
-    from .check import check
-    from .convert import convert
-    from .quantize import quantize
-    from .report import bench_plot as plot
+def pipeline(spec: PipelineSpec | None = None, progress: Progress | None = None, **fields) -> PipelineResult:
+    """Run every stage on one model and write the reports; GateFailed (with the reports written) at a failed gate.
 
-    report = progress or (lambda stage, detail: None)
-    stages: list[dict] = []
+    Takes a ``PipelineSpec``, or its fields as keywords (``build=BuildSpec(width=0.5)``).
+    """
+    spec = (spec or PipelineSpec(**fields)).validated()
+    say = channel(progress)
+    run = _Run(say)
     started = time.perf_counter()
-    folder = None
-    bench_result = None
-    real_data = eval_data or (calib if calib and not calib.startswith("synthetic:") else None)
+    folder, planned, bench_result = None, None, None
+    try:
+        folder = run.stage("build", lambda: build(spec.build, progress=progress)).folder
+        run.stage("quantize int8", lambda: quantize(spec.quantize_spec(folder, "int8"), progress=progress))
+        run.stage("quantize fp16", lambda: quantize(spec.quantize_spec(folder, "fp16"), progress=progress))
+        if spec.ort:
+            run.stage("convert to ort", lambda: convert(folder, progress=progress))
+        run.stage("check", lambda: check(spec.check_spec(folder), progress=progress))
+        bench_result = run.stage("bench", lambda: bench(spec.bench_spec(folder), progress=progress))
+    except GateFailed as failure:
+        run.failed = {"stage": run.stages[-1]["stage"], "reason": str(failure)}
+        if folder is None:  # a failed build writes no folder; its result names the one it would have
+            planned = failure.result.folder
+    result = _write_reports(spec, run, folder, planned, bench_result, round(time.perf_counter() - started, 2))
+    if run.failed:
+        raise GateFailed(
+            f"pipeline stopped at {run.failed['stage']}: {run.failed['reason']} (report: {result.report_md})", result
+        )
+    return result
 
-    _validate(provider, allow_fallback, bench_batches, bench_iterations, float_ends)
 
-    def stage(name: str, run: Callable[[], object]):
+class _Run:
+    """The stages run so far, each with its verdict and time; the failed one, if any."""
+
+    def __init__(self, say: Progress) -> None:
+        self.say, self.stages, self.failed = say, [], None
+
+    def stage(self, name: str, run: Callable[[], object]):
         tick = time.perf_counter()
-        report("pipeline", f"--- {name}")
+        self.say("pipeline", f"--- {name}")
         try:
             value = run()
         except GateFailed as failure:
-            stages.append(
-                {
-                    "stage": name,
-                    "verdict": "fail",
-                    "seconds": round(time.perf_counter() - tick, 2),
-                    "error": str(failure),
-                }
-            )
+            self.stages.append({"stage": name, "verdict": "fail", "seconds": _since(tick), "error": str(failure)})
             raise
-        stages.append({"stage": name, "verdict": stage_verdict(value), "seconds": round(time.perf_counter() - tick, 2)})
+        self.stages.append({"stage": name, "verdict": stage_verdict(value), "seconds": _since(tick)})
         return value
 
-    failed = None
-    try:
-        built = stage("build", lambda: build(**build_options, command=command, progress=progress))
-        folder = built.folder
-        stage(
-            "quantize int8",
-            lambda: quantize(
-                folder, mode="int8", calib=calib, eval=eval_data, float_ends=float_ends, progress=progress
-            ),
-        )
-        # fp16 is measured on the same real data as int8 (its held-out part when only --calib is given)
-        stage("quantize fp16", lambda: quantize(folder, mode="fp16", calib=calib, eval=eval_data, progress=progress))
-        if ort:
-            stage("convert to ort", lambda: convert(folder, progress=progress))
-        stage(
-            "check",
-            lambda: check(
-                folder,
-                provider=provider,
-                data=real_data,
-                allow_fallback=allow_fallback,
-                command=command,
-                progress=progress,
-            ),
-        )
-        bench_result = stage(
-            "bench",
-            lambda: bench(
-                [folder],
-                provider=provider,
-                batches=bench_batches,
-                iterations=bench_iterations,
-                allow_fallback=allow_fallback,
-                command=command,
-                progress=progress,
-            ),
-        )
-    except GateFailed as failure:
-        failed = {"stage": stages[-1]["stage"], "reason": str(failure)}
-        if folder is None:  # a failed build writes no folder; its result names the one it would have
-            planned = failure.result.folder
 
-    total = round(time.perf_counter() - started, 2)
-    plotted = None
+def _since(tick: float) -> float:
+    return round(time.perf_counter() - tick, 2)
+
+
+def _write_reports(spec: PipelineSpec, run: _Run, folder, planned, bench_result, total: float) -> PipelineResult:
+    """report.md, report.json (and bench.png) into the folder together; beside it when the build failed."""
     if folder is None:
         planned.parent.mkdir(parents=True, exist_ok=True)  # a failed build removed the folder it had created
-        md, js = planned.parent / f"{planned.name}.report.md", planned.parent / f"{planned.name}.report.json"
-        manifest = None
+        md, js, manifest = (
+            planned.parent / f"{planned.name}.report.md",
+            planned.parent / f"{planned.name}.report.json",
+            None,
+        )
     else:
-        md, js = folder / "report.md", folder / "report.json"
-        manifest = read_manifest(folder)
-        if bench_result is not None and bench_result.rows:
-            with scratch_folder(folder) as scratch:
-                try:
-                    plotted = plot(bench_result, scratch / "bench.png").read_bytes()
-                except Exception as exc:  # matplotlib missing: the report says so instead of failing the run
-                    stages.append({"stage": "plot", "verdict": "skipped", "error": str(exc)})
-    result = PipelineResult(folder, md, js, stages, failed, _warnings(manifest, bench_result))
+        md, js, manifest = folder / "report.md", folder / "report.json", read_manifest(folder)
+    plotted = _plot(folder, bench_result, run) if folder is not None and bench_result and bench_result.rows else None
+    result = PipelineResult(folder, md, js, run.stages, run.failed, _warnings(manifest, bench_result))
     payload = {
-        "command": command,
+        "command": spec.command,
         "verdict": result.verdict,
-        "exit_code": 1 if failed else 0,
+        "exit_code": 1 if run.failed else 0,
         "seconds": total,
-        "stages": stages,
-        "failed": failed,
+        "stages": run.stages,
+        "failed": run.failed,
         "warnings": result.warnings,
         "manifest": manifest,
         "bench": bench_result.as_json() if bench_result else None,
@@ -211,7 +160,14 @@ def pipeline(
             atomic_write_bytes(planned.parent / name, data)
     else:  # the reports and the plot land in the folder together
         commit_files(folder, {**reports, **({"bench.png": plotted} if plotted else {})}, lambda manifest: None)
-    report("report", f"{md} ({total:.1f} s in all)")
-    if failed:
-        raise GateFailed(f"pipeline stopped at {failed['stage']}: {failed['reason']} (report: {md})", result)
+    run.say("report", f"{md} ({total:.1f} s in all)")
     return result
+
+
+def _plot(folder: Path, bench_result, run: _Run) -> bytes | None:
+    with scratch_folder(folder) as scratch:
+        try:
+            return bench_plot(bench_result, scratch / "bench.png").read_bytes()
+        except Exception as exc:  # matplotlib missing: the report says so instead of failing the run
+            run.stages.append({"stage": "plot", "verdict": "skipped", "error": str(exc)})
+            return None

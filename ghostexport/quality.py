@@ -2,7 +2,7 @@
 
 Figures are computed on logits of the same inputs: top-1/top-5 agreement with fp32, logits
 SQNR in dB (10·log10 of signal power over error power, the figure ORT's qdq_loss_debug
-uses), cosine, max abs difference, accuracy of both models when labels exist, and the
+uses), mean cosine, max abs difference, accuracy of both models when labels exist, and the
 centred SQNR and cosine (``figures.centred_figures``) that only credit the part of the
 logits that depends on the input. The plain SQNR alone can be high for a model that
 ignores its input, because per-class offsets dominate the signal power.
@@ -25,7 +25,7 @@ _RANGES = {
     "min_sqnr_db": (-math.inf, math.inf),
     "min_centred_sqnr_db": (-math.inf, math.inf),
     "min_agreement": (0.0, 1.0),
-    "min_cosine": (-1.0, 1.0),
+    "min_mean_cosine": (-1.0, 1.0),
     "min_centred_cosine": (-1.0, 1.0),
     "max_accuracy_drop": (0.0, 100.0),
 }
@@ -35,7 +35,7 @@ _RANGES = {
 class QualityGate:
     min_sqnr_db: float | None = None
     min_agreement: float | None = None
-    min_cosine: float | None = None
+    min_mean_cosine: float | None = None  # mean over the samples
     max_accuracy_drop: float | None = None  # points (percent), needs labels
     min_centred_sqnr_db: float | None = None
     min_centred_cosine: float | None = None
@@ -54,7 +54,7 @@ class QualityGate:
 #: int8 vs fp32 and fp16 vs fp32. The centred bars sit below what every measured model
 #: reaches (docs/design.md gives the figures) and far above a model that ignores its input.
 INT8_GATE = QualityGate(min_sqnr_db=20.0, min_agreement=0.95, min_centred_sqnr_db=20.0)
-FP16_GATE = QualityGate(min_cosine=0.999, min_agreement=0.99, min_centred_cosine=0.999)
+FP16_GATE = QualityGate(min_mean_cosine=0.999, min_agreement=0.99, min_centred_cosine=0.999)
 
 
 def measure(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None) -> dict:
@@ -70,12 +70,12 @@ def measure(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | N
             np.mean([r in c for r, c in zip(ref.argmax(1), np.argsort(-cand, axis=1)[:, :5], strict=True)])
         ),
         "sqnr_db": round(sqnr_db(ref, cand), 3) if finite else None,
-        "cosine": float(
+        "mean_cosine": float(
             np.mean(np.sum(ref * cand, 1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1) + 1e-30))
         )
         if finite
         else None,
-        "max_abs_diff": float(np.max(np.abs(ref - cand))) if finite else None,
+        "max_abs": float(np.max(np.abs(ref - cand))) if finite else None,
         **(centred_figures(ref, cand) if finite else {"centred_cosine": None, "centred_sqnr_db": None}),
         "input_dependence": input_dependence(ref),
         "nonfinite": int((~np.isfinite(cand)).sum()),
@@ -96,8 +96,9 @@ def judge(figures: dict, gate: QualityGate, enforced: bool) -> dict:
         reasons.append(f"SQNR {figures['sqnr_db']} dB < {gate.min_sqnr_db} dB")
     if gate.min_agreement is not None and figures["top1_agreement"] < gate.min_agreement:
         reasons.append(f"top-1 agreement {figures['top1_agreement']:.4f} < {gate.min_agreement}")
-    if gate.min_cosine is not None and (figures["cosine"] is None or figures["cosine"] < gate.min_cosine):
-        reasons.append(f"cosine {figures['cosine']} < {gate.min_cosine}")
+    mean_cosine = figures["mean_cosine"]
+    if gate.min_mean_cosine is not None and (mean_cosine is None or mean_cosine < gate.min_mean_cosine):
+        reasons.append(f"mean cosine {mean_cosine} < {gate.min_mean_cosine}")
     centred_sqnr, centred_cosine = figures.get("centred_sqnr_db"), figures.get("centred_cosine")
     if (figures.get("input_dependence") or 0.0) < MIN_INPUT_DEPENDENCE:  # centred figures would be noise
         centred_sqnr = centred_cosine = None

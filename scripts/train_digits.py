@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digits import split
 
 from ghostexport.arch import GhostNet, GhostNetConfig
-from ghostexport.builder import preprocess_config
 from ghostexport.preprocess import preprocess_image
+from ghostexport.records import preprocess_config
 
 
 def tensors(name: str, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ def test_folder_side_by_side_with_torch_csv_plot_and_manifest(quantized_build, t
     result = run_cli(
         "bench",
         str(folder),
-        "--batch",
+        "--batch",  # the former spelling of --batches still works (hidden from --help)
         "1,3",
         "--iters",
         "6",
@@ -74,7 +74,7 @@ def test_two_onnx_files_with_a_time_budget(quantized_build):
 
 def test_static_batch_model_is_skipped_at_other_sizes(tmp_path):
     assert run_cli("build", *SMALL, "--batch", "2", "--out", str(tmp_path)).returncode == 0
-    result = run_cli("bench", str(tmp_path / "ghostnet_050-r64-b2"), "--batch", "1,2", "--iters", "3", "--json", "-")
+    result = run_cli("bench", str(tmp_path / "ghostnet_050-r64-b2"), "--batches", "1,2", "--iters", "3", "--json", "-")
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert [r["batch"] for r in payload["results"]] == [2]
@@ -86,7 +86,7 @@ def test_static_batch_model_is_skipped_at_other_sizes(tmp_path):
     [
         (["--provider", "cuda"], "pip install 'ghostexport[gpu]'"),
         (["--iters", "5", "--seconds", "1"], "exclusive"),
-        (["--batch", "0"], "positive integers"),
+        (["--batches", "0"], "positive integers"),
         (["--threads", "0"], "--threads must be from 1 to"),
         (["--threads", "100000"], "--threads must be from 1 to"),
         (["--streams", "0"], "--streams must be from 1 to"),
@@ -111,7 +111,7 @@ def test_streams_run_concurrent_requests(quantized_build, tmp_path):
         "bench",
         str(folder / "model.onnx"),
         str(folder / "model.int8.onnx"),
-        "--batch",
+        "--batches",
         "2",
         "--streams",
         "3",

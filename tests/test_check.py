@@ -134,7 +134,7 @@ def test_foreign_onnx_needs_a_reference(quantized_build, tmp_path):
     shutil.copy(quantized_build / "model.onnx", foreign)
     refused = run_cli("check", str(foreign))
     assert refused.returncode == 2 and "--reference OTHER.onnx" in refused.stderr
-    ok = run_cli("check", str(foreign), "--reference", str(quantized_build / "model.onnx"), "--batch", "1,3")
+    ok = run_cli("check", str(foreign), "--reference", str(quantized_build / "model.onnx"), "--batches", "1,3")
     assert ok.returncode == 0, ok.stderr
 
 

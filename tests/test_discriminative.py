@@ -125,9 +125,10 @@ def test_no_tolerance_value_can_switch_a_gate_off(field, value):
         value = -1.5  # a negative cosine bar within [-1, 1] is legal; out of range is not
     with pytest.raises(UsageError):
         Tolerance(**{field: value})
-    if field in ("min_cosine", "min_centred_cosine"):
+    gate_field = {"min_cosine": "min_mean_cosine", "min_centred_cosine": "min_centred_cosine"}.get(field)
+    if gate_field:
         with pytest.raises(UsageError):
-            QualityGate(**{field: value})
+            QualityGate(**{gate_field: value})
 
 
 @pytest.mark.parametrize("built", [("ghostnet", "random")], indirect=True, ids=str)

@@ -112,7 +112,7 @@ def test_nan_checkpoint_fails_the_gate_exit_1_and_writes_nothing(tmp_path):
 def test_internal_error_is_exit_3_with_report_hint(monkeypatch):
     import ghostexport.builder
 
-    def explode(**_kwargs):
+    def explode(*_args, **_kwargs):
         raise RuntimeError("simulated bug")
 
     monkeypatch.setattr(ghostexport.builder, "build", explode)

@@ -8,8 +8,7 @@ sha256 of the ``model.onnx`` it came from).
 
 from __future__ import annotations
 
-import hashlib
-import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -18,32 +17,33 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..artifacts import MODEL_FILE, artifact_sha256, resolve_model, verify_artifact
+from ..artifacts import MODEL_FILE, ModelRef, artifact_sha256, resolve_model, verify_artifact
 from ..commit import commit_files, scratch_folder
 from ..data import DEFAULT_CALIBRATION, SYNTHETIC_EVAL_SAMPLES, Dataset, load_dataset, split_holdout
 from ..errors import GateFailed, UsageError
-from ..export import op_counts
 from ..files import atomic_write_bytes
 from ..host import cpu_description
 from ..latency import interleaved
+from ..progress import Progress, channel
 from ..providers import cpu_session
-from ..quality import FP16_GATE, INT8_GATE, judge, measure
+from ..quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
+from ..records import quantized_artifact_record, record_artifact
+from ..render import quality_line, recipe_line
 from ..runtime import input_shape, quiet_ort, run_logits
+from ..specs import QUANTIZE_MODES, QuantizeSpec
 from ..validate import validate_model
 from .dynamic import SLOW_WARNING, quantize_int8_dynamic
 from .fp16 import convert_fp16
-from .recipe import FLOAT_ENDS, METHODS, Recipe, float_end_nodes, types_for_cpu
+from .recipe import Recipe, float_end_nodes, types_for_cpu
 from .static import BatchReader, Int8Quantizer
 
-MODES = ("int8", "fp16", "int8-dynamic")
+MODES = QUANTIZE_MODES
 ARTIFACT_NAMES = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx", "int8-dynamic": "model.int8-dynamic.onnx"}
 SYNTHETIC_WARNING = (
     "no --calib given: calibrating on synthetic:64 random images; the quality figures are MEANINGLESS "
     "and not enforced. Pass --calib DIR|FILE.npy with real images."
 )
 LATENCY_ROUNDS = 40
-
-Report = Callable[[str, str], None]
 
 
 @dataclass
@@ -62,224 +62,209 @@ class QuantizeResult:
         return {"artifact": str(self.path), "verdict": self.verdict, "warnings": self.warnings, "record": self.record}
 
 
+@dataclass
+class _Source:
+    """The fp32 model being quantized and what it is compared on."""
+
+    ref: ModelRef
+    parent: str  # its sha256
+    calibration: Dataset | None
+    evaluation: Dataset
+    reference: np.ndarray  # fp32 logits on the evaluation data
+    warnings: list[str]
+
+
 def quantize(
-    model: str | Path | None = None,
-    mode: str = "int8",
-    calib: str | None = None,
-    eval: str | None = None,
-    method: str = "minmax",
-    per_channel: bool = True,
-    exclude: tuple[str, ...] | list[str] = (),
-    target_sqnr: float | None = None,
-    max_accuracy_drop: float | None = None,
-    float_ends: str = "stem",
-    shared_concat_scales: bool = True,
-    baseline: bool = True,
-    progress: Report | None = None,
+    spec: QuantizeSpec | str | Path | None = None,
+    progress: Progress | None = None,
     calibration_progress: Callable[[int, int], None] | None = None,
+    **fields,
 ) -> QuantizeResult:
-    """Quantize ``model`` (a build folder, an .onnx, or None for ``models/LATEST``).
+    """Quantize ``spec.model`` (a build folder, an .onnx, or None for ``models/LATEST``).
 
-    Raises ``UsageError`` for unusable input and ``GateFailed`` (nothing written) when the
-    artifact misses its quality gate on real data.
+    Takes a ``QuantizeSpec``, or the model and the spec's other fields as keywords
+    (``quantize("models/ghostnet_100", mode="fp16")``). Raises ``UsageError`` for unusable
+    input and ``GateFailed`` (nothing written) when the artifact misses its quality gate on
+    real data.
     """
-    report = progress or (lambda stage, detail: None)
-    if mode not in MODES:
-        raise UsageError(f"unknown --mode {mode}: use one of {', '.join(MODES)}")
-    if method not in (*METHODS, "auto"):
-        raise UsageError(f"unknown --method {method}: use one of {', '.join((*METHODS, 'auto'))}")
-    if float_ends not in FLOAT_ENDS:
-        raise UsageError(f"unknown --float-ends {float_ends}: use one of {', '.join(FLOAT_ENDS)}")
-    if target_sqnr is not None and not math.isfinite(target_sqnr):
-        raise UsageError(f"--target-sqnr must be a finite number of dB, got {target_sqnr}")
-    if mode != "int8" and (method != "minmax" or exclude or target_sqnr is not None):
-        raise UsageError(f"--method, --exclude and --target-sqnr apply to --mode int8, not {mode}")
-    if (target_sqnr is not None or max_accuracy_drop is not None) and method != "auto" and mode == "int8":
-        report("note", "targets are checked as gates; --method auto searches for a recipe that meets them")
+    spec = (spec if isinstance(spec, QuantizeSpec) else QuantizeSpec(spec, **fields)).validated()
+    say = channel(progress)
+    if (spec.target_sqnr is not None or spec.max_accuracy_drop is not None) and spec.method != "auto":
+        say("note", "targets are checked as gates; --method auto searches for a recipe that meets them")
+    source = _source(spec, say)
+    name = ARTIFACT_NAMES[spec.mode] if source.ref.folder else f"{source.ref.path.stem}.{spec.mode}.onnx"
+    started = time.perf_counter()
+    with scratch_folder(source.ref.home) as work:  # same disk; a killed run's is removed by the next
+        output, made = _make(spec, source, work / name, say, calibration_progress)
+        if output != work / name:  # auto's chosen trial: the artifact's own name, for validation and messages
+            output = Path(shutil.copyfile(output, work / name))
+        data, record = _measure(spec, source, output, made, time.perf_counter() - started, work, say)
+        ref = source.ref
+        path = ref.folder / name if ref.folder else ref.path.with_name(name)
+        result = QuantizeResult(path, name, record, ref.folder, source.warnings)
+        if record["quality"]["verdict"] == "fail":
+            reasons = "; ".join(record["quality"]["reasons"])
+            raise GateFailed(f"{spec.mode} quality gate failed, nothing written: {reasons}", result)
+    if ref.folder is None:
+        atomic_write_bytes(result.path, data)
+    else:  # the artifact and its record land together, or neither does
+        commit_files(ref.folder, {name: data}, lambda manifest: record_artifact(manifest, name, record))
+    say("write", f"{result.path} ({len(data) / 1e6:.1f} MB)")
+    return result
 
-    ref = resolve_model(model)
+
+def _source(spec: QuantizeSpec, say: Progress) -> _Source:
+    """Resolve and verify the fp32 model; load calibration and (held-out) evaluation data."""
+    ref = resolve_model(spec.model)
     if ref.folder is not None and ref.path.name != MODEL_FILE:
         raise UsageError(f"quantize takes the fp32 {MODEL_FILE}, not {ref.path.name}: pass the folder {ref.folder}")
     fp32_record = verify_artifact(ref, MODEL_FILE) if ref.folder is not None else None
     parent = artifact_sha256(ref.path, fp32_record)
-    report("model", f"{ref.path}" + ("" if ref.folder else " (no manifest: the result is written beside it)"))
-
-    fp32_session = cpu_session(str(ref.path))
-    shape = input_shape(fp32_session)
+    say("model", f"{ref.path}" + ("" if ref.folder else " (no manifest: the result is written beside it)"))
+    session = cpu_session(str(ref.path))
     warnings: list[str] = []
-    if mode == "int8-dynamic":
+    if spec.mode == "int8-dynamic":
         warnings.append(SLOW_WARNING)
-        report("WARNING", SLOW_WARNING)
-    calibration, evaluation = _datasets(mode, calib, eval, ref.preprocess, shape, warnings, report)
-    if max_accuracy_drop is not None and evaluation.labels is None:
+        say("WARNING", SLOW_WARNING)
+    calibration, evaluation = _datasets(spec, ref.preprocess, input_shape(session), warnings, say)
+    if spec.max_accuracy_drop is not None and evaluation.labels is None:
         raise UsageError(
             "--max-accuracy-drop needs labelled evaluation data: class sub-folders, or FILE.npy with FILE.labels.npy beside it"
         )
-    reference = run_logits(fp32_session, evaluation.inputs)
+    return _Source(ref, parent, calibration, evaluation, run_logits(session, evaluation.inputs), warnings)
 
-    cpu, flags = cpu_description()
+
+def _gate(spec: QuantizeSpec) -> QualityGate:
+    gate = INT8_GATE if spec.mode != "fp16" else FP16_GATE
+    return replace(
+        gate,
+        min_sqnr_db=max(filter(None, (gate.min_sqnr_db, spec.target_sqnr)), default=None),
+        max_accuracy_drop=spec.max_accuracy_drop,
+    )
+
+
+def _make(spec: QuantizeSpec, source: _Source, output: Path, say: Progress, on_batch) -> tuple[Path, dict]:
+    """The artifact in scratch, and what making it recorded (mode, recipe, search, baseline)."""
+    if spec.mode == "fp16":
+        recipe = {"converter": "onnxruntime.transformers.float16", "keep_io_types": True}
+        return convert_fp16(source.ref.path, output), {"mode": "fp16", "recipe": recipe}
+    _cpu, flags = cpu_description()
     activation, weight, reduce_range, why = types_for_cpu(flags)
+    if spec.mode == "int8-dynamic":
+        recipe = {
+            "weight_type": "int8",
+            "per_channel": spec.per_channel,
+            "reduce_range": reduce_range,
+            "activations": "uint8, quantized per inference (DynamicQuantizeLinear)",
+        }
+        made = quantize_int8_dynamic(source.ref.path, output, spec.per_channel, reduce_range)
+        return made, {"mode": "int8-dynamic", "recipe": recipe}
     recipe = Recipe(
-        method=method,
+        method=spec.method,
         activation_type=activation,
         weight_type=weight,
-        per_channel=per_channel,
+        per_channel=spec.per_channel,
         reduce_range=reduce_range,
-        float_ends=float_ends,
-        shared_concat_scales=shared_concat_scales,
-        exclude=list(exclude),
+        float_ends=spec.float_ends,
+        shared_concat_scales=spec.shared_concat_scales,
+        exclude=list(spec.exclude),
         types_reason=why,
     )
-    gate = INT8_GATE if mode != "fp16" else FP16_GATE
-    gate = replace(
-        gate,
-        min_sqnr_db=max(filter(None, (gate.min_sqnr_db, target_sqnr)), default=None),
-        max_accuracy_drop=max_accuracy_drop,
+    made, recipe, extra = _int8(spec, source, recipe, output.parent, say, on_batch)
+    return made, {"mode": "int8", **extra, "recipe": recipe.as_dict()}
+
+
+def _measure(spec, source: _Source, output: Path, made: dict, seconds: float, work: Path, say: Progress):
+    """Quality on the evaluation data against the gate, validity, and the artifact's full record."""
+    figures = measure(source.reference, _logits(output, source.evaluation), source.evaluation.labels)
+    calibration = source.calibration
+    quality = judge(
+        figures, _gate(spec), enforced=not (source.evaluation.synthetic or (calibration and calibration.synthetic))
     )
-
-    name = ARTIFACT_NAMES[mode] if ref.folder else f"{ref.path.stem}.{mode}.onnx"
-    started = time.perf_counter()
-    with scratch_folder(ref.home) as work:  # same disk; a killed run's is removed by the next
-        record: dict = {"mode": mode}
-
-        def evaluate(path: Path) -> np.ndarray:
-            return run_logits(cpu_session(str(path)), evaluation.inputs)
-
-        if mode == "int8":
-            output, recipe, extra = _int8(
-                ref.path,
-                calibration,
-                recipe,
-                gate,
-                evaluate,
-                reference,
-                evaluation,
-                work,
-                report,
-                calibration_progress,
-                baseline,
-            )
-            record.update(extra)
-            record["recipe"] = recipe.as_dict()
-        elif mode == "fp16":
-            output = convert_fp16(ref.path, work / name)
-            record["recipe"] = {"converter": "onnxruntime.transformers.float16", "keep_io_types": True}
-        else:
-            output = quantize_int8_dynamic(ref.path, work / name, per_channel, reduce_range)
-            record["recipe"] = {
-                "weight_type": "int8",
-                "per_channel": per_channel,
-                "reduce_range": reduce_range,
-                "activations": "uint8, quantized per inference (DynamicQuantizeLinear)",
-            }
-        seconds = time.perf_counter() - started
-        figures = measure(reference, evaluate(output), evaluation.labels)
-        quality = judge(figures, gate, enforced=not (evaluation.synthetic or (calibration and calibration.synthetic)))
-        if quality["verdict"] == "reported":
-            quality["note"] = "synthetic data: figures are meaningless and not enforced"
-        report("quality", _quality_line(quality))
-        if mode == "int8" and method == "auto":
-            record["latency"] = _latency_cost(ref.path, output, record, work, evaluation.inputs[:1])
-        data = output.read_bytes()
-        proto = onnx.load_from_string(data)
-        validation = validate_model(proto, name)
-        record = {
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
-            "parent": parent,
-            "nodes": len(proto.graph.node),
-            "ops": op_counts(proto),
-            "validation": validation,
-            **record,
-            "quality": quality,
-            "calibration": {**calibration.describe(), "warning": SYNTHETIC_WARNING if calibration.synthetic else None}
-            if calibration is not None
-            else None,
-            "evaluation": evaluation.describe(),
-            "environment": {"cpu": cpu, "cpu_flags": flags},
-            "seconds": round(seconds, 2),
-        }
-        result = QuantizeResult(
-            ref.folder / name if ref.folder else ref.path.with_name(name), name, record, ref.folder, warnings
-        )
-        if quality["verdict"] == "fail":
-            raise GateFailed(f"{mode} quality gate failed, nothing written: {'; '.join(quality['reasons'])}", result)
-    if ref.folder is None:
-        atomic_write_bytes(result.path, data)
-    else:  # the artifact and its record land together, or neither does
-        commit_files(ref.folder, {name: data}, lambda manifest: _record(manifest, name, record, parent))
-    report("write", f"{result.path} ({len(data) / 1e6:.1f} MB)")
-    return result
+    if quality["verdict"] == "reported":
+        quality["note"] = "synthetic data: figures are meaningless and not enforced"
+    say("quality", quality_line(quality))
+    if spec.mode == "int8" and spec.method == "auto":
+        made["latency"] = _latency_cost(source.ref.path, output, work, source.evaluation.inputs[:1])
+    data = output.read_bytes()
+    proto = onnx.load_from_string(data)
+    cpu, flags = cpu_description()
+    measured = {
+        "validation": validate_model(proto, output.name),
+        "quality": quality,
+        "calibration": {**calibration.describe(), "warning": SYNTHETIC_WARNING if calibration.synthetic else None}
+        if calibration is not None
+        else None,
+        "evaluation": source.evaluation.describe(),
+        "environment": {"cpu": cpu, "cpu_flags": flags},
+        "seconds": round(seconds, 2),
+    }
+    return data, quantized_artifact_record(data, proto, source.parent, made, measured)
 
 
-def _record(manifest: dict, name: str, record: dict, parent: str) -> None:
-    """Record ``name`` — unless model.onnx was rebuilt while it was being quantized."""
-    current = manifest["artifacts"].get(MODEL_FILE, {}).get("sha256")
-    if current != parent:
-        raise UsageError(
-            f"model.onnx changed while {name} was being made from it (sha256 {parent[:12]} -> {str(current)[:12]}): "
-            "nothing written; run quantize again"
-        )
-    manifest["artifacts"][name] = record
+def _logits(path: Path, evaluation: Dataset) -> np.ndarray:
+    return run_logits(cpu_session(str(path)), evaluation.inputs)
 
 
-def _datasets(mode, calib, eval_spec, preprocess, shape, warnings, report) -> tuple[Dataset | None, Dataset]:
+def _datasets(spec: QuantizeSpec, preprocess, shape, warnings, say: Progress) -> tuple[Dataset | None, Dataset]:
     """(calibration or None, evaluation): evaluation never overlaps calibration."""
     calibration = None
-    if mode == "int8":
-        if calib is None:
+    if spec.mode == "int8":
+        if spec.calib is None:
             warnings.append(SYNTHETIC_WARNING)
-            report("WARNING", SYNTHETIC_WARNING)
-        calibration = load_dataset(calib or DEFAULT_CALIBRATION, preprocess, shape, seed=0)
-    if eval_spec is not None:
-        evaluation = load_dataset(eval_spec, preprocess, shape, seed=1)
+            say("WARNING", SYNTHETIC_WARNING)
+        calibration = load_dataset(spec.calib or DEFAULT_CALIBRATION, preprocess, shape, seed=0)
+    if spec.eval is not None:
+        evaluation = load_dataset(spec.eval, preprocess, shape, seed=1)
     elif calibration is not None and not calibration.synthetic:
         calibration, evaluation = split_holdout(calibration)
-    elif calib is not None and not calib.startswith("synthetic:"):
-        _, evaluation = split_holdout(load_dataset(calib, preprocess, shape))
+    elif spec.calib is not None and not spec.calib.startswith("synthetic:"):
+        _, evaluation = split_holdout(load_dataset(spec.calib, preprocess, shape))
     else:
         evaluation = load_dataset(f"synthetic:{SYNTHETIC_EVAL_SAMPLES}", preprocess, shape, seed=1)
     if calibration is not None:
-        report("data", f"calibration: {calibration.source}, {len(calibration)} samples")
-    report(
-        "data",
-        f"evaluation: {evaluation.source}, {len(evaluation)} samples"
-        + (", labelled" if evaluation.labels is not None else ""),
-    )
+        say("data", f"calibration: {calibration.source}, {len(calibration)} samples")
+    labelled = ", labelled" if evaluation.labels is not None else ""
+    say("data", f"evaluation: {evaluation.source}, {len(evaluation)} samples{labelled}")
     return calibration, evaluation
 
 
-def _int8(fp32_path, calibration, recipe, gate, evaluate, reference, evaluation, work, report, on_batch, baseline):
+def _int8(spec: QuantizeSpec, source: _Source, recipe: Recipe, work: Path, say: Progress, on_batch):
+    """Static int8 with the recipe (or the one ``auto`` finds); ORT's stock recipe alongside as the baseline."""
     from . import auto
 
-    quantizer = Int8Quantizer(fp32_path, calibration.inputs, work, on_batch)
+    quantizer = Int8Quantizer(source.ref.path, source.calibration.inputs, work, on_batch)
     quantizer.check_nodes(recipe.exclude)
     rules = float_end_nodes(quantizer.proto, recipe.float_ends)
     recipe = replace(recipe, kept_float=list(dict.fromkeys([*rules, *recipe.exclude])))
     extra: dict = {}
     if recipe.method == "auto":
+        evaluation = source.evaluation
         recipe, output, extra["auto"] = auto.search(
-            quantizer, replace(recipe, method="minmax"), evaluate, reference, evaluation.labels, gate, work, report
+            quantizer,
+            replace(recipe, method="minmax"),
+            lambda path: _logits(path, evaluation),
+            source.reference,
+            evaluation.labels,
+            _gate(spec),
+            work,
+            say,
         )
     else:
         output = quantizer.quantize(recipe, recipe.kept_float, work / "int8.onnx")
     extra["graph_forms"] = quantizer.forms(recipe.kept_float)
-    report(
-        "int8",
-        f"{recipe.method}, {recipe.activation_type}/{recipe.weight_type}, "
-        f"{'per-channel' if recipe.per_channel else 'per-tensor'}, {len(recipe.kept_float)} node{'' if len(recipe.kept_float) == 1 else 's'} kept float",
-    )
-    if baseline:
-        extra["baseline"] = _stock_baseline(fp32_path, quantizer, recipe, evaluate, reference, evaluation, work)
-        report(
+    say("int8", recipe_line(recipe))
+    if spec.baseline:
+        extra["baseline"] = _stock_baseline(quantizer, recipe, source, work)
+        baseline = extra["baseline"]
+        say(
             "baseline",
-            f"ORT stock per-channel MinMax with the same types ({extra['baseline']['types']}): "
-            f"SQNR {extra['baseline']['sqnr_db']} dB",
+            f"ORT stock per-channel MinMax with the same types ({baseline['types']}): SQNR {baseline['sqnr_db']} dB",
         )
     return output, recipe, extra
 
 
-def _stock_baseline(fp32_path, quantizer: Int8Quantizer, recipe: Recipe, evaluate, reference, evaluation, work) -> dict:
+def _stock_baseline(quantizer: Int8Quantizer, recipe: Recipe, source: _Source, work: Path) -> dict:
     """ORT's stock recipe on the same model and data, with the recipe's own types and ``reduce_range``.
 
     Only the graph preparation differs (no pre-processing, nothing kept float, no shared
@@ -292,7 +277,7 @@ def _stock_baseline(fp32_path, quantizer: Int8Quantizer, recipe: Recipe, evaluat
     output = work / "stock.onnx"
     with quiet_ort():
         quantize_static(
-            str(fp32_path),
+            str(source.ref.path),
             str(output),
             BatchReader(quantizer.calibration, quantizer.input_name, None, quantizer.static_batch),
             quant_format=QuantFormat.QDQ,
@@ -301,7 +286,7 @@ def _stock_baseline(fp32_path, quantizer: Int8Quantizer, recipe: Recipe, evaluat
             activation_type=types[recipe.activation_type],
             weight_type=types[recipe.weight_type],
         )
-    figures = measure(reference, evaluate(output), evaluation.labels)
+    figures = measure(source.reference, _logits(output, source.evaluation), source.evaluation.labels)
     described = f"{recipe.activation_type}/{recipe.weight_type}{', reduce_range' if recipe.reduce_range else ''}"
     return {
         "recipe": f"quantize_static(per_channel=True, QDQ, {described}, MinMax), no pre-processing, nothing kept float",
@@ -312,7 +297,7 @@ def _stock_baseline(fp32_path, quantizer: Int8Quantizer, recipe: Recipe, evaluat
                 "sqnr_db",
                 "centred_sqnr_db",
                 "top1_agreement",
-                "cosine",
+                "mean_cosine",
                 "centred_cosine",
                 "accuracy",
                 "accuracy_drop_points",
@@ -321,7 +306,7 @@ def _stock_baseline(fp32_path, quantizer: Int8Quantizer, recipe: Recipe, evaluat
     }
 
 
-def _latency_cost(fp32_path: Path, chosen: Path, record: dict, work: Path, sample: np.ndarray) -> dict:
+def _latency_cost(fp32_path: Path, chosen: Path, work: Path, sample: np.ndarray) -> dict:
     """What keeping nodes in float costs: fp32 vs the chosen int8 vs all-int8, interleaved."""
     runners = {}
     candidates = {"fp32": fp32_path, "int8 (chosen)": chosen}
@@ -342,16 +327,3 @@ def _latency_cost(fp32_path: Path, chosen: Path, record: dict, work: Path, sampl
         "rounds": LATENCY_ROUNDS,
         **{label: {**s, "ratio_to_fp32": round(s["p50_ms"] / base, 3)} for label, s in stats.items()},
     }
-
-
-def _quality_line(quality: dict) -> str:
-    parts = [
-        f"SQNR {quality['sqnr_db']} dB",
-        f"centred SQNR {quality.get('centred_sqnr_db')} dB",
-        f"top-1 agreement {quality['top1_agreement']:.4f}",
-    ]
-    if quality.get("cosine") is not None:
-        parts.append(f"cosine {quality['cosine']:.6f}")
-    if "accuracy" in quality:
-        parts.append(f"accuracy {quality['accuracy_reference']:.4f} -> {quality['accuracy']:.4f}")
-    return ", ".join(parts) + f" -> {quality['verdict'].upper()}"

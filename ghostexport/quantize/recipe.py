@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 
 import onnx
 
-METHODS = ("minmax", "entropy", "percentile")
-#: which ends of the network stay float (the logits always do: see static.logits_from_matmuls_only)
-FLOAT_ENDS = ("both", "stem", "classifier", "none")
+from ..specs import FLOAT_ENDS, METHODS
+
+__all__ = ["FLOAT_ENDS", "METHODS", "Recipe", "float_end_nodes", "types_for_cpu"]
 
 
 @dataclass

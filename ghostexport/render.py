@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import UsageError
+from .providers import provider_label
 
 
 def stage_printer(console: Console) -> Callable[[str, str], None]:
@@ -25,6 +26,63 @@ def stage_printer(console: Console) -> Callable[[str, str], None]:
         )
 
     return report
+
+
+def count_line(counts: dict, resolution: int) -> str:
+    deploy = f" ({counts['deploy_params']:,} re-parameterised)" if counts.get("deploy_params") else ""
+    return f"{counts['params']:,} params{deploy}, {counts['macs'] / 1e6:.2f}M MACs at {resolution}²"
+
+
+def parity_line(stage: str, result: dict) -> str:
+    """One parity comparison's figures and verdict, as the build and convert log them."""
+    if result["max_abs"] is None:
+        figures = "no figures"
+    else:
+        figures = f"max |Δ| {result['max_abs']:.2e}, min cosine {result['min_cosine']:.7f}"
+        if result.get("centred_cosine") is not None:
+            figures += f", centred cosine {result['centred_cosine']:.7f}"
+    batches = ",".join(map(str, result["batches"]))
+    return f"{stage} vs PyTorch at batch {batches}: {figures} -> {result['verdict'].upper()}"
+
+
+def quality_line(quality: dict) -> str:
+    """A reduced-precision artifact's quality figures and verdict, as quantize logs them."""
+    parts = [
+        f"SQNR {quality['sqnr_db']} dB",
+        f"centred SQNR {quality.get('centred_sqnr_db')} dB",
+        f"top-1 agreement {quality['top1_agreement']:.4f}",
+    ]
+    if quality.get("mean_cosine") is not None:
+        parts.append(f"mean cosine {quality['mean_cosine']:.6f}")
+    if "accuracy" in quality:
+        parts.append(f"accuracy {quality['accuracy_reference']:.4f} -> {quality['accuracy']:.4f}")
+    return ", ".join(parts) + f" -> {quality['verdict'].upper()}"
+
+
+def recipe_line(recipe) -> str:
+    kept = len(recipe.kept_float)
+    granularity = "per-channel" if recipe.per_channel else "per-tensor"
+    return (
+        f"{recipe.method}, {recipe.activation_type}/{recipe.weight_type}, {granularity}, "
+        f"{kept} node{'' if kept == 1 else 's'} kept float"
+    )
+
+
+def check_line(entry: dict) -> str:
+    """One checked artifact: its figures against its reference, where it ran, and the verdict."""
+    figures = f"max |Δ| {entry['max_abs']:.3g}" if entry.get("max_abs") is not None else "no figures"
+    if entry.get("sqnr_db") is not None:
+        figures += f", SQNR {entry['sqnr_db']} dB"
+    if entry.get("centred_cosine") is not None:
+        figures += f", centred cosine {entry['centred_cosine']:.6f}"
+    if entry.get("top1_agreement") is not None:
+        figures += f", top-1 agreement {entry['top1_agreement']:.4f}"
+    where = provider_label(entry["provider"], True) if entry["fallback"] else entry["providers_used"][0]
+    text = f"{entry['artifact']} ({entry['precision']}) vs {entry['reference']} on {where}: {figures}"
+    text += f" -> {entry['verdict'].upper()}"
+    if entry.get("localize") and entry["localize"]["first_divergence"]:
+        text += f"; first divergence at {entry['localize']['first_divergence']['node']}"
+    return text
 
 
 def _verdict(text: str) -> str:
@@ -163,8 +221,8 @@ def quantize_summary(result) -> Table:
         f"top-1 agreement {quality['top1_agreement']:.4f}",
         f"top-5 agreement {quality['top5_agreement']:.4f}",
     ]
-    if quality.get("cosine") is not None:
-        figures += [f"cosine {quality['cosine']:.6f}", f"max |Δ| {quality['max_abs_diff']:.3g}"]
+    if quality.get("mean_cosine") is not None:
+        figures += [f"mean cosine {quality['mean_cosine']:.6f}", f"max |Δ| {quality['max_abs']:.3g}"]
     table.add_row("quality", ", ".join(figures))
     if "accuracy" in quality:
         table.add_row(
@@ -205,7 +263,17 @@ def quantize_summary(result) -> Table:
 def check_summary(result) -> Table:
     """One row per artifact: what was compared, where, the figures, the verdict and why."""
     table = Table(title="ghostexport check" + (f": {result.folder}" if result.folder else ""), title_justify="left")
-    columns = ("artifact", "vs", "provider", "max |Δ|", "cosine", "centred cos.", "SQNR dB", "top-1 agr.", "verdict")
+    columns = (
+        "artifact",
+        "vs",
+        "provider",
+        "max |Δ|",
+        "min cosine",
+        "centred cos.",
+        "SQNR dB",
+        "top-1 agr.",
+        "verdict",
+    )
     for column in columns:
         table.add_column(column)
     shown = {"pass": "[bold green]PASS[/]", "fail": "[bold red]FAIL[/]", "reported": "[yellow]reported[/]"}
@@ -395,7 +463,7 @@ def pipeline_markdown(payload: dict, plotted: bool = False) -> str:
                 "",
                 f"## Check ({entry['provider']})",
                 "",
-                "| artifact | vs | max abs | cosine | SQNR dB | top-1 agreement | tolerance | verdict |",
+                "| artifact | vs | max abs | min cosine | SQNR dB | top-1 agreement | tolerance | verdict |",
                 "|---|---|---|---|---|---|---|---|",
             ]
             for r in entry["results"]:

@@ -1,0 +1,255 @@
+"""The manifest's records: their types, how each is made, and how a folder's history grows.
+
+``manifest.json`` (schema 1, published as ``resources/manifest.schema.json``) is written by
+every stage; this module is the one place that says what goes into it. Stages compute
+figures and hand them here; ``manifest.py`` reads, writes and validates the file.
+
+Figure names are the same everywhere: ``max_abs`` (largest absolute logit difference),
+``min_cosine`` (worst sample's cosine, the fp32 parity figure), ``mean_cosine`` (the
+quality figure of reduced precision), ``sqnr_db``, ``centred_cosine``, ``centred_sqnr_db``,
+``top1_agreement``, ``input_dependence``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypedDict
+
+from . import __version__
+from .commit import update_manifest
+from .errors import UsageError
+from .host import environment
+from .manifest import SCHEMA, read_manifest
+
+#: previous builds of a folder kept in its manifest's ``history``
+HISTORY_LIMIT = 20
+#: The eval transform published GhostNet weights expect (timm's: bicubic, crop 0.875).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_CROP_PCT = 0.875
+DEFAULT_INTERPOLATION = "bicubic"
+
+
+class PreprocessRecord(TypedDict):
+    resize: int
+    crop_pct: float
+    interpolation: str
+    mean: list[float]
+    std: list[float]
+
+
+class ModelRecord(TypedDict, total=False):
+    variant: str
+    width: float
+    num_classes: int
+    resolution: int
+    batch: int | str  # "dynamic" or the static batch
+    params: int
+    deploy_params: int
+    macs: int
+    checkpoint: dict | None  # {"path", "sha256", "fixes"} or None for random init
+    seed: int
+    bn_statistics: dict | None
+    preprocess: PreprocessRecord
+
+
+class ArtifactRecord(TypedDict, total=False):
+    sha256: str
+    bytes: int
+    parent: str | None  # sha256 of the model.onnx it was made from; None for model.onnx itself
+    nodes: int
+    opset: int
+    ops: dict[str, int]
+    export: dict  # model.onnx: exporter, simplifier, node counts, rewrites
+    parity: dict  # model.onnx and .ort: figures per stage, tolerance, verdict
+    mode: str  # int8 | fp16 | int8-dynamic
+    recipe: dict
+    quality: dict  # figures, gate, enforced, verdict, reasons
+    validation: dict
+    calibration: dict | None
+    evaluation: dict
+    environment: dict
+    seconds: float
+
+
+class CheckRecord(TypedDict):
+    created: str
+    command: str
+    provider: str
+    verdict: str
+    warnings: list[str]
+    results: list[dict]
+
+
+class BenchRecord(TypedDict):
+    created: str
+    command: str
+    provider: str
+    environment: dict
+    results: list[dict]
+
+
+class Manifest(TypedDict, total=False):
+    schema: int
+    ghostexport: str
+    created: str
+    command: str
+    model: ModelRecord
+    environment: dict
+    artifacts: dict[str, ArtifactRecord]
+    checks: list[CheckRecord]
+    benchmarks: list[BenchRecord]
+    history: list[dict]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_manifest(command: str, model: ModelRecord, artifacts: dict[str, ArtifactRecord]) -> Manifest:
+    return {
+        "schema": SCHEMA,
+        "ghostexport": __version__,
+        "created": now(),
+        "command": command,
+        "model": model,
+        "environment": environment(),
+        "artifacts": artifacts,
+        "checks": [],
+        "benchmarks": [],
+    }
+
+
+def preprocess_config(resolution: int) -> PreprocessRecord:
+    """The eval transform a build records: resize to resolution/crop_pct, centre crop, ImageNet normalisation."""
+    return {
+        "resize": math.floor(resolution / DEFAULT_CROP_PCT),
+        "crop_pct": DEFAULT_CROP_PCT,
+        "interpolation": DEFAULT_INTERPOLATION,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+    }
+
+
+def model_record(spec, num_classes: int, counts: dict, checkpoint: dict | None, bn_statistics) -> ModelRecord:
+    """What was built, from a validated ``BuildSpec`` and what building it found (class count, counts)."""
+    return {
+        "variant": spec.variant,
+        "width": spec.width,
+        "num_classes": num_classes,
+        "resolution": spec.resolution,
+        "batch": spec.batch if spec.batch else "dynamic",
+        **counts,
+        "checkpoint": checkpoint,
+        "seed": spec.seed,
+        "bn_statistics": bn_statistics,
+        "preprocess": preprocess_config(spec.resolution),
+    }
+
+
+def onnx_metadata(model: ModelRecord) -> dict[str, str]:
+    """The manifest's model fields that a lone .onnx must carry (metadata_props)."""
+    pre = model["preprocess"]
+    return {
+        "ghostexport.variant": model["variant"],
+        "ghostexport.width": f"{model['width']:g}",
+        "ghostexport.num_classes": str(model["num_classes"]),
+        "ghostexport.resolution": str(model["resolution"]),
+        "ghostexport.mean": json.dumps(pre["mean"]),
+        "ghostexport.std": json.dumps(pre["std"]),
+        "ghostexport.crop_pct": f"{pre['crop_pct']:g}",
+        "ghostexport.interpolation": pre["interpolation"],
+        "ghostexport.checkpoint_sha256": model["checkpoint"]["sha256"] if model["checkpoint"] else "",
+        "ghostexport.seed": str(model["seed"]),
+        "ghostexport.version": __version__,
+    }
+
+
+def file_record(data: bytes, parent: str | None, **fields: Any) -> ArtifactRecord:
+    """Every artifact record starts with its bytes' hash and size and the sha256 it was made from."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "parent": parent, **fields}
+
+
+def built_artifact_record(data: bytes, opset: int, nodes: int, export: dict, parity: dict) -> ArtifactRecord:
+    return file_record(data, None, opset=opset, nodes=nodes, export=export, parity=parity)
+
+
+def quantized_artifact_record(data: bytes, proto, parent: str, made: dict, measured: dict) -> ArtifactRecord:
+    """``made``: mode, recipe and what the recipe recorded; ``measured``: quality, data, environment, time."""
+    from .export import op_counts
+
+    return file_record(data, parent, nodes=len(proto.graph.node), ops=op_counts(proto), **made, **measured)
+
+
+def record_artifact(manifest: Manifest, name: str, record: ArtifactRecord) -> None:
+    """Add ``name`` — unless the artifact it was made from changed meanwhile (then nothing is written)."""
+    source = record.get("source", "model.onnx")
+    current = manifest["artifacts"].get(source, {}).get("sha256")
+    if current != record["parent"]:
+        raise UsageError(
+            f"{source} changed while {name} was being made from it (sha256 {record['parent'][:12]} -> "
+            f"{str(current)[:12]}): nothing written; run the command again"
+        )
+    manifest["artifacts"][name] = record
+
+
+def replaced_build(folder: Path) -> dict | None:
+    """What a rebuild of ``folder`` replaces: its files and a summary of its manifest, with its history."""
+    if not folder.is_dir():
+        return None
+    files = sorted(entry.name for entry in folder.iterdir() if not entry.name.startswith("."))
+    try:
+        old = read_manifest(folder)
+    except UsageError:
+        old = {}
+    summary = {
+        "replaced": now(),
+        "created": old.get("created"),
+        "command": old.get("command"),
+        "artifacts": {name: record.get("sha256") for name, record in (old.get("artifacts") or {}).items()},
+        "checks": len(old.get("checks") or []),
+        "benchmarks": len(old.get("benchmarks") or []),
+        "removed_files": files,
+    }
+    history = old.get("history") if isinstance(old.get("history"), list) else []
+    return {**summary, "history": history[-(HISTORY_LIMIT - 1) :]}
+
+
+def with_history(manifest: Manifest, replaced: dict | None) -> Manifest:
+    """The new build's manifest, carrying the builds it replaced (newest last)."""
+    if replaced is not None:
+        previous = dict(replaced)
+        manifest["history"] = [*previous.pop("history"), previous]
+    return manifest
+
+
+def check_record(
+    command: str | None, provider: str, verdict: str, warnings: list[str], results: list[dict]
+) -> CheckRecord:
+    return {
+        "created": now(),
+        "command": command or "ghostexport.check(...)",
+        "provider": provider,
+        "verdict": verdict,
+        "warnings": warnings,
+        "results": results,
+    }
+
+
+def bench_record(command: str | None, provider: str, environment: dict, rows: list[dict]) -> BenchRecord:
+    return {
+        "created": now(),
+        "command": command or "ghostexport.bench(...)",
+        "provider": provider,
+        "environment": environment,
+        "results": rows,
+    }
+
+
+def append(folder: Path, key: str, record: CheckRecord | BenchRecord) -> None:
+    """Append a check or bench record to ``folder``'s manifest, under its lock."""
+    update_manifest(folder, lambda manifest: manifest.setdefault(key, []).append(record))
