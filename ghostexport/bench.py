@@ -94,24 +94,7 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
         for t in targets
         if t.path is None
     }
-    rows, samples = [], {}
-    pool = ThreadPoolExecutor(max_workers=spec.streams) if spec.streams > 1 else None
-    try:
-        for batch in spec.batches:
-            runners = _runners(spec, targets, batch, sessions, torch_models, pool, warnings)
-            if runners:  # warm-up per shape (inside, before any timing at this batch), then interleaved rounds
-                timed = interleaved_samples(
-                    runners, spec.iterations or DEFAULT_BENCH_ITERATIONS, spec.seconds, spec.warmup
-                )
-                rows += _rows(timed, batch, spec.streams, sessions, samples)
-                say(
-                    "bench",
-                    f"batch {batch}: "
-                    + ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch),
-                )
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    rows, samples = _time(spec, targets, sessions, torch_models, warnings, say)
     environment = {
         **_environment(options, sessions, spec.threads, device),
         "streams": spec.streams,
@@ -120,6 +103,26 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
     result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)))
     _record_in_manifests(targets, result, spec.command, spec.provider)
     return result
+
+
+def _time(spec: BenchSpec, targets, sessions, torch_models, warnings, say: Progress) -> tuple[list[dict], dict]:
+    """Per batch size: every model warmed up, then timed in interleaved rounds; rows and raw samples."""
+    rows, samples = [], {}
+    pool = ThreadPoolExecutor(max_workers=spec.streams) if spec.streams > 1 else None
+    try:
+        for batch in spec.batches:
+            runners = _runners(spec, targets, batch, sessions, torch_models, pool, warnings)
+            if not runners:
+                continue
+            rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
+            timed = interleaved_samples(runners, rounds, spec.seconds, spec.warmup)
+            rows += _rows(timed, batch, spec.streams, sessions, samples)
+            times = ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch)
+            say("bench", f"batch {batch}: {times}")
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return rows, samples
 
 
 def _sessions(targets: list[Target], options: ProviderOptions, warnings: list[str]) -> dict[str, SessionInfo]:

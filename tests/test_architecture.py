@@ -89,3 +89,29 @@ def test_the_rules_can_fail():
     edges = graph()
     assert "commit" in edges["builder"] and "reference" in edges["check"]  # it reads real imports
     assert any(top(t) in STAGES for t in edges["pipeline"])  # the one sanctioned stage user
+
+
+#: a stage reads as spec -> run -> record, in functions short enough to read at once
+STAGE_FUNCTION_LINES = 50
+#: everywhere else (tables, graph passes, argument lists) a ceiling, not a target
+FUNCTION_LINES = 100
+
+
+def long_functions(limit_for) -> list[str]:
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit_for(name):
+                    found.append(f"{name}.{node.name}: {lines} lines")
+    return found
+
+
+def test_stage_functions_are_short():
+    def limit(name: str) -> int:
+        return STAGE_FUNCTION_LINES if top(name) in STAGES | {"specs", "records"} else FUNCTION_LINES
+
+    assert long_functions(limit) == []
+    assert long_functions(lambda _name: 20)  # the measure sees real functions

@@ -177,6 +177,7 @@ def test_other_simplifiers(simplifier, tmp_path):
     assert artifact["parity"]["verdict"] == "pass"
 
 
+@pytest.mark.slow  # the dynamo exporter takes ~6 s; CI runs the slow suite too
 def test_dynamo_exporter_dynamic_batch(tmp_path):
     pytest.importorskip("onnxscript")
     result = run_cli("build", *SMALL, "--exporter", "dynamo", "--opset", "18", "--out", str(tmp_path))

@@ -54,6 +54,7 @@ def killed_runs(args: list[str], after_each) -> int:
     raise AssertionError(f"{args} was still being killed after {FAULT_LIMIT} steps")
 
 
+@pytest.mark.slow  # a process killed at each of ~15 steps; CI runs the slow suite too
 def test_a_rebuild_killed_at_every_step_leaves_the_old_or_the_new_folder(tmp_path):
     out = tmp_path / "models"
     assert run_cli("build", *SMALL, "--out", str(out)).returncode == 0
@@ -72,6 +73,7 @@ def test_a_rebuild_killed_at_every_step_leaves_the_old_or_the_new_folder(tmp_pat
     assert leftovers(out) == []  # the completing run removed what the killed ones left
 
 
+@pytest.mark.slow  # a process killed at each step; CI runs the slow suite too
 def test_a_quantize_killed_at_every_step_records_the_artifact_with_it_or_not_at_all(small_build, tmp_path):
     out = tmp_path / "models"
     folder = Path(shutil.copytree(small_build, out / small_build.name))
@@ -85,6 +87,7 @@ def test_a_quantize_killed_at_every_step_records_the_artifact_with_it_or_not_at_
     assert leftovers(out) == []
 
 
+@pytest.mark.slow  # four real processes racing; CI runs the slow suite too
 def test_two_builds_and_two_quantizes_on_one_folder_at_once(tmp_path):
     out = tmp_path / "models"
     command = [sys.executable, "-m", "ghostexport"]

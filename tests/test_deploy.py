@@ -74,6 +74,7 @@ def test_pipeline_end_to_end_with_report(tmp_path):
         assert image.size[0] > 1000
 
 
+@pytest.mark.slow  # a second full pipeline; CI runs the slow suite too
 def test_pipeline_with_the_fast_x86_options(tmp_path):
     """The README's fastest-on-x86 line: aligned + split fp32, int8 with nothing float but the logits."""
     result = run_cli(

@@ -46,14 +46,38 @@ def search(
     work_dir: Path,
     report: Callable[[str, str], None],
 ) -> tuple[Recipe, Path, dict]:
-    """Return (recipe, quantized model path, search record)."""
-    trials = []
+    """Return (recipe, quantized model path, search record): the best method, then the fewest float nodes."""
+    trials = _Trials(quantizer, lambda output: measure(reference, evaluate(output), labels), work_dir)
+    best = None
+    for method in METHODS:
+        recipe = replace(base, method=method)
+        output, figures = trials.attempt(recipe, method)
+        report("auto", f"{method:<10} SQNR {figures['sqnr_db']:.2f} dB, agreement {figures['top1_agreement']:.4f}")
+        if best is None or (figures["sqnr_db"] or -1e9) > (best[2]["sqnr_db"] or -1e9):
+            best = (recipe, output, figures)
+    recipe, output, figures = best
+    record = {"methods_tried": list(METHODS), "chosen_method": recipe.method, "trials": trials.rows, "ranked_nodes": []}
+    if meets(figures, gate):
+        return recipe, output, {**record, "target_met": True}
+    ranked = [name for name in rank_sensitivity(quantizer, output, work_dir) if name not in recipe.kept_float]
+    record["ranked_nodes"] = ranked[:20]
+    found = _fewest_float_nodes(trials, recipe, ranked, gate, report)
+    if found is None:
+        return recipe, output, {**record, "target_met": False}
+    return found[0], found[1], {**record, "target_met": True}
 
-    def attempt(recipe: Recipe, tag: str) -> tuple[Path, dict]:
-        output = trial_path(work_dir, tag)
-        quantizer.quantize(recipe, recipe.kept_float, output)
-        figures = measure(reference, evaluate(output), labels)
-        trials.append(
+
+class _Trials:
+    """Quantize a recipe into the work folder, measure it, and keep a row per trial for the record."""
+
+    def __init__(self, quantizer: Int8Quantizer, figures_of: Callable[[Path], dict], work_dir: Path) -> None:
+        self.quantizer, self.figures_of, self.work_dir, self.rows = quantizer, figures_of, work_dir, []
+
+    def attempt(self, recipe: Recipe, tag: str) -> tuple[Path, dict]:
+        output = trial_path(self.work_dir, tag)
+        self.quantizer.quantize(recipe, recipe.kept_float, output)
+        figures = self.figures_of(output)
+        self.rows.append(
             {
                 "method": recipe.method,
                 "kept_float": len(recipe.kept_float),
@@ -64,25 +88,14 @@ def search(
         )
         return output, figures
 
-    best = None
-    for method in METHODS:
-        recipe = replace(base, method=method)
-        output, figures = attempt(recipe, method)
-        report("auto", f"{method:<10} SQNR {figures['sqnr_db']:.2f} dB, agreement {figures['top1_agreement']:.4f}")
-        if best is None or (figures["sqnr_db"] or -1e9) > (best[2]["sqnr_db"] or -1e9):
-            best = (recipe, output, figures)
-    recipe, output, figures = best
-    record = {"methods_tried": list(METHODS), "chosen_method": recipe.method, "trials": trials, "ranked_nodes": []}
-    if meets(figures, gate):
-        return recipe, output, {**record, "target_met": True}
 
-    ranked = [name for name in rank_sensitivity(quantizer, output, work_dir) if name not in recipe.kept_float]
-    record["ranked_nodes"] = ranked[:20]
+def _fewest_float_nodes(trials: _Trials, recipe: Recipe, ranked: list[str], gate: QualityGate, report):
+    """Bisect the number of most-sensitive nodes kept float: the smallest k that meets the gate, or None."""
     low, high, found = 1, len(ranked), None
     while low <= high:
         k = (low + high) // 2
         candidate = replace(recipe, kept_float=[*recipe.kept_float, *ranked[:k]])
-        path, result = attempt(candidate, f"{recipe.method}-k{k}")
+        path, result = trials.attempt(candidate, f"{recipe.method}-k{k}")
         report(
             "auto",
             f"{k:>3} more nodes in float: SQNR {result['sqnr_db']:.2f} dB, agreement {result['top1_agreement']:.4f}",
@@ -91,9 +104,7 @@ def search(
             found, high = (candidate, path), k - 1
         else:
             low = k + 1
-    if found is None:
-        return recipe, output, {**record, "target_met": False}
-    return found[0], found[1], {**record, "target_met": True}
+    return found
 
 
 def rank_sensitivity(quantizer: Int8Quantizer, quantized: Path, work_dir: Path) -> list[str]:

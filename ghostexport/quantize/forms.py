@@ -35,6 +35,32 @@ class StemForm:
     tensor: str  # SpaceToDepth output: same values as the graph input, so the same range
 
 
+def _rewritable(kernel: np.ndarray, attrs: dict, spatial: list[int]) -> bool:
+    """A 3×3 stride-2 pad-1 dense conv whose input channels are not already a multiple of 4, on even sizes."""
+    return not (
+        kernel.shape[2:] != (3, 3)
+        or list(attrs.get("strides", [1, 1])) != [2, 2]
+        or list(attrs.get("pads", [0, 0, 0, 0])) != [1, 1, 1, 1]
+        or list(attrs.get("dilations", [1, 1])) != [1, 1]
+        or attrs.get("group", 1) != 1
+        or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+        or kernel.shape[1] % 4 == 0  # already fine for the symmetric kernel
+        or any(size == 0 or size % 2 for size in spatial)  # odd sizes read the bottom/right padding
+    )
+
+
+def _blocked_kernel(kernel: np.ndarray) -> np.ndarray:
+    """The 3×3 kernel as the equivalent 2×2 kernel over SpaceToDepth(2)'s 4·C channels (see below)."""
+    out_channels, channels = kernel.shape[:2]
+    blocked = np.zeros((out_channels, 4 * channels, 2, 2), dtype=kernel.dtype)
+    for bh, bw, u, v in np.ndindex(2, 2, 2, 2):
+        kh, kw = 2 * u + bh - 1, 2 * v + bw - 1
+        if 0 <= kh < 3 and 0 <= kw < 3:
+            first = (bh * 2 + bw) * channels
+            blocked[:, first : first + channels, u, v] = kernel[:, :, kh, kw]
+    return blocked
+
+
 def stem_space_to_depth(proto: onnx.ModelProto) -> StemForm | None:
     """The model with its stem as SpaceToDepth + 2×2 conv, or None when the stem is not 3×3/2, pad 1.
 
@@ -54,30 +80,12 @@ def stem_space_to_depth(proto: onnx.ModelProto) -> StemForm | None:
     attrs = attributes(stem)
     kernel = numpy_helper.to_array(initializers[stem.input[1]])
     spatial = [dim.dim_value if dim.HasField("dim_value") else 0 for dim in dims[2:]]
-    if (
-        kernel.shape[2:] != (3, 3)
-        or list(attrs.get("strides", [1, 1])) != [2, 2]
-        or list(attrs.get("pads", [0, 0, 0, 0])) != [1, 1, 1, 1]
-        or list(attrs.get("dilations", [1, 1])) != [1, 1]
-        or attrs.get("group", 1) != 1
-        or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
-        or kernel.shape[1] % 4 == 0  # already fine for the symmetric kernel
-        or any(size == 0 or size % 2 for size in spatial)  # odd sizes read the bottom/right padding
-    ):
+    if not _rewritable(kernel, attrs, spatial):
         return None
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     graph = model.graph
-    out_channels, channels = kernel.shape[:2]
-    blocked = np.zeros((out_channels, 4 * channels, 2, 2), dtype=kernel.dtype)
-    for bh in range(2):
-        for bw in range(2):
-            for u in range(2):
-                for v in range(2):
-                    kh, kw = 2 * u + bh - 1, 2 * v + bw - 1
-                    if 0 <= kh < 3 and 0 <= kw < 3:
-                        first = (bh * 2 + bw) * channels
-                        blocked[:, first : first + channels, u, v] = kernel[:, :, kh, kw]
+    blocked = _blocked_kernel(kernel)
     tensor = f"{stem.name}_space_to_depth"
     weight = f"{stem.input[1]}_space_to_depth"
     graph.initializer.append(numpy_helper.from_array(blocked, weight))
