@@ -52,7 +52,7 @@ def lock_path(folder: Path) -> Path:
 
 
 @contextmanager
-def folder_lock(folder: Path, report: Callable[[str, str], None] | None = None) -> Iterator[None]:
+def folder_lock(folder: Path, say: Callable[[str, str], None] | None = None) -> Iterator[None]:
     """Hold the folder's exclusive lock; wait (saying for whom) while another command holds it."""
     path = lock_path(folder)
     try:
@@ -64,8 +64,8 @@ def folder_lock(folder: Path, report: Callable[[str, str], None] | None = None) 
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(handle, 64, 0).decode(errors="replace").strip() or "another process"
-            if report:
-                report("lock", f"{folder} is being changed by {holder}: waiting")
+            if say:
+                say("lock", f"{folder} is being changed by {holder}: waiting")
             _wait_for_lock(handle, folder, holder)
         os.ftruncate(handle, 0)
         os.pwrite(handle, f"ghostexport pid {os.getpid()}".encode(), 0)

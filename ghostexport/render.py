@@ -20,12 +20,12 @@ def stage_printer(console: Console) -> Callable[[str, str], None]:
     """A progress callback printing ``  +elapsed  stage  detail`` lines as stages finish."""
     started = time.perf_counter()
 
-    def report(stage: str, detail: str) -> None:
+    def progress(stage: str, detail: str) -> None:
         console.print(
             f"[dim]{time.perf_counter() - started:6.1f}s[/] [bold]{stage:<9}[/] {escape(detail)}", soft_wrap=True
         )
 
-    return report
+    return progress
 
 
 def count_line(counts: dict, resolution: int) -> str:

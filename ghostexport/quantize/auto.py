@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import Progress
 from ..quality import QualityGate, measure, meets
 from ..runtime import quiet_ort
 from .recipe import METHODS, Recipe
@@ -44,7 +45,7 @@ def search(
     labels: np.ndarray | None,
     gate: QualityGate,
     work_dir: Path,
-    report: Callable[[str, str], None],
+    say: Progress,
 ) -> tuple[Recipe, Path, dict]:
     """Return (recipe, quantized model path, search record): the best method, then the fewest float nodes."""
     trials = _Trials(quantizer, lambda output: measure(reference, evaluate(output), labels), work_dir)
@@ -52,7 +53,7 @@ def search(
     for method in METHODS:
         recipe = replace(base, method=method)
         output, figures = trials.attempt(recipe, method)
-        report("auto", f"{method:<10} SQNR {figures['sqnr_db']:.2f} dB, agreement {figures['top1_agreement']:.4f}")
+        say("auto", f"{method:<10} SQNR {figures['sqnr_db']:.2f} dB, agreement {figures['top1_agreement']:.4f}")
         if best is None or (figures["sqnr_db"] or -1e9) > (best[2]["sqnr_db"] or -1e9):
             best = (recipe, output, figures)
     recipe, output, figures = best
@@ -61,7 +62,7 @@ def search(
         return recipe, output, {**record, "target_met": True}
     ranked = [name for name in rank_sensitivity(quantizer, output, work_dir) if name not in recipe.kept_float]
     record["ranked_nodes"] = ranked[:20]
-    found = _fewest_float_nodes(trials, recipe, ranked, gate, report)
+    found = _fewest_float_nodes(trials, recipe, ranked, gate, say)
     if found is None:
         return recipe, output, {**record, "target_met": False}
     return found[0], found[1], {**record, "target_met": True}
@@ -89,14 +90,14 @@ class _Trials:
         return output, figures
 
 
-def _fewest_float_nodes(trials: _Trials, recipe: Recipe, ranked: list[str], gate: QualityGate, report):
+def _fewest_float_nodes(trials: _Trials, recipe: Recipe, ranked: list[str], gate: QualityGate, say: Progress):
     """Bisect the number of most-sensitive nodes kept float: the smallest k that meets the gate, or None."""
     low, high, found = 1, len(ranked), None
     while low <= high:
         k = (low + high) // 2
         candidate = replace(recipe, kept_float=[*recipe.kept_float, *ranked[:k]])
         path, result = trials.attempt(candidate, f"{recipe.method}-k{k}")
-        report(
+        say(
             "auto",
             f"{k:>3} more nodes in float: SQNR {result['sqnr_db']:.2f} dB, agreement {result['top1_agreement']:.4f}",
         )
