@@ -67,7 +67,7 @@ def session(path: Path, threads: int, naive: bool, spinning: bool = False) -> or
 def openvino_models(paths: dict[str, Path], threads: int) -> dict:
     """OpenVINO reference rows when it is installed (optional: ``pip install openvino``).
 
-    The naive fp32 ONNX at f32 precision (the issue's reference), the same at OpenVINO's
+    The naive fp32 ONNX at f32 precision (the reference every ratio is taken against), the same at OpenVINO's
     default precision (bf16 where the CPU has AMX — not fp32 parity), and ghostexport's fastest
     int8 (OpenVINO runs QDQ graphs as int8).
     """

@@ -131,6 +131,7 @@ def test_static_batch_and_other_resolution(tmp_path):
         ort_run(folder / "model.onnx", np.zeros((2, 3, 48, 48), dtype=np.float32))
 
 
+@pytest.mark.slow  # three builds; CI runs the slow suite too
 def test_same_arguments_give_the_same_bytes(tmp_path):
     hashes = []
     for attempt in range(2):

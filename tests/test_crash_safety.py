@@ -134,7 +134,7 @@ def test_sigterm_unwinds_and_leaves_nothing(tmp_path):
     assert not out.exists() or (leftovers(out) == [] and not any(p.is_dir() for p in out.iterdir()))
 
 
-@pytest.mark.parametrize("umask", [0o022, 0o077])
+@pytest.mark.parametrize("umask", [0o022, pytest.param(0o077, marks=pytest.mark.slow)])
 def test_files_and_folders_follow_the_umask(tmp_path, umask):
     out = tmp_path / "models"
     script = (

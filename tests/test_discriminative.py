@@ -33,7 +33,15 @@ VARIANTS = ("ghostnet", "ghostnetv2", "ghostnetv3")
 WIDTH, RESOLUTION, CLASSES = 0.5, 64, 10
 
 
-@pytest.fixture(scope="module", params=[(v, w) for v in VARIANTS for w in ("random", "checkpoint")], ids=str)
+#: random init in the default suite; with a checkpoint in the slow suite (CI runs both)
+BUILDS = [
+    pytest.param((v, w), marks=[pytest.mark.slow] if w == "checkpoint" else [])
+    for v in VARIANTS
+    for w in ("random", "checkpoint")
+]
+
+
+@pytest.fixture(scope="module", params=BUILDS, ids=lambda param: str(param))
 def built(request, tmp_path_factory) -> Path:
     variant, weights = request.param
     out = tmp_path_factory.mktemp(f"{variant}-{weights}")

@@ -37,9 +37,10 @@ pytestmark = pytest.mark.slow
 def readme_examples() -> list[str]:
     """``ghostexport …`` in the README's code blocks and inline code."""
     text = (ROOT / "README.md").read_text()
+    blocks = "\n".join(re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL))
     found = re.findall(r"`(ghostexport [^`]+)`", text)
-    found += re.findall(r"^(?:\.venv/bin/)?(ghostexport [^\n`]+)$", text, flags=re.MULTILINE)
-    found += re.findall(r"&& \.venv/bin/(ghostexport[^\n`]*)", text)
+    found += re.findall(r"^(ghostexport [^\n]+)$", blocks, flags=re.MULTILINE)
+    found += re.findall(r"&& \.venv/bin/(ghostexport[^\n]*)", blocks)
     return [command.strip() for command in dict.fromkeys(found)]
 
 
@@ -61,12 +62,12 @@ EXAMPLES = list(dict.fromkeys([*readme_examples(), *help_examples()]))
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory) -> Path:
-    from ghostexport.arch import create_model
     from ghostexport.preprocess import preprocess_image
     from ghostexport.records import preprocess_config
+    from ghostexport.reference import prepare_model
 
     root = tmp_path_factory.mktemp("examples")
-    torch.save(create_model("ghostnet", 1.0, 1000).state_dict(), root / "ghostnet_1x.pth")
+    torch.save(prepare_model("ghostnet", 1.0, 1000, seed=5).state_dict(), root / "ghostnet_1x.pth")
     digits.write_folder("calib", root / "images")
     digits.write_folder("test", root / "holdout", limit=64)
     images = sorted((root / "images").rglob("*.png"))[:32]
@@ -101,7 +102,7 @@ def test_documented_example_runs_as_written(command, sandbox):
     result = run_cli(*args, cwd=sandbox, timeout=900)
     assert result.returncode in expected_exits(command), f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
     if result.returncode == 2:
-        assert "onnxruntime-gpu" in result.stderr or "GPU" in result.stderr, result.stderr
+        assert "ghostexport[gpu]" in result.stderr or "GPU" in result.stderr, result.stderr
     if result.returncode == 1:
         assert "gate failed" in result.stdout + result.stderr or "failed" in result.stdout, result.stdout[-800:]
     if redirect is not None:  # e.g. info --schema > manifest.schema.json: the output is what would be written

@@ -35,11 +35,12 @@ class BatchReader:
         static_batch: int | None = None,
     ) -> None:
         if static_batch:  # a fixed-batch model takes exactly that many: wrap around to fill the last one
-            count = max(1, len(inputs) // static_batch) * static_batch
+            count = -(-len(inputs) // static_batch) * static_batch
             order = np.resize(np.arange(len(inputs)), count)
             self.batches = [inputs[order[i : i + static_batch]] for i in range(0, count, static_batch)]
-        else:
-            self.batches = [inputs[i : i + CALIBRATION_BATCH] for i in range(0, len(inputs), CALIBRATION_BATCH)]
+        else:  # equal batches: ORT's histogram calibrators (entropy, percentile) stack them into one array
+            size = max(d for d in range(1, CALIBRATION_BATCH + 1) if len(inputs) % d == 0)
+            self.batches = [inputs[i : i + size] for i in range(0, len(inputs), size)]
         self.input_name, self.on_batch, self.position = input_name, on_batch, 0
 
     def get_next(self) -> dict | None:
