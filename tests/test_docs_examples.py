@@ -113,3 +113,15 @@ def test_the_examples_were_found():
     """The collectors see the README's table and every command's help (so a format change cannot empty them)."""
     assert len(readme_examples()) >= 8 and any(c.startswith("ghostexport pipeline") for c in readme_examples())
     assert {c.split()[1] for c in help_examples()} >= {"build", "quantize", "check", "bench", "pipeline", "predict"}
+
+
+def test_the_guides_library_example_runs_as_written(sandbox, monkeypatch, capsys):
+    """The guide's Python example, executed in the sandbox (its images/ and holdout/ are real)."""
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    section = guide[guide.index("## Library API") :]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
+    monkeypatch.chdir(sandbox)
+    exec(compile(code, "docs/guide.md", "exec"), {"__name__": "guide_example"})
+    printed = capsys.readouterr().out
+    assert "models/ghostnet_050-r96 pass" in printed
+    assert printed.count("\n") >= 5 and "model.onnx" in printed  # both modes, the check verdict, the bench rows
