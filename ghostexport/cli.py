@@ -24,6 +24,8 @@ from .errors import GateFailed, GhostexportError, UsageError
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 #: ghostexport.arch.VARIANTS' keys, spelled out so that --help never imports torch (a test keeps them equal).
 VARIANT_NAMES = ("ghostnet", "ghostnetv2", "ghostnetv3")
+#: ghostexport.targets.TARGETS' keys, likewise (the same test keeps them equal)
+TARGET_NAMES = ("host", "x86-avx2", "x86-avx512", "x86-vnni", "arm64", "cuda", "tensorrt")
 
 
 class BatchType(click.ParamType):
@@ -217,18 +219,26 @@ BUILD_OPTIONS = [
         help="torch.onnx exporter.",
     ),
     click.option(
-        "--align-channels",
-        type=click.Choice(["0", "8", "16"]),
-        default="0",
+        "--target",
+        type=click.Choice(TARGET_NAMES),
+        default="host",
         show_default=True,
-        callback=lambda _ctx, _param, value: int(value),
-        help="Zero-pad Ghost halves to multiples of N for ORT's x86 NCHWc kernels (16: AVX-512, 8: AVX2; v1 only).",
+        help="The machine class the artifact is for: its int8 types, channel alignment and Concat split "
+        "(docs/design.md, Targets); host: this machine's int8 types, the graph as built.",
     ),
     click.option(
-        "--split-concat-convs",
-        is_flag=True,
+        "--align-channels",
+        type=click.Choice(["0", "8", "16"]),
+        default=None,
+        callback=lambda _ctx, _param, value: None if value is None else int(value),
+        help="Zero-pad Ghost halves to multiples of N for ORT's x86 NCHWc kernels (16: AVX-512, 8: AVX2; v1 only).  "
+        "[default: the target's]",
+    ),
+    click.option(
+        "--split-concat-convs/--no-split-concat-convs",
+        default=None,
         help="Move each Ghost Concat past the 1x1 and depthwise convs that consume it: exact, 9-14% off fp32 "
-        "latency on x86; quantize merges it back, so int8 keeps its quality.",
+        "latency on x86; quantize merges it back, so int8 keeps its quality.  [default: the target's]",
     ),
     click.option(
         "--out",
@@ -261,6 +271,7 @@ def build(console, opset: int | None, **options: Any) -> dict:
       ghostexport build --width 1.0
       ghostexport build --width 0.5 --resolution 96 --batch 1 --out /tmp/models
       ghostexport build --checkpoint ghostnet_1x.pth --num-classes 10 --reset-head
+      ghostexport build --width 1.0 --target arm64
     """
     from .builder import build as run_build
     from .render import build_summary, stage_printer
@@ -331,6 +342,12 @@ FLOAT_ENDS_OPTION = click.option(
     help="One quantization range per Concat (inputs and output): a copy instead of a requantization.",
 )
 @click.option(
+    "--target",
+    type=click.Choice(TARGET_NAMES),
+    default=None,
+    help="The machine class the artifact is for (its int8 types).  [default: the build's target, else host]",
+)
+@click.option(
     "--baseline/--no-baseline",
     default=True,
     show_default=True,
@@ -350,6 +367,7 @@ def quantize(
     max_accuracy_drop,
     float_ends,
     share_concat_scales,
+    target,
     baseline,
 ) -> dict:
     """Quantize MODEL (build folder or .onnx; default: models/LATEST) and prove its quality.
@@ -384,6 +402,7 @@ def quantize(
         float_ends=float_ends,
         shared_concat_scales=share_concat_scales,
         baseline=baseline,
+        target=target,
     )
 
     def run():

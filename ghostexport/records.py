@@ -55,6 +55,7 @@ class ModelRecord(TypedDict, total=False):
     seed: int
     bn_statistics: dict | None
     preprocess: PreprocessRecord
+    target: dict  # name, runs_on, profile, applied, reason (absent in manifests written before targets)
 
 
 class ArtifactRecord(TypedDict, total=False):
@@ -148,6 +149,21 @@ def model_record(spec, num_classes: int, counts: dict, checkpoint: dict | None, 
         "seed": spec.seed,
         "bn_statistics": bn_statistics,
         "preprocess": preprocess_config(spec.resolution),
+        "target": target_record(spec),
+    }
+
+
+def target_record(spec) -> dict:
+    """The target a build was made for, its profile, and the layout it got (a flag may override the profile)."""
+    from .targets import target_profile
+
+    profile = target_profile(spec.target)
+    return {
+        "name": profile.name,
+        "runs_on": profile.runs_on,
+        "profile": {"align_channels": profile.align_channels, "split_concat_convs": profile.split_concat_convs},
+        "applied": {"align_channels": spec.align_channels, "split_concat_convs": spec.split_concat_convs},
+        "reason": profile.layout_reason,
     }
 
 
@@ -165,6 +181,7 @@ def onnx_metadata(model: ModelRecord) -> dict[str, str]:
         "ghostexport.interpolation": pre["interpolation"],
         "ghostexport.checkpoint_sha256": model["checkpoint"]["sha256"] if model["checkpoint"] else "",
         "ghostexport.seed": str(model["seed"]),
+        "ghostexport.target": (model.get("target") or {}).get("name", "host"),
         "ghostexport.version": __version__,
     }
 

@@ -107,6 +107,7 @@ def build_summary(result) -> Table:
         "weights", model["checkpoint"]["path"] if model["checkpoint"] else f"random init (seed {model['seed']})"
     )
     table.add_row("params / MACs", f"{model['params']:,} / {model['macs'] / 1e6:.2f}M")
+    table.add_row("target", target_text(model.get("target")))
     export = artifact["export"]
     table.add_row(
         "nodes",
@@ -363,6 +364,15 @@ def predict_tables(result) -> list[Table]:
     return tables
 
 
+def target_text(target: dict | None) -> str:
+    """A build's target in words: its name, where it runs, and the layout it got."""
+    if not target:
+        return "host (recorded before targets existed)"
+    applied = target["applied"]
+    layout = f"channels aligned to {applied['align_channels'] or 'none'}, Concat split {'on' if applied['split_concat_convs'] else 'off'}"
+    return f"{target['name']}: {target['runs_on']}; {layout}"
+
+
 def info_summary(described: dict) -> Table:
     table = Table(title=f"ghostexport info: {described['path']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -382,6 +392,7 @@ def info_summary(described: dict) -> Table:
         table.add_row(
             "weights", model["checkpoint"]["path"] if model["checkpoint"] else f"random init (seed {model['seed']})"
         )
+        table.add_row("target", target_text(model.get("target")))
     else:
         table.add_row("model", "no manifest: described from the ONNX graph alone")
         table.add_row("parameters", f"{described['initializer_elements']:,} initializer elements")

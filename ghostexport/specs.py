@@ -52,7 +52,10 @@ class BuildSpec:
 
     ``variant``/``width`` default to the ``weights`` registry entry's, else ghostnet 1.0;
     ``batch=None`` exports a dynamic batch; ``align_channels`` 16 (AVX-512) or 8 (AVX2)
-    zero-pads the Ghost halves for ORT's NCHWc kernels (v1 only).
+    zero-pads the Ghost halves for ORT's NCHWc kernels (v1 only). ``target`` names the
+    machine class the artifact is for (``targets.TARGETS``); its profile fills
+    ``align_channels`` and ``split_concat_convs`` where they are None (its alignment only
+    for v1, the one variant that can be aligned).
     """
 
     variant: str | None = None
@@ -68,8 +71,9 @@ class BuildSpec:
     simplifier: str = "onnxsim"
     out: str | Path = "models"
     exporter: str = "torchscript"
-    align_channels: int = 0
-    split_concat_convs: bool = False
+    align_channels: int | None = None  # None: the target's
+    split_concat_convs: bool | None = None  # None: the target's
+    target: str = "host"
     tolerance: object = None  # parity.Tolerance; None means FP32_TOLERANCE
     command: str | None = None
 
@@ -88,6 +92,7 @@ class BuildSpec:
         if registry is not None:
             variant, width = _agree("variant", variant, registry.variant), _agree("width", width, registry.width)
         spec = replace(self, variant=variant or "ghostnet", width=1.0 if width is None else width)
+        spec = spec._with_target_layout()
         validate_model_spec(spec.variant, spec.width, spec.num_classes, spec.resolution, spec.seed)
         if spec.batch is not None and not 1 <= spec.batch <= MAX_BATCH:
             raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH}, got {spec.batch}")
@@ -104,10 +109,20 @@ class BuildSpec:
             raise UsageError("--reset-head only applies with --checkpoint or --weights: drop it, or give a checkpoint")
         return spec
 
+    def _with_target_layout(self) -> BuildSpec:
+        from .targets import target_profile
+
+        profile = target_profile(self.target)
+        align = self.align_channels
+        if align is None:
+            align = profile.align_channels if self.variant == "ghostnet" else 0
+        split = profile.split_concat_convs if self.split_concat_convs is None else self.split_concat_convs
+        return replace(self, align_channels=align, split_concat_convs=split)
+
     def library_command(self) -> str:
         """How a library call is recorded in the manifest when no command line is given."""
         keys = ("variant", "width", "num_classes", "checkpoint", "weights", "reset_head", "seed", "resolution")
-        keys += ("opset", "batch", "simplifier", "exporter", "align_channels", "split_concat_convs")
+        keys += ("opset", "batch", "simplifier", "exporter", "align_channels", "split_concat_convs", "target")
         return "ghostexport.build(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in keys) + ")"
 
 
@@ -135,6 +150,7 @@ class QuantizeSpec:
     float_ends: str = "stem"
     shared_concat_scales: bool = True
     baseline: bool = True
+    target: str | None = None  # None: the build's recorded target, else host
 
     def validated(self) -> QuantizeSpec:
         _one_of("--mode", self.mode, QUANTIZE_MODES)
@@ -147,6 +163,10 @@ class QuantizeSpec:
         from .quality import QualityGate
 
         QualityGate(max_accuracy_drop=self.max_accuracy_drop)
+        if self.target is not None:
+            from .targets import target_profile
+
+            target_profile(self.target)
         return replace(self, exclude=tuple(self.exclude))
 
 

@@ -52,6 +52,10 @@ def test_cli_variant_names_match_the_registry():
     from ghostexport.cli import VARIANT_NAMES
 
     assert tuple(VARIANTS) == VARIANT_NAMES
+    from ghostexport.cli import TARGET_NAMES
+    from ghostexport.targets import TARGETS
+
+    assert tuple(TARGETS) == TARGET_NAMES
 
 
 def test_v2_reference_checkpoint_exports_within_fp32_tolerance(tmp_path):

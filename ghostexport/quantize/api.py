@@ -31,10 +31,11 @@ from ..records import quantized_artifact_record, record_artifact
 from ..render import quality_line, recipe_line
 from ..runtime import input_shape, quiet_ort, run_logits
 from ..specs import QUANTIZE_MODES, QuantizeSpec
+from ..targets import DEFAULT_TARGET, TargetProfile, int8_types, not_measured_here, target_profile
 from ..validate import validate_model
 from .dynamic import SLOW_WARNING, quantize_int8_dynamic
 from .fp16 import convert_fp16
-from .recipe import Recipe, float_end_nodes, types_for_cpu
+from .recipe import Recipe, float_end_nodes
 from .static import BatchReader, Int8Quantizer
 
 MODES = QUANTIZE_MODES
@@ -72,6 +73,7 @@ class _Source:
     evaluation: Dataset
     reference: np.ndarray  # fp32 logits on the evaluation data
     warnings: list[str]
+    target: TargetProfile
 
 
 def quantize(
@@ -123,6 +125,11 @@ def _source(spec: QuantizeSpec, say: Progress) -> _Source:
     say("model", f"{ref.path}" + ("" if ref.folder else " (no manifest: the result is written beside it)"))
     session = cpu_session(str(ref.path))
     warnings: list[str] = []
+    target = target_profile(spec.target or _recorded_target(ref))
+    elsewhere = not_measured_here(target)
+    if elsewhere:
+        warnings.append(elsewhere)
+        say("WARNING", elsewhere)
     if spec.mode == "int8-dynamic":
         warnings.append(SLOW_WARNING)
         say("WARNING", SLOW_WARNING)
@@ -131,7 +138,15 @@ def _source(spec: QuantizeSpec, say: Progress) -> _Source:
         raise UsageError(
             "--max-accuracy-drop needs labelled evaluation data: class sub-folders, or FILE.npy with FILE.labels.npy beside it"
         )
-    return _Source(ref, parent, calibration, evaluation, run_logits(session, evaluation.inputs), warnings)
+    reference = run_logits(session, evaluation.inputs)
+    return _Source(ref, parent, calibration, evaluation, reference, warnings, target)
+
+
+def _recorded_target(ref: ModelRef) -> str:
+    """The target the build was made for (manifest, else the lone .onnx's metadata), else this machine."""
+    recorded = ((ref.manifest or {}).get("model") or {}).get("target") or {}
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    return name or ref.metadata.get("ghostexport.target") or DEFAULT_TARGET
 
 
 def _gate(spec: QuantizeSpec) -> QualityGate:
@@ -147,9 +162,8 @@ def _make(spec: QuantizeSpec, source: _Source, output: Path, say: Progress, on_b
     """The artifact in scratch, and what making it recorded (mode, recipe, search, baseline)."""
     if spec.mode == "fp16":
         recipe = {"converter": "onnxruntime.transformers.float16", "keep_io_types": True}
-        return convert_fp16(source.ref.path, output), {"mode": "fp16", "recipe": recipe}
-    _cpu, flags = cpu_description()
-    activation, weight, reduce_range, why = types_for_cpu(flags)
+        return convert_fp16(source.ref.path, output), {"mode": "fp16", "target": source.target.name, "recipe": recipe}
+    activation, weight, reduce_range, why = int8_types(source.target)
     if spec.mode == "int8-dynamic":
         recipe = {
             "weight_type": "int8",
@@ -158,7 +172,7 @@ def _make(spec: QuantizeSpec, source: _Source, output: Path, say: Progress, on_b
             "activations": "uint8, quantized per inference (DynamicQuantizeLinear)",
         }
         made = quantize_int8_dynamic(source.ref.path, output, spec.per_channel, reduce_range)
-        return made, {"mode": "int8-dynamic", "recipe": recipe}
+        return made, {"mode": "int8-dynamic", "target": source.target.name, "recipe": recipe}
     recipe = Recipe(
         method=spec.method,
         activation_type=activation,
@@ -171,7 +185,7 @@ def _make(spec: QuantizeSpec, source: _Source, output: Path, say: Progress, on_b
         types_reason=why,
     )
     made, recipe, extra = _int8(spec, source, recipe, output.parent, say, on_batch)
-    return made, {"mode": "int8", **extra, "recipe": recipe.as_dict()}
+    return made, {"mode": "int8", "target": source.target.name, **extra, "recipe": recipe.as_dict()}
 
 
 def _measure(spec, source: _Source, output: Path, made: dict, seconds: float, work: Path, say: Progress):

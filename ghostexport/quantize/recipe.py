@@ -1,21 +1,16 @@
-"""The int8 recipe: data types chosen from the CPU, and the layers kept in float by rule.
+"""The int8 recipe: its settings, and the layers kept in float by rule.
 
-Types follow ONNX Runtime's own guidance for its CPU kernels (quantize_static's docstring)
-and what was measured on this project's VNNI machine: u8 activations / s8 weights run at
-0.71–0.81× of fp32 there, s8/s8 at 2.0× (slower than fp32), so the activation type is a
-performance decision. Without VNNI, x86 kernels can saturate on u8×s8 products, which
-``reduce_range`` (7-bit weights) avoids: a pair of u8×s8 products can overflow the 16-bit
-intermediate sums of the AVX2 kernels.
+The data types come from the target's CPU class (``targets.types_for_cpu``).
 """
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict, dataclass, field
 
 import onnx
 
 from ..specs import FLOAT_ENDS, METHODS
+from ..targets import types_for_cpu
 
 __all__ = ["FLOAT_ENDS", "METHODS", "Recipe", "float_end_nodes", "types_for_cpu"]
 
@@ -37,29 +32,6 @@ class Recipe:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def types_for_cpu(cpu_flags: list[str], machine: str | None = None) -> tuple[str, str, bool, str]:
-    """(activation type, weight type, reduce_range, why) for the CPU that will run the model."""
-    machine = (machine or platform.machine()).lower()
-    flags = set(cpu_flags)
-    if machine in ("aarch64", "arm64") or "asimd" in flags:
-        return "int8", "int8", False, "ARM: symmetric s8 activations suit ORT's ARM kernels (ORT guidance)"
-    if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
-        return (
-            "uint8",
-            "int8",
-            False,
-            "x86 with VNNI: u8/s8 without saturation (s8/s8 measured 2.0× slower than fp32 here)",
-        )
-    if flags & {"avx2", "avx512f", "avx512bw"}:
-        return (
-            "uint8",
-            "int8",
-            True,
-            "x86 without VNNI: u8/s8 with reduce_range, so u8×s8 pairs cannot saturate 16-bit sums",
-        )
-    return "uint8", "int8", True, "unknown CPU: u8/s8 with reduce_range, the safe default"
 
 
 def float_end_nodes(proto: onnx.ModelProto, which: str = "stem") -> list[str]:

@@ -1,0 +1,114 @@
+"""``--target``: the machine class an artifact is built and quantized for, recorded everywhere."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+
+from ghostexport.errors import UsageError
+from ghostexport.targets import TARGETS, host_class, int8_types, not_measured_here, target_profile
+
+from .conftest import SMALL, load_json, run_cli
+
+#: every target in the slow suite; this machine and one aligned x86 class by default (arm64 below)
+ALL_TARGETS = [
+    pytest.param(name, marks=[] if name in ("host", "x86-avx2") else [pytest.mark.slow]) for name in TARGETS
+]
+
+
+@pytest.mark.parametrize("name", ALL_TARGETS)
+def test_a_build_for_a_target_applies_and_records_its_profile(name, tmp_path):
+    result = run_cli("build", *SMALL, "--target", name, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout
+    folder = tmp_path / "ghostnet_050-r64"
+    manifest = load_json(folder / "manifest.json")
+    profile = TARGETS[name]
+    target = manifest["model"]["target"]
+    assert target["name"] == name and target["runs_on"] == profile.runs_on
+    assert target["applied"] == {
+        "align_channels": profile.align_channels,
+        "split_concat_convs": profile.split_concat_convs,
+    }
+    export = manifest["artifacts"]["model.onnx"]["export"]
+    assert export["channel_alignment"] == (profile.align_channels or None)
+    assert (export["concat_convs_split"] > 0) == profile.split_concat_convs
+    metadata = {p.key: p.value for p in onnx.load(str(folder / "model.onnx")).metadata_props}
+    assert metadata["ghostexport.target"] == name
+    assert f"{name}: {profile.runs_on}" in run_cli("info", str(folder)).stdout.replace("\n", " ") or name == "host"
+
+
+def test_explicit_flags_win_over_the_profile_and_both_are_recorded(tmp_path):
+    args = ("--target", "x86-vnni", "--align-channels", "0", "--no-split-concat-convs")
+    assert run_cli("build", *SMALL, *args, "--out", str(tmp_path)).returncode == 0
+    target = load_json(tmp_path / "ghostnet_050-r64" / "manifest.json")["model"]["target"]
+    assert target["profile"] == {"align_channels": 16, "split_concat_convs": True}
+    assert target["applied"] == {"align_channels": 0, "split_concat_convs": False}
+
+
+def test_a_variant_that_cannot_be_aligned_takes_the_rest_of_the_profile(tmp_path):
+    from ghostexport import build
+
+    result = build(variant="ghostnetv2", width=0.5, resolution=64, target="x86-avx2", out=tmp_path)
+    assert result.manifest["model"]["target"]["applied"] == {"align_channels": 0, "split_concat_convs": True}
+
+
+@pytest.fixture(scope="module")
+def arm_build(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("arm")
+    assert run_cli("build", *SMALL, "--target", "arm64", "--out", str(out)).returncode == 0
+    return out / "ghostnet_050-r64"
+
+
+def test_quantize_takes_the_builds_target_and_says_where_latency_was_not_measured(arm_build, tmp_path):
+    from ghostexport.quantize import quantize
+
+    folder = Path(shutil.copytree(arm_build, tmp_path / arm_build.name))
+    result = quantize(folder, baseline=False)
+    assert result.record["target"] == "arm64"
+    recipe = result.record["recipe"]
+    assert (recipe["activation_type"], recipe["weight_type"], recipe["reduce_range"]) == ("int8", "int8", False)
+    elsewhere = not_measured_here(TARGETS["arm64"])  # None only on an ARM machine
+    assert (elsewhere in result.warnings) if elsewhere else not any("latency is not" in w for w in result.warnings)
+
+
+def test_quantize_target_overrides_the_builds(arm_build, tmp_path):
+    folder = Path(shutil.copytree(arm_build, tmp_path / arm_build.name))
+    result = run_cli("quantize", str(folder), "--target", "x86-avx2", "--no-baseline", "--mode", "int8-dynamic")
+    assert result.returncode == 0, result.stderr + result.stdout
+    record = load_json(folder / "manifest.json")["artifacts"]["model.int8-dynamic.onnx"]
+    assert record["target"] == "x86-avx2" and record["recipe"]["reduce_range"] is True
+
+
+def test_unknown_targets_are_refused_before_any_work(tmp_path):
+    result = run_cli("build", *SMALL, "--target", "riscv", "--out", str(tmp_path))
+    assert result.returncode == 2 and "riscv" in result.stderr
+    assert not (tmp_path / "ghostnet_050-r64").exists()
+    with pytest.raises(UsageError, match="unknown --target riscv"):
+        target_profile("riscv")
+
+
+@pytest.mark.parametrize(
+    ("flags", "machine", "expected"),
+    [
+        (["avx2", "fma"], "x86_64", "x86-avx2"),
+        (["avx2", "avx512f", "avx512bw"], "x86_64", "x86-avx512"),
+        (["avx2", "avx512f", "avx512_vnni"], "x86_64", "x86-vnni"),
+        (["avx2", "avx_vnni"], "x86_64", "x86-vnni"),
+        (["asimd", "asimddp"], "aarch64", "arm64"),
+    ],
+)
+def test_this_machine_is_described_as_one_of_the_classes(flags, machine, expected, monkeypatch):
+    """Forced CPU descriptions (inputs, not claims about this host): the class and the warning follow them."""
+    import ghostexport.host
+    import ghostexport.targets
+
+    assert host_class(flags, machine) == expected
+    monkeypatch.setattr(ghostexport.host, "cpu_description", lambda: ("forced", flags))
+    monkeypatch.setattr(ghostexport.targets.platform, "machine", lambda: machine)
+    assert not_measured_here(TARGETS[expected]) is None
+    other = "arm64" if expected != "arm64" else "x86-avx2"
+    assert f"on a {expected} machine" in not_measured_here(TARGETS[other])
+    assert int8_types(TARGETS["host"])[:3] == int8_types(TARGETS[expected])[:3]
