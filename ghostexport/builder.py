@@ -24,8 +24,9 @@ from .export import export_onnx, op_counts, set_metadata
 from .figures import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING
 from .files import atomic_write_bytes, sha256_file
 from .fold import deploy_form, reparameterized
-from .graph import split_concat_convs
+from .graph import mobile_forms, split_concat_convs
 from .manifest import write_manifest
+from .mobile import mobile_usability, usability_line
 from .parity import FP32_TOLERANCE, parity_over_batches, random_inputs
 from .progress import Progress, channel
 from .providers import cpu_session
@@ -35,6 +36,7 @@ from .render import count_line, parity_line
 from .runtime import run_logits
 from .simplify import lint, simplify
 from .specs import BuildSpec
+from .targets import target_profile
 from .weights import download, weights_source
 
 PARITY_SAMPLES = 8
@@ -218,9 +220,7 @@ def _export_and_gate(spec: BuildSpec, prepared: _Prepared, seconds: dict, say: P
     )
     parity_export = gate("export", exported.SerializeToString())
     tick = time.perf_counter()
-    simplified, split_convs = simplify(exported, spec.simplifier), 0
-    if spec.split_concat_convs:
-        simplified, split_convs = split_concat_convs(simplified)
+    simplified, rewrites = _rewritten(spec, simplify(exported, spec.simplifier))
     seconds["simplify"] = time.perf_counter() - tick
     set_metadata(simplified, onnx_metadata(prepared.record))
     onnx.checker.check_model(simplified, full_check=True)
@@ -235,10 +235,25 @@ def _export_and_gate(spec: BuildSpec, prepared: _Prepared, seconds: dict, say: P
         "ops": op_counts(simplified),
         "unclean_ops": lint(simplified),
         "bn_folded": True,
-        "concat_convs_split": split_convs,
+        **rewrites,
     }
     parity = _parity_record(parity_export, parity_final, samples, spec.seed, say)
-    return model_bytes, built_artifact_record(model_bytes, spec.opset, nodes[1], export, parity)
+    record = built_artifact_record(model_bytes, spec.opset, nodes[1], export, parity)
+    if target_profile(spec.target).op_forms == "mobile":
+        record["mobile_usability"] = mobile_usability(simplified)
+        say("mobile", usability_line(record["mobile_usability"]))
+    return model_bytes, record
+
+
+def _rewritten(spec: BuildSpec, simplified) -> tuple:
+    """The exact rewrites the spec asks for after simplification: the Concat split, the mobile op forms."""
+    split_convs = 0
+    if spec.split_concat_convs:
+        simplified, split_convs = split_concat_convs(simplified)
+    rewrites = {"concat_convs_split": split_convs}
+    if target_profile(spec.target).op_forms == "mobile":
+        simplified, rewrites["mobile_forms"] = mobile_forms(simplified, spec.batch)
+    return simplified, rewrites
 
 
 def _parity_record(export: dict, simplified: dict, samples: int, seed: int, say: Progress) -> dict:

@@ -25,7 +25,7 @@ EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 #: ghostexport.arch.VARIANTS' keys, spelled out so that --help never imports torch (a test keeps them equal).
 VARIANT_NAMES = ("ghostnet", "ghostnetv2", "ghostnetv3")
 #: ghostexport.targets.TARGETS' keys, likewise (the same test keeps them equal)
-TARGET_NAMES = ("host", "x86-avx2", "x86-avx512", "x86-vnni", "arm64", "cuda", "tensorrt")
+TARGET_NAMES = ("host", "x86-avx2", "x86-avx512", "x86-vnni", "arm64", "mobile", "cuda", "tensorrt")
 
 
 class BatchType(click.ParamType):

@@ -161,8 +161,18 @@ def target_record(spec) -> dict:
     return {
         "name": profile.name,
         "runs_on": profile.runs_on,
-        "profile": {"align_channels": profile.align_channels, "split_concat_convs": profile.split_concat_convs},
-        "applied": {"align_channels": spec.align_channels, "split_concat_convs": spec.split_concat_convs},
+        "profile": {
+            "align_channels": profile.align_channels,
+            "split_concat_convs": profile.split_concat_convs,
+            "static_batch": profile.static_batch,
+            "op_forms": profile.op_forms,
+        },
+        "applied": {
+            "align_channels": spec.align_channels,
+            "split_concat_convs": spec.split_concat_convs,
+            "static_batch": spec.batch,
+            "op_forms": profile.op_forms,
+        },
         "reason": profile.layout_reason,
     }
 

@@ -370,6 +370,8 @@ def target_text(target: dict | None) -> str:
         return "host (recorded before targets existed)"
     applied = target["applied"]
     layout = f"channels aligned to {applied['align_channels'] or 'none'}, Concat split {'on' if applied['split_concat_convs'] else 'off'}"
+    if applied.get("op_forms") == "mobile":
+        layout += f", batch {applied['static_batch']}, mobile op forms"
     return f"{target['name']}: {target['runs_on']}; {layout}"
 
 
@@ -514,14 +516,21 @@ def pipeline_markdown(payload: dict, plotted: bool = False) -> str:
 
 
 def _evidence(record: dict) -> str:
+    text = ""
     if "parity" in record and "quality" not in record:
         parity = record["parity"]
-        return f"parity max abs {_fmt(parity.get('max_abs') or parity.get('simplified', {}).get('max_abs'), '.2e')}"
-    if "quality" in record:
+        text = f"parity max abs {_fmt(parity.get('max_abs') or parity.get('simplified', {}).get('max_abs'), '.2e')}"
+    elif "quality" in record:
         q = record["quality"]
         text = f"SQNR {q['sqnr_db']} dB, agreement {q['top1_agreement']:.4f}"
-        return text + (" (synthetic data: not enforced)" if q["verdict"] == "reported" else "")
-    return ""
+        text += " (synthetic data: not enforced)" if q["verdict"] == "reported" else ""
+    if record.get("mobile_usability"):
+        eps = record["mobile_usability"]["eps"]
+        text += "; ORT Mobile: " + ", ".join(
+            f"{ep} {r['supported_nodes']}/{r['nodes']} nodes, {r['partitions']} partition{'s' if r['partitions'] != 1 else ''}"
+            for ep, r in eps.items()
+        )
+    return text
 
 
 def _record_verdict(record: dict) -> str:

@@ -117,7 +117,8 @@ class BuildSpec:
         if align is None:
             align = profile.align_channels if self.variant == "ghostnet" else 0
         split = profile.split_concat_convs if self.split_concat_convs is None else self.split_concat_convs
-        return replace(self, align_channels=align, split_concat_convs=split)
+        batch = self.batch if self.batch is not None else profile.static_batch
+        return replace(self, align_channels=align, split_concat_convs=split, batch=batch)
 
     def library_command(self) -> str:
         """How a library call is recorded in the manifest when no command line is given."""

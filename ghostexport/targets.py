@@ -42,6 +42,8 @@ class TargetProfile:
     float_ends: str = "stem"
     #: why the layout choices (the int8 types carry their own reason from the type rule)
     layout_reason: str = ""
+    static_batch: int | None = None  # None: dynamic
+    op_forms: str = "as exported"  # or "mobile" (graph.mobile_forms)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -94,6 +96,18 @@ TARGETS: dict[str, TargetProfile] = {
             0,
             False,
             layout_reason="ORT's ARM kernels have no NCHWc path: padding only adds work, the split is unmeasured there",
+        ),
+        TargetProfile(
+            "mobile",
+            "phones (ORT Mobile: NNAPI on Android, CoreML on iOS, XNNPACK or the ARM CPU kernels)",
+            ("asimd", "asimddp"),
+            "aarch64",
+            0,
+            False,
+            layout_reason="NNAPI and CoreML take fixed shapes only and have no HardSigmoid/Flatten: batch 1, "
+            "those ops rewritten exactly, so each EP takes the whole graph in one partition",
+            static_batch=1,
+            op_forms="mobile",
         ),
         TargetProfile(
             "cuda",

@@ -14,16 +14,14 @@ from ghostexport.targets import TARGETS, host_class, int8_types, not_measured_he
 from .conftest import SMALL, load_json, run_cli
 
 #: every target in the slow suite; this machine and one aligned x86 class by default (arm64 below)
-ALL_TARGETS = [
-    pytest.param(name, marks=[] if name in ("host", "x86-avx2") else [pytest.mark.slow]) for name in TARGETS
-]
+ALL_TARGETS = [pytest.param(name, marks=[] if name in ("host", "x86-avx2") else [pytest.mark.slow]) for name in TARGETS]
 
 
 @pytest.mark.parametrize("name", ALL_TARGETS)
 def test_a_build_for_a_target_applies_and_records_its_profile(name, tmp_path):
-    result = run_cli("build", *SMALL, "--target", name, "--out", str(tmp_path))
+    result = run_cli("build", *SMALL, "--target", name, "--out", str(tmp_path), "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr + result.stdout
-    folder = tmp_path / "ghostnet_050-r64"
+    folder = Path(load_json(tmp_path / "r.json")["folder"])
     manifest = load_json(folder / "manifest.json")
     profile = TARGETS[name]
     target = manifest["model"]["target"]
@@ -31,7 +29,10 @@ def test_a_build_for_a_target_applies_and_records_its_profile(name, tmp_path):
     assert target["applied"] == {
         "align_channels": profile.align_channels,
         "split_concat_convs": profile.split_concat_convs,
+        "static_batch": profile.static_batch,
+        "op_forms": profile.op_forms,
     }
+    assert manifest["model"]["batch"] == (profile.static_batch or "dynamic")
     export = manifest["artifacts"]["model.onnx"]["export"]
     assert export["channel_alignment"] == (profile.align_channels or None)
     assert (export["concat_convs_split"] > 0) == profile.split_concat_convs
@@ -44,15 +45,16 @@ def test_explicit_flags_win_over_the_profile_and_both_are_recorded(tmp_path):
     args = ("--target", "x86-vnni", "--align-channels", "0", "--no-split-concat-convs")
     assert run_cli("build", *SMALL, *args, "--out", str(tmp_path)).returncode == 0
     target = load_json(tmp_path / "ghostnet_050-r64" / "manifest.json")["model"]["target"]
-    assert target["profile"] == {"align_channels": 16, "split_concat_convs": True}
-    assert target["applied"] == {"align_channels": 0, "split_concat_convs": False}
+    assert target["profile"]["align_channels"] == 16 and target["profile"]["split_concat_convs"] is True
+    assert target["applied"]["align_channels"] == 0 and target["applied"]["split_concat_convs"] is False
 
 
 def test_a_variant_that_cannot_be_aligned_takes_the_rest_of_the_profile(tmp_path):
     from ghostexport import build
 
     result = build(variant="ghostnetv2", width=0.5, resolution=64, target="x86-avx2", out=tmp_path)
-    assert result.manifest["model"]["target"]["applied"] == {"align_channels": 0, "split_concat_convs": True}
+    applied = result.manifest["model"]["target"]["applied"]
+    assert applied["align_channels"] == 0 and applied["split_concat_convs"] is True
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +114,41 @@ def test_this_machine_is_described_as_one_of_the_classes(flags, machine, expecte
     other = "arm64" if expected != "arm64" else "x86-avx2"
     assert f"on a {expected} machine" in not_measured_here(TARGETS[other])
     assert int8_types(TARGETS["host"])[:3] == int8_types(TARGETS[expected])[:3]
+
+
+@pytest.fixture(scope="module")
+def mobile_build(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mobile")
+    assert run_cli("build", *SMALL, "--target", "mobile", "--out", str(out)).returncode == 0
+    return out / "ghostnet_050-r64-b1"
+
+
+def test_mobile_build_is_one_partition_on_nnapi_and_coreml_with_parity_unchanged(mobile_build):
+    """Batch 1 and the exact HardSigmoid/Flatten forms: ORT's own usability checker sees one
+    partition covering every node, where the same graph without the forms splits into 8 and 2."""
+    record = load_json(mobile_build / "manifest.json")["artifacts"]["model.onnx"]
+    assert record["export"]["mobile_forms"] == 8  # 7 HardSigmoid + 1 Flatten in GhostNet v1
+    assert not {"HardSigmoid", "Flatten"} & set(record["export"]["ops"])
+    for ep in ("NNAPI", "CoreML MLProgram"):
+        usability = record["mobile_usability"]["eps"][ep]
+        assert usability["supported_nodes"] == usability["nodes"] == record["nodes"] and usability["partitions"] == 1
+    assert record["parity"]["verdict"] == "pass" and record["parity"]["simplified"]["max_abs"] < 1e-5
+
+
+def test_the_usability_check_can_fail(mobile_build, tmp_path):
+    """The same model as exported (a static batch, no mobile forms): NNAPI loses the HardSigmoids."""
+    from ghostexport.mobile import mobile_usability
+
+    assert run_cli("build", *SMALL, "--batch", "1", "--out", str(tmp_path)).returncode == 0
+    plain = mobile_usability(onnx.load(str(tmp_path / "ghostnet_050-r64-b1" / "model.onnx")))["eps"]
+    assert plain["NNAPI"]["partitions"] > 1 and "ai.onnx:HardSigmoid" in plain["NNAPI"]["unsupported_ops"]
+    assert plain["CoreML MLProgram"]["unsupported_ops"] == ["ai.onnx:Flatten"]
+
+
+def test_quantized_mobile_artifacts_report_their_coverage(mobile_build, tmp_path):
+    folder = Path(shutil.copytree(mobile_build, tmp_path / mobile_build.name))
+    assert run_cli("quantize", str(folder), "--mode", "fp16").returncode == 0
+    record = load_json(folder / "manifest.json")["artifacts"]["model.fp16.onnx"]
+    assert record["target"] == "mobile"
+    for usability in record["mobile_usability"]["eps"].values():  # counted after ORT's BASIC optimisation
+        assert 0 <= usability["supported_nodes"] <= usability["nodes"] and usability["partitions"] >= 0

@@ -1,6 +1,7 @@
 """Exact ONNX graph rewrites, in one place: the shared machinery and each rewrite with its inverse."""
 
 from .concat_split import merge_split_convs, split_concat_convs
+from .mobile_forms import mobile_forms
 from .rewrite import apply_replacements, attributes, consumers, producers, repeat_until_unchanged
 
 __all__ = [
@@ -8,6 +9,7 @@ __all__ = [
     "attributes",
     "consumers",
     "merge_split_convs",
+    "mobile_forms",
     "producers",
     "repeat_until_unchanged",
     "split_concat_convs",

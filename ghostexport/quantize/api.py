@@ -24,6 +24,7 @@ from ..errors import GateFailed, UsageError
 from ..files import atomic_write_bytes
 from ..host import cpu_description
 from ..latency import interleaved
+from ..mobile import mobile_usability, usability_line
 from ..progress import Progress, channel
 from ..providers import cpu_session
 from ..quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
@@ -213,6 +214,9 @@ def _measure(spec, source: _Source, output: Path, made: dict, seconds: float, wo
         "environment": {"cpu": cpu, "cpu_flags": flags},
         "seconds": round(seconds, 2),
     }
+    if source.target.op_forms == "mobile":  # reported: Q/DQ and fp16 coverage differs by EP
+        measured["mobile_usability"] = mobile_usability(proto)
+        say("mobile", usability_line(measured["mobile_usability"]))
     return data, quantized_artifact_record(data, proto, source.parent, made, measured)
 
 
