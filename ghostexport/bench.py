@@ -44,9 +44,11 @@ class BenchResult:
     environment: dict
     samples: dict[tuple[str, int], list[float]] = field(repr=False, default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    selection: dict | None = None  # bench --select: every setting timed, and the recommendation
 
     def as_json(self) -> dict:
-        return {"environment": self.environment, "warnings": self.warnings, "results": self.rows}
+        found = {"environment": self.environment, "warnings": self.warnings, "results": self.rows}
+        return found | ({"selection": self.selection} if self.selection else {})
 
     def write_csv(self, path: str | Path) -> None:
         columns = [
@@ -102,6 +104,10 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
     }
     result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)))
     _record_in_manifests(targets, result, spec.command, spec.provider)
+    if spec.select:
+        from .selection import select
+
+        result.selection = select(targets[0].ref, spec.select_seconds, spec.command, say)
     return result
 
 

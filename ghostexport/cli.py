@@ -574,6 +574,15 @@ def check(
 @click.option(
     "--cudnn-algo", type=click.Choice(["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]), default="HEURISTIC", show_default=True
 )
+@click.option(
+    "--select",
+    is_flag=True,
+    help="Also time every artifact of the folder that passed its gates under each session setting "
+    "(threads, spinning, graph optimisation) and the naive export, and record the fastest as recommended.",
+)
+@click.option(
+    "--select-seconds", type=float, default=20.0, show_default=True, help="Time budget of --select, [1, 3600]."
+)
 @click.option("--trt-fp16", is_flag=True, help="TensorRT: allow fp16 kernels.")
 @click.option("--trt-cache", default=None, metavar="DIR", help="TensorRT: engine cache folder.")
 @common_options
@@ -593,6 +602,8 @@ def bench(
     plot_path,
     allow_fallback,
     cudnn_algo,
+    select,
+    select_seconds,
     trt_fp16,
     trt_cache,
 ) -> dict:
@@ -605,6 +616,7 @@ def bench(
       ghostexport bench a.onnx b.onnx --threads 1 --seconds 5 --csv bench.csv
       ghostexport bench models/ghostnet_100 --provider cuda --batches 1,32
       ghostexport bench models/ghostnet_100 --batches 32 --streams 2      # throughput mode
+      ghostexport bench models/ghostnet_100 --select                      # recommend artifact and settings
     """
     from .bench import bench as run_bench
     from .render import bench_plot as plot
@@ -625,6 +637,8 @@ def bench(
         cudnn_conv_algo_search=cudnn_algo,
         trt_fp16=trt_fp16,
         trt_engine_cache=trt_cache,
+        select=select,
+        select_seconds=select_seconds,
         command=_command_line(),
     )
     if not models:
@@ -650,6 +664,9 @@ def bench(
 @batches_options("--bench-batches", "1", "Batch sizes to benchmark, comma-separated.")
 @click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size (>= 1).")
 @click.option("--allow-fallback", is_flag=True, help="Check/bench on the CPU if the provider cannot start (reported).")
+@click.option(
+    "--select", is_flag=True, help="End with bench --select: the fastest artifact that passed, and its settings."
+)
 @FLOAT_ENDS_OPTION
 @common_options
 def pipeline(
@@ -663,6 +680,7 @@ def pipeline(
     legacy_batches,
     bench_iters,
     allow_fallback,
+    select,
     float_ends,
     **options,
 ) -> dict:
@@ -691,6 +709,7 @@ def pipeline(
         bench_iterations=bench_iters,
         allow_fallback=allow_fallback,
         float_ends=float_ends,
+        select=select,
         command=_command_line(),
     )
     result = run_pipeline(spec, progress=stage_printer(console))

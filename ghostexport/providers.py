@@ -98,7 +98,11 @@ def require_provider(provider: str, allow_fallback: bool) -> None:
         raise UsageError(_missing_provider_message(provider, available))
 
 
-def make_session(model: str | bytes, options: ProviderOptions) -> SessionInfo:
+#: graph optimisation levels a session may be asked for (bench --select tries both)
+OPTIMIZATION_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED"}
+
+
+def make_session(model: str | bytes, options: ProviderOptions, optimization: str = "all") -> SessionInfo:
     """An InferenceSession on exactly the requested provider (or an explicit, reported fallback)."""
     if options.provider not in PROVIDERS:
         raise UsageError(f"unknown --provider {options.provider}: use one of {', '.join(PROVIDERS)}")
@@ -117,7 +121,7 @@ def make_session(model: str | bytes, options: ProviderOptions) -> SessionInfo:
     else:
         chain = provider_chain(options)
     session_options = ort.SessionOptions()
-    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session_options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization])
     session_options.log_severity_level = 3
     if options.threads:
         session_options.intra_op_num_threads = options.threads

@@ -85,6 +85,16 @@ def check_line(entry: dict) -> str:
     return text
 
 
+def recommendation_line(selection: dict) -> str:
+    chosen = selection["recommended"]
+    ratios = ", ".join(
+        f"{value}× {key}" for key, value in chosen["ratios"].items() if key != f"to {chosen['artifact']}"
+    )
+    settings = f"{chosen['threads']} thread{'s' if chosen['threads'] > 1 else ''}, spinning {'on' if chosen['spinning'] else 'off'}, {chosen['optimization']}"
+    text = f"recommended: {chosen['artifact']} ({settings}) {chosen['p50_ms']:.2f} ms at batch 1; {ratios}"
+    return text + (f"; {selection['note']}" if selection["note"] else "")
+
+
 def _verdict(text: str) -> str:
     return "[bold green]PASS[/]" if text == "pass" else "[bold red]FAIL[/]"
 
@@ -502,6 +512,12 @@ def pipeline_markdown(payload: dict, plotted: bool = False) -> str:
         ]
         if plotted:
             lines += ["", "![latency and throughput](bench.png)"]
+    if (manifest or {}).get("recommended"):
+        selection = manifest["recommended"]
+        lines += ["", "## Recommended here", "", recommendation_line(selection)]
+        lines += (
+            [f"(left out: {', '.join(selection['left_out'])}: gates not enforced)"] if selection["left_out"] else []
+        )
     if manifest:
         env = manifest["environment"]
         lines += [

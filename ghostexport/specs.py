@@ -31,6 +31,7 @@ CUDNN_ALGO_SEARCH = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
 #: bounds on the timing options (a typo must not run for hours)
 MAX_ITERATIONS, MAX_SECONDS = 1_000_000, 3600.0
 DEFAULT_BENCH_ITERATIONS = 100
+DEFAULT_SELECT_SECONDS = 20.0
 PIPELINE_BENCH_ITERATIONS = 50
 
 
@@ -241,6 +242,8 @@ class BenchSpec:
     cudnn_conv_algo_search: str = "HEURISTIC"
     trt_fp16: bool = False
     trt_engine_cache: str | None = None
+    select: bool = False  # also time every passing artifact under every session setting, and recommend one
+    select_seconds: float = DEFAULT_SELECT_SECONDS
     command: str | None = None
 
     def validated(self) -> BenchSpec:
@@ -264,6 +267,10 @@ class BenchSpec:
         _one_of("--provider", spec.provider, PROVIDER_NAMES)
         if spec.streams > 1 and (spec.provider != "cpu" or spec.torch_eager):
             raise UsageError("--streams (concurrent requests) is for ORT on --provider cpu, without --torch")
+        if spec.select and (spec.provider != "cpu" or len({str(m) for m in spec.models}) != 1):
+            raise UsageError("--select chooses among one build folder's artifacts on --provider cpu: give one folder")
+        if not (math.isfinite(spec.select_seconds) and 1 <= spec.select_seconds <= MAX_SECONDS):
+            raise UsageError(f"--select-seconds must be a number in [1, {MAX_SECONDS:g}], got {spec.select_seconds}")
         if spec.streams > 1 and spec.threads is None:  # one core's worth per stream, not oversubscribed
             spec = replace(spec, threads=max(1, physical_cores() // spec.streams))
         return spec
@@ -289,6 +296,7 @@ class PipelineSpec:
     bench_iterations: int = PIPELINE_BENCH_ITERATIONS
     allow_fallback: bool = False
     float_ends: str = "stem"
+    select: bool = False  # bench --select as the last step
     command: str | None = None
 
     def validated(self) -> PipelineSpec:
@@ -333,5 +341,6 @@ class PipelineSpec:
             batches=self.bench_batches,
             iterations=self.bench_iterations,
             allow_fallback=self.allow_fallback,
+            select=self.select,
             command=self.command,
         )

@@ -139,3 +139,42 @@ def test_torch_needs_a_manifest(quantized_build, tmp_path):
     shutil.copy(quantized_build / "model.onnx", foreign)
     result = run_cli("bench", str(foreign), "--torch")
     assert result.returncode == 2 and "--torch needs a build folder" in result.stderr
+
+
+def test_select_recommends_the_fastest_passing_artifact_and_records_it(quantized_build, tmp_path):
+    """Every artifact and the naive export under every session setting; only gated artifacts can win."""
+    from ghostexport.tuning import settings_grid
+
+    folder = Path(shutil.copytree(quantized_build, tmp_path / quantized_build.name))
+    result = run_cli("bench", str(folder), "--select", "--select-seconds", "1", "--iters", "3", "--json", "-")
+    assert result.returncode == 0, result.stderr
+    selection = load_json(folder / "manifest.json")["recommended"]
+    assert json.loads(result.stdout)["selection"]["recommended"] == selection["recommended"]
+    timed = {(r["artifact"], r["threads"], r["spinning"], r["optimization"]) for r in selection["rows"]}
+    artifacts = {"model.onnx", "model.int8.onnx", "model.fp16.onnx", "naive export"}
+    assert timed == {(a, s.threads, s.spinning, s.optimization) for a in artifacts for s in settings_grid()}
+    # synthetic calibration: int8 and fp16 were only reported, so fp32 is the one that may be recommended
+    assert set(selection["left_out"]) == {"model.int8.onnx", "model.fp16.onnx"}
+    chosen = selection["recommended"]
+    assert chosen["artifact"] == "model.onnx" and chosen == {
+        **selection["best_per_artifact"]["model.onnx"],
+        "ratios": chosen["ratios"],
+    }
+    naive = selection["best_per_artifact"]["naive export"]["p50_ms"]
+    assert chosen["ratios"]["to naive export"] == round(chosen["p50_ms"] / naive, 3)
+    best = selection["best_per_artifact"]
+    slower = best["model.int8.onnx"]["p50_ms"] >= best["model.onnx"]["p50_ms"]
+    assert (selection["note"] is not None and "int8 is not faster" in selection["note"]) == slower
+    assert "recommended: model.onnx" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--select-seconds", "0.5"], "--select-seconds must be a number in [1, 3600]"),
+        (["--provider", "cuda", "--allow-fallback"], "on --provider cpu"),
+    ],
+)
+def test_select_refuses_what_it_cannot_do(quantized_build, args, message):
+    result = run_cli("bench", str(quantized_build), "--select", *args)
+    assert result.returncode == 2 and message in result.stderr

@@ -13,8 +13,8 @@ from ghostexport.targets import TARGETS, host_class, int8_types, not_measured_he
 
 from .conftest import SMALL, load_json, run_cli
 
-#: every target in the slow suite; this machine and one aligned x86 class by default (arm64 below)
-ALL_TARGETS = [pytest.param(name, marks=[] if name in ("host", "x86-avx2") else [pytest.mark.slow]) for name in TARGETS]
+#: every target in the slow suite; one aligned x86 class by default (arm64 and mobile below)
+ALL_TARGETS = [pytest.param(name, marks=[] if name == "x86-avx2" else [pytest.mark.slow]) for name in TARGETS]
 
 
 @pytest.mark.parametrize("name", ALL_TARGETS)
@@ -135,6 +135,7 @@ def test_mobile_build_is_one_partition_on_nnapi_and_coreml_with_parity_unchanged
     assert record["parity"]["verdict"] == "pass" and record["parity"]["simplified"]["max_abs"] < 1e-5
 
 
+@pytest.mark.slow  # a second build; CI runs the slow suite too
 def test_the_usability_check_can_fail(mobile_build, tmp_path):
     """The same model as exported (a static batch, no mobile forms): NNAPI loses the HardSigmoids."""
     from ghostexport.mobile import mobile_usability
@@ -145,6 +146,7 @@ def test_the_usability_check_can_fail(mobile_build, tmp_path):
     assert plain["CoreML MLProgram"]["unsupported_ops"] == ["ai.onnx:Flatten"]
 
 
+@pytest.mark.slow  # a quantize on top; CI runs the slow suite too
 def test_quantized_mobile_artifacts_report_their_coverage(mobile_build, tmp_path):
     folder = Path(shutil.copytree(mobile_build, tmp_path / mobile_build.name))
     assert run_cli("quantize", str(folder), "--mode", "fp16").returncode == 0

@@ -1,0 +1,85 @@
+"""``bench --select``: the fastest artifact of a folder that passed its gates, with its session settings.
+
+Candidates are the folder's artifacts whose gates passed (fp32 parity; int8/fp16 quality
+enforced on real data — an artifact whose figures were only reported is timed and named,
+but not recommended). The plain ``torch.onnx.export`` of the same PyTorch model (rebuilt from the
+manifest, not simplified, nothing folded by ghostexport) is timed alongside as the naive
+reference, never recommended. The result goes into the manifest's ``recommended`` (the
+latest selection replaces the previous one) with the machine described.
+"""
+
+from __future__ import annotations
+
+from .artifacts import MODEL_FILE, ModelRef, select_artifacts
+from .commit import scratch_folder, update_manifest
+from .errors import UsageError
+from .host import cpu_description
+from .progress import Progress
+from .records import now
+from .render import recommendation_line
+from .tuning import recommend
+
+NAIVE = "naive export"
+
+
+def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -> dict:
+    if ref.folder is None or ref.manifest is None:
+        raise UsageError(
+            f"--select needs a build folder (its manifest says which artifacts passed); {ref.path} has none"
+        )
+    candidates, left_out = {}, {}
+    for name, path, record in select_artifacts(_whole(ref)):
+        (candidates if _passed(record) else left_out)[name] = path
+    with scratch_folder(ref.folder) as scratch:  # the artifacts left out are timed too, for the record
+        naive = _naive_export(ref, scratch / "naive.onnx")
+        found = recommend(candidates, {NAIVE: naive, **left_out}, budget_s, say)
+    cpu, flags = cpu_description()
+    chosen = found["recommended"]
+    selection = {
+        "created": now(),
+        "command": command or "ghostexport.bench(select=True)",
+        "recommended": chosen,
+        "best_per_artifact": found["best"],
+        "left_out": {name: "its gates were reported, not enforced (synthetic data)" for name in left_out},
+        "budget_seconds": budget_s,
+        "environment": {"cpu": cpu, "cpu_flags": flags},
+        "note": _int8_note(found["best"]),
+        "rows": found["rows"],
+    }
+    update_manifest(ref.folder, lambda manifest: manifest.__setitem__("recommended", selection))
+    say("select", recommendation_line(selection))
+    return selection
+
+
+def _whole(ref: ModelRef) -> ModelRef:
+    ref.whole_folder = True  # a folder means all its artifacts here
+    return ref
+
+
+def _passed(record: dict | None) -> bool:
+    record = record or {}
+    block = record.get("quality") or record.get("parity") or {}
+    return block.get("verdict") == "pass"
+
+
+def _naive_export(ref: ModelRef, path):
+    """``torch.onnx.export`` of the model as a user would write it: unfolded, unsimplified, dynamic batch."""
+    import onnx
+
+    from .export import export_onnx
+    from .reference import rebuild_from_manifest
+
+    model = rebuild_from_manifest(ref.manifest)
+    onnx.save(export_onnx(model, ref.manifest["model"]["resolution"], None), str(path))
+    return path
+
+
+def _int8_note(best: dict) -> str | None:
+    """One line when int8 is not faster than fp32 on this machine."""
+    fp32, int8 = best.get(MODEL_FILE), best.get("model.int8.onnx")
+    if fp32 and int8 and int8["p50_ms"] >= fp32["p50_ms"]:
+        return (
+            f"int8 is not faster than fp32 on this machine ({int8['p50_ms']:.2f} vs {fp32['p50_ms']:.2f} ms): "
+            "ship fp32 or fp16 here"
+        )
+    return None
