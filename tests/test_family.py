@@ -153,6 +153,7 @@ def test_v3_quantize_and_check(tmp_path):
     assert entries[0]["localize"]["compared"] > 100  # torch module scopes match the deploy graph
 
 
+@pytest.mark.slow  # three builds from quirky checkpoints; CI runs the slow suite too
 def test_checkpoint_quirks_are_fixed_and_reported(tmp_path):
     from ghostexport.arch import create_model
 

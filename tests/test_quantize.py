@@ -193,6 +193,7 @@ def test_synthetic_default_warns_and_is_not_enforced(fresh_build):
     assert record["quality"]["verdict"] == "reported" and not record["quality"]["enforced"]
 
 
+@pytest.mark.slow  # a full quantize round; CI runs the slow suite too
 def test_excluded_node_stays_float(fresh_build, digit_folders):
     node = "/blocks/blocks.6/blocks.6.3/se/conv_reduce/Conv"
     result = quantize_digits(fresh_build, digit_folders, "--exclude", node, "--no-baseline")
@@ -257,6 +258,7 @@ def test_stale_parent_is_refused(fresh_build):
     assert "stale" in result.stderr and "rebuild" in result.stderr
 
 
+@pytest.mark.slow  # a quantize with the stock baseline; CI runs the slow suite too
 def test_foreign_onnx_with_npy_calibration(digits_build, tmp_path):
     foreign = tmp_path / "net.onnx"
     model = onnx.load(str(digits_build / "model.onnx"))
