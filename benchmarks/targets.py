@@ -64,11 +64,15 @@ def main() -> None:
             settings = f"{row['threads']} threads, spinning {'on' if row['spinning'] else 'off'}, {row['optimization']}"
             print(f"{label:<22} {row['p50_ms']:>11.3f} {row['p50_ms'] / naive_ms:>8.3f}  {settings}")
         chosen = first["recommended"]["artifact"]
-        top = [label for label, _ in sorted(first["best"].items(), key=lambda item: item[1]["p50_ms"]) if label != "naive"][:3]
+        top = [
+            label for label, _ in sorted(first["best"].items(), key=lambda item: item[1]["p50_ms"]) if label != "naive"
+        ][:3]
         second = recommend({label: candidates[label] for label in top}, {"naive": naive}, args.seconds / 2)
         best_again = min(second["best"][label]["p50_ms"] for label in top)
         within = second["best"][chosen]["p50_ms"] / best_again
-        print(f"\nrecommended: {chosen}; in an independent re-run it is {within:.3f}× the best of the top three (≤ 1.03 wanted)")
+        print(
+            f"\nrecommended: {chosen}; in an independent re-run it is {within:.3f}× the best of the top three (≤ 1.03 wanted)"
+        )
         print(f"recommended vs naive: {first['recommended']['ratios']['to naive']}×")
         if args.json:
             args.json.write_text(json.dumps({"cpu": cpu, "flags": flags, "first": first, "second": second}, indent=2))
