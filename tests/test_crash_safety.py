@@ -171,7 +171,7 @@ def test_a_pipeline_killed_mid_way_leaves_a_folder_that_passes_check(tmp_path, s
     assert leftovers(out) == []
 
 
-@pytest.mark.parametrize("command", ["build", "quantize"])
+@pytest.mark.parametrize("command", [pytest.param("build", marks=pytest.mark.slow), "quantize"])
 def test_a_full_disk_at_any_step_is_exit_2_and_changes_nothing(small_build, tmp_path, command):
     """ENOSPC injected at each commit step: a one-line usage error, the folder as it was, nothing left."""
     out = tmp_path / "models"

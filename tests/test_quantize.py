@@ -384,6 +384,7 @@ def test_each_recipe_branch_beats_the_stock_recipe_with_the_same_types(target, f
     assert record["quality"]["accuracy_drop_points"] <= baseline["accuracy_drop_points"] + 0.5
 
 
+@pytest.mark.slow  # a whole pipeline on real data; CI runs the slow suite too
 def test_pipeline_with_only_calib_never_evaluates_on_calibration_images(digit_folders, tmp_path):
     """int8, fp16 and check all measure on the held-out quarter of --calib, and the records say so."""
     calib, _test = digit_folders
