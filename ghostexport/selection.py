@@ -43,7 +43,7 @@ def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -
         "left_out": {name: "its gates were reported, not enforced (synthetic data)" for name in left_out},
         "budget_seconds": budget_s,
         "environment": {"cpu": cpu, "cpu_flags": flags},
-        "note": _int8_note(found["best"]),
+        "note": _note(found["best"], chosen, left_out),
         "rows": found["rows"],
     }
     update_manifest(ref.folder, lambda manifest: manifest.__setitem__("recommended", selection))
@@ -74,12 +74,18 @@ def _naive_export(ref: ModelRef, path):
     return path
 
 
-def _int8_note(best: dict) -> str | None:
-    """One line when int8 is not faster than fp32 on this machine."""
+def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
+    """One line when int8 is not faster than fp32 here, or when an unverified artifact would have been faster."""
     fp32, int8 = best.get(MODEL_FILE), best.get("model.int8.onnx")
     if fp32 and int8 and int8["p50_ms"] >= fp32["p50_ms"]:
         return (
             f"int8 is not faster than fp32 on this machine ({int8['p50_ms']:.2f} vs {fp32['p50_ms']:.2f} ms): "
             "ship fp32 or fp16 here"
+        )
+    faster = [name for name in left_out if best[name]["p50_ms"] < chosen["p50_ms"]]
+    if faster:
+        return (
+            f"{', '.join(faster)} would be faster here but its gates were only reported: "
+            "quantize with --calib on real images to make it eligible"
         )
     return None
