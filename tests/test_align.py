@@ -17,7 +17,7 @@ from ghostexport.fold import deploy_form
 from .conftest import SMALL, run_cli
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(width=st.sampled_from([0.25, 0.5, 0.75, 1.0, 1.3]), block=st.sampled_from([8, 16]), classes=st.integers(2, 30))
 def test_aligned_model_equals_the_original(width, block, classes):
     model = create_model("ghostnet", width, classes, seed=2)

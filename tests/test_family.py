@@ -58,6 +58,7 @@ def test_cli_variant_names_match_the_registry():
     assert tuple(TARGETS) == TARGET_NAMES
 
 
+@pytest.mark.slow  # v3 covers the family by default; CI runs the slow suite too
 def test_v2_reference_checkpoint_exports_within_fp32_tolerance(tmp_path):
     state = reference_state("ghostnetv2_100_state_dict.tsv")
     checkpoint = tmp_path / "ghostnetv2_100.pth"

@@ -67,7 +67,7 @@ def only_usage_errors(action) -> None:
         assert str(exc) and "\n" not in str(exc)  # one line
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_malformed_manifest_is_a_usage_error(good_folder, tmp_path_factory, data):
     folder = tmp_path_factory.mktemp("m") / good_folder.name

@@ -59,6 +59,7 @@ def quantize_digits(folder: Path, digit_folders: tuple[Path, Path], *options: st
     return run_cli("quantize", str(folder), "--calib", str(calib), "--eval", str(test), *options)
 
 
+@pytest.mark.slow  # the recipe-branch test covers the same bar by default; CI runs the slow suite too
 def test_int8_end_to_end_meets_the_bar(fresh_build, digit_folders):
     fp32_before = sha(fresh_build / "model.onnx")
     result = quantize_digits(
