@@ -6,6 +6,7 @@ bench's table) reads it from here, so there is one place to change what is descr
 
 from __future__ import annotations
 
+import functools
 import platform
 import sys
 from importlib import metadata
@@ -41,7 +42,17 @@ def _version(distribution: str) -> str | None:
 
 
 def cpu_description() -> tuple[str, list[str]]:
-    """The CPU's model name and the subset of its feature flags that matter for kernels."""
+    """The CPU's model name and the subset of its feature flags that matter for kernels.
+
+    Read once per process (a quantize asks for it for the recipe, the record and the
+    manifest); each caller gets its own copy of the list.
+    """
+    name, flags = _read_cpuinfo()
+    return name, list(flags)
+
+
+@functools.cache
+def _read_cpuinfo() -> tuple[str, tuple[str, ...]]:
     name, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -55,7 +66,7 @@ def cpu_description() -> tuple[str, list[str]]:
                     break
     except OSError:
         pass
-    return name, [flag for flag in INTERESTING_CPU_FLAGS if flag in flags]
+    return name, tuple(flag for flag in INTERESTING_CPU_FLAGS if flag in flags)
 
 
 def environment() -> dict:

@@ -343,8 +343,8 @@ def test_static_batch_model_quantizes_and_checks(tmp_path):
     assert check.returncode == 0, check.stderr
 
 
-#: each branch of the int8 type rule, forced by naming its target: every verdict below compares
-#: with ORT's stock recipe with the same types, run on the same host, so it holds on any CPU
+#: each branch of the int8 type rule, forced by naming its target (a name, not this host's CPU):
+#: every verdict below compares with ORT's stock recipe with the same types, run on the same host
 TARGET_TYPES = {
     "x86-vnni": ("uint8", "int8", False),
     "x86-avx2": ("uint8", "int8", True),
@@ -354,9 +354,11 @@ TARGET_TYPES = {
 
 @pytest.mark.parametrize(
     "target",
-    [  # one branch in the default suite, all three in the slow suite (CI runs both)
-        "x86-vnni",
-        pytest.param("x86-avx2", marks=pytest.mark.slow),
+    [  # x86-avx2 by default: with reduce_range no u8×s8 pair can saturate, VNNI host or not, so
+        # its figures do not depend on the host's kernels; all three in the slow suite (CI runs both),
+        # where the others rest on the same-host, same-types baseline alone
+        pytest.param("x86-vnni", marks=pytest.mark.slow),
+        "x86-avx2",
         pytest.param("arm64", marks=pytest.mark.slow),
     ],
 )

@@ -42,6 +42,7 @@ def test_a_build_for_a_target_applies_and_records_its_profile(name, tmp_path):
 
 
 def test_explicit_flags_win_over_the_profile_and_both_are_recorded(tmp_path):
+    # a target name only chooses the recorded profile here: nothing is timed or quantized, so the host's CPU is irrelevant
     args = ("--target", "x86-vnni", "--align-channels", "0", "--no-split-concat-convs")
     assert run_cli("build", *SMALL, *args, "--out", str(tmp_path)).returncode == 0
     target = load_json(tmp_path / "ghostnet_050-r64" / "manifest.json")["model"]["target"]
@@ -153,4 +154,4 @@ def test_quantized_mobile_artifacts_report_their_coverage(mobile_build, tmp_path
     record = load_json(folder / "manifest.json")["artifacts"]["model.fp16.onnx"]
     assert record["target"] == "mobile"
     for usability in record["mobile_usability"]["eps"].values():  # counted after ORT's BASIC optimisation
-        assert 0 <= usability["supported_nodes"] <= usability["nodes"] and usability["partitions"] >= 0
+        assert usability["supported_nodes"] == usability["nodes"] > 0 and usability["partitions"] == 1
