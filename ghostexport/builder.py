@@ -136,9 +136,8 @@ def _prepare(spec: BuildSpec, root: Path, seconds: dict, say: Progress) -> _Prep
     if hasattr(model, "reparameterize"):
         counts["deploy_params"] = count_params(reparameterized(model))
     say("count", count_line(counts, spec.resolution))
-    if spec.target != "host":
-        applied = f"channels aligned to {spec.align_channels or 'none'}, Concat split {'on' if spec.split_concat_convs else 'off'}"
-        say("target", f"{spec.target}: {applied}")
+    applied = f"channels aligned to {spec.align_channels or 'none'}, Concat split {'on' if spec.split_concat_convs else 'off'}"
+    say("target", f"{spec.target}: {applied}")
     executed_macs = None
     if spec.align_channels:
         deploy = _aligned(deploy, spec.align_channels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import onnx
 import pytest
 
 from ghostexport.errors import UsageError
-from ghostexport.targets import TARGETS, host_class, int8_types, not_measured_here, target_profile
+from ghostexport.targets import HOST_LAYOUTS, TARGETS, host_class, int8_types, not_measured_here, target_profile
 
-from .conftest import SMALL, load_json, run_cli
+from .conftest import SMALL, SMALL_SIZE, load_json, run_cli
 
 #: every target in the slow suite; one aligned x86 class by default (arm64 and mobile below)
 ALL_TARGETS = [pytest.param(name, marks=[] if name == "x86-avx2" else [pytest.mark.slow]) for name in TARGETS]
@@ -19,7 +20,7 @@ ALL_TARGETS = [pytest.param(name, marks=[] if name == "x86-avx2" else [pytest.ma
 
 @pytest.mark.parametrize("name", ALL_TARGETS)
 def test_a_build_for_a_target_applies_and_records_its_profile(name, tmp_path):
-    result = run_cli("build", *SMALL, "--target", name, "--out", str(tmp_path), "--json", str(tmp_path / "r.json"))
+    result = run_cli("build", *SMALL_SIZE, "--target", name, "--out", str(tmp_path), "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr + result.stdout
     folder = Path(load_json(tmp_path / "r.json")["folder"])
     manifest = load_json(folder / "manifest.json")
@@ -61,7 +62,7 @@ def test_a_variant_that_cannot_be_aligned_takes_the_rest_of_the_profile(tmp_path
 @pytest.fixture(scope="module")
 def arm_build(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("arm")
-    assert run_cli("build", *SMALL, "--target", "arm64", "--out", str(out)).returncode == 0
+    assert run_cli("build", *SMALL_SIZE, "--target", "arm64", "--out", str(out)).returncode == 0
     return out / "ghostnet_050-r64"
 
 
@@ -86,7 +87,7 @@ def test_quantize_target_overrides_the_builds(arm_build, tmp_path):
 
 
 def test_unknown_targets_are_refused_before_any_work(tmp_path):
-    result = run_cli("build", *SMALL, "--target", "riscv", "--out", str(tmp_path))
+    result = run_cli("build", *SMALL_SIZE, "--target", "riscv", "--out", str(tmp_path))
     assert result.returncode == 2 and "riscv" in result.stderr
     assert not (tmp_path / "ghostnet_050-r64").exists()
     with pytest.raises(UsageError, match="unknown --target riscv"):
@@ -115,12 +116,32 @@ def test_this_machine_is_described_as_one_of_the_classes(flags, machine, expecte
     other = "arm64" if expected != "arm64" else "x86-avx2"
     assert f"on a {expected} machine" in not_measured_here(TARGETS[other])
     assert int8_types(TARGETS["host"])[:3] == int8_types(TARGETS[expected])[:3]
+    # the host's layout is the one measured fastest on its class: aligned to 8 and split on x86, as built on ARM
+    host = target_profile("host")
+    assert (host.align_channels, host.split_concat_convs) == ((0, False) if expected == "arm64" else (8, True))
+    assert host.layout_reason == HOST_LAYOUTS[expected][2]
+
+
+def test_the_default_build_takes_the_host_layout(monkeypatch, tmp_path):
+    """With this machine forced to AVX2, a build without --target is aligned to 8 and split, and says so."""
+    import ghostexport.host
+    import ghostexport.targets
+
+    monkeypatch.setattr(ghostexport.host, "cpu_description", lambda: ("forced", ["avx2", "fma"]))
+    monkeypatch.setattr(ghostexport.targets.platform, "machine", lambda: "x86_64")
+    result = run_cli("build", "--width", "0.5", "--resolution", "64", "--out", str(tmp_path), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)["manifest"]
+    applied = manifest["model"]["target"]["applied"]
+    assert (applied["align_channels"], applied["split_concat_convs"]) == (8, True)
+    assert manifest["artifacts"]["model.onnx"]["export"]["concat_convs_split"] > 0
+    assert "host: channels aligned to 8, Concat split on" in result.stderr
 
 
 @pytest.fixture(scope="module")
 def mobile_build(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mobile")
-    assert run_cli("build", *SMALL, "--target", "mobile", "--out", str(out)).returncode == 0
+    assert run_cli("build", *SMALL_SIZE, "--target", "mobile", "--out", str(out)).returncode == 0
     return out / "ghostnet_050-r64-b1"
 
 
