@@ -43,6 +43,30 @@ def folder_name(variant: str, width: float, num_classes: int, resolution: int, b
     return name
 
 
+#: the manifest's variant for a user's model (``--model``), rebuilt from its recorded source
+CUSTOM_VARIANT = "custom"
+
+
+def model_slug(model: str) -> str:
+    """The part of a model name that names its folders: the factory's function, or the registry name."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model.rpartition(":")[2] or model).strip("._-") or "model"
+
+
+def custom_folder_name(model: str, ghostify: dict | None, num_classes: int | None, resolution: int, batch) -> str:
+    name = model_slug(model)
+    if ghostify is not None:
+        name += f"-ghost-s{ghostify['ratio']}d{ghostify['dw_size']}"
+    if num_classes is not None:
+        name += f"-c{num_classes}"
+    if resolution != 224:
+        name += f"-r{resolution}"
+    if batch is not None:
+        name += f"-b{batch}"
+    return name
+
+
 @contextmanager
 def output_root(out: Path) -> Iterator[Path]:
     """Create ``out`` if needed and prove it writable before any expensive work.

@@ -114,6 +114,8 @@ def build(spec: BuildSpec | None = None, progress: Progress | None = None, **fie
 
 def _prepare(spec: BuildSpec, root: Path, seconds: dict, say: Progress) -> _Prepared:
     """Weights, model, counts and (optionally) channel alignment; the manifest's model record."""
+    if spec.model is not None:
+        return _prepare_custom(spec, root, seconds, say)
     weights_url, weights_sha256, _ = weights_source(spec.weights) if spec.weights else (None, None, None)
     checkpoint_path = download(weights_url, weights_sha256) if weights_url else spec.checkpoint
     state, checkpoint_info, num_classes = _read_checkpoint(checkpoint_path, spec.num_classes, spec.reset_head)
@@ -149,6 +151,30 @@ def _prepare(spec: BuildSpec, root: Path, seconds: dict, say: Progress) -> _Prep
     seconds["model"] = time.perf_counter() - tick
     record = model_record(spec, num_classes, counts, checkpoint_info, getattr(model, "bn_statistics", None))
     return _Prepared(model, deploy, record, name, executed_macs)
+
+
+def _prepare_custom(spec: BuildSpec, root: Path, seconds: dict, say: Progress) -> _Prepared:
+    """A user's model (``--model``), ghosted or not: the same record, counts and gates as GhostNet's."""
+    from .artifacts import custom_folder_name
+    from .reference import prepare_custom_model
+
+    tick = time.perf_counter()
+    checkpoint = download(*weights_source(spec.weights)[:2]) if spec.weights else spec.checkpoint
+    name = custom_folder_name(spec.model, spec.ghostify, spec.num_classes, spec.resolution, spec.batch)
+    model = prepare_custom_model(spec.model, spec.num_classes, spec.seed, checkpoint, spec.resolution, spec.ghostify)
+    with torch.no_grad():
+        num_classes = int(model(torch.zeros(1, 3, spec.resolution, spec.resolution)).reshape(1, -1).shape[1])
+    info = {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "fixes": []} if checkpoint else None
+    ghosted = f", ghosted (s={spec.ghostify['ratio']}, d={spec.ghostify['dw_size']})" if spec.ghostify else ""
+    batch = f"batch {spec.batch}" if spec.batch else "dynamic batch"
+    say("model", f"{spec.model}{ghosted}, {num_classes} outputs, {spec.resolution}², {batch} -> {root / name}")
+    say("weights", _weights_line(info, False, spec.seed))
+    counts = {"params": count_params(model), "macs": count_macs(model, spec.resolution)}
+    say("count", count_line(counts, spec.resolution))
+    say("target", f"{spec.target}: Concat split {'on' if spec.split_concat_convs else 'off'}")
+    seconds["model"] = time.perf_counter() - tick
+    record = model_record(spec, num_classes, counts, info, getattr(model, "bn_statistics", None))
+    return _Prepared(model, deploy_form(model), record, name)
 
 
 def _commit(root: Path, name: str, model_bytes: bytes, manifest: dict, replaced: dict | None, say: Progress) -> None:
@@ -233,7 +259,7 @@ def _export_and_gate(spec: BuildSpec, prepared: _Prepared, seconds: dict, say: P
         "nodes_exported": nodes[0],
         "ops": op_counts(simplified),
         "unclean_ops": lint(simplified),
-        "bn_folded": True,
+        "bn_folded": "BatchNormalization" not in op_counts(simplified),
         **rewrites,
     }
     parity = _parity_record(parity_export, parity_final, samples, spec.seed, say)

@@ -175,6 +175,13 @@ def main() -> None:
 
 BUILD_OPTIONS = [
     click.option(
+        "--model",
+        default=None,
+        metavar="PKG.MODULE:FN|NAME",
+        help="Any CNN instead of GhostNet: a factory (imported from the current folder first) or a "
+        "torchvision/timm model name; same export, simplify and parity gates.",
+    ),
+    click.option(
         "--variant", type=click.Choice(VARIANT_NAMES), default=None, help="Architecture family.  [default: ghostnet]"
     ),
     click.option("--width", type=float, default=None, help="Width multiplier (> 0).  [default: 1.0]"),
@@ -272,6 +279,7 @@ def build(console, opset: int | None, **options: Any) -> dict:
       ghostexport build --width 0.5 --resolution 96 --batch 1 --out /tmp/models
       ghostexport build --checkpoint ghostnet_1x.pth --num-classes 10 --reset-head
       ghostexport build --width 1.0 --target arm64
+      ghostexport build --model mypackage.nets:small_cnn --checkpoint small_cnn.pt --resolution 64
     """
     from .builder import build as run_build
     from .render import build_summary, stage_printer
@@ -284,6 +292,98 @@ def _build_spec(opset: int | None, options: dict):
     from .specs import DEFAULT_OPSET, BuildSpec
 
     return BuildSpec(**options, opset=DEFAULT_OPSET if opset is None else opset, command=_command_line())
+
+
+@main.command()
+@click.argument("model_name", metavar="MODEL")
+@click.option(
+    "--checkpoint",
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
+    default=None,
+    help="The original model's state dict (.pth/.pt/.safetensors).  [default: random init]",
+)
+@click.option("--num-classes", type=int, default=None, help="Passed to the model factory.  [default: its own]")
+@click.option(
+    "--ratio",
+    type=int,
+    default=2,
+    show_default=True,
+    help="s: each primary map makes s-1 cheap ghost maps (params and MACs ≈ 1/s).",
+)
+@click.option("--dw-size", type=int, default=3, show_default=True, help="d: the cheap depthwise kernel (odd).")
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="PATTERN",
+    help="Replace only convs whose module name matches (shell pattern, repeatable).",
+)
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Keep convs whose module name matches (repeatable).")
+@click.option(
+    "--ghost-classifier",
+    is_flag=True,
+    help="Compress the fully connected classifier by s too (how the paper's ResNet-50 counts come out; "
+    "costs accuracy with few classes).",
+)
+@click.option("--resolution", type=int, default=224, show_default=True, help="Input height and width.")
+@click.option(
+    "--train",
+    "train_data",
+    metavar="DIR|FILE.npy",
+    default=None,
+    help="Fine-tune on these images by distillation from the original (+ labels from class sub-folders).",
+)
+@click.option(
+    "--eval",
+    "eval_data",
+    metavar="DIR|FILE.npy",
+    default=None,
+    help="Held-out images: accuracy (labelled) or top-1 agreement with the original, before and after.",
+)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option(
+    "--max-minutes",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Stop after the epoch that passes this time (--resume continues).",
+)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW learning rate (cosine schedule).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Initialisation and shuffling (deterministic).")
+@click.option("--resume", is_flag=True, help="Continue the fine-tuning from its last epoch checkpoint.")
+@click.option(
+    "--build/--no-build",
+    default=True,
+    show_default=True,
+    help="Export the original and the ghosted model through build's gates.",
+)
+@click.option("--target", type=click.Choice(TARGET_NAMES), default="host", show_default=True)
+@click.option("--out", type=NonEmptyPath(file_okay=False, path_type=Path), default=Path("models"), show_default=True)
+@common_options
+def ghostify(console, model_name: str, train_data, eval_data, **options: Any) -> dict:
+    """Replace a CNN's convolutions with Ghost modules, fine-tune by distillation, build both.
+
+    MODEL is a factory (package.module:function, imported from the current folder first) or
+    a torchvision/timm model name. Default rule (the paper's): every ordinary convolution
+    except the one reading the image; depthwise/grouped ones stay. Writes
+    <out>/<model>-ghost-s<S>d<D>[-cN][-rR].ghostify/ (weights, training checkpoint, report),
+    and build folders for the original and the ghosted model: compare them with
+    `ghostexport bench ORIGINAL GHOSTED`.
+
+    \b
+    Examples:
+      ghostexport ghostify resnet50 --no-build
+      ghostexport ghostify mypackage.nets:resnet18 --checkpoint r18.pt --num-classes 10 --resolution 32 \\
+          --train digits/train --eval digits/test --epochs 8
+    """
+    from .ghostify import ghostify as run_ghostify
+    from .render import ghostify_summary, stage_printer, training_bar
+    from .specs import GhostifySpec
+
+    spec = GhostifySpec(model_name, train=train_data, eval=eval_data, command=_command_line(), **options)
+    with training_bar(console) as on_step:
+        run = lambda: run_ghostify(spec, progress=stage_printer(console), on_step=on_step)  # noqa: E731
+        return _summarized(console, ghostify_summary, run).as_json()
 
 
 #: int8 calibration data, shared by quantize and pipeline

@@ -150,6 +150,19 @@ def model_record(spec, num_classes: int, counts: dict, checkpoint: dict | None, 
         "bn_statistics": bn_statistics,
         "preprocess": preprocess_config(spec.resolution),
         "target": target_record(spec),
+        **({"source": source_record(spec)} if spec.model is not None else {}),
+    }
+
+
+def source_record(spec) -> dict:
+    """Where a user's model comes from (``--model``), the rule that ghosted it, and how it was trained."""
+    from .sources import describe_source
+
+    return {
+        "model": spec.model,
+        "kind": describe_source(spec.model),
+        "num_classes": spec.num_classes,
+        "ghostify": spec.ghostify,
     }
 
 

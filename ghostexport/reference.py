@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .arch import VARIANTS, calibrate_batchnorm, create_model
+from .artifacts import CUSTOM_VARIANT
 from .checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
 from .errors import UsageError
 from .files import sha256_file
@@ -27,7 +28,7 @@ MAX_SEED = 2**32 - 1
 
 def validate_model_spec(variant: str, width, num_classes, resolution: int, seed: int) -> None:
     """The model fields a build takes and a manifest records; exit 2 naming the bad one."""
-    if variant not in VARIANTS:
+    if variant not in VARIANTS and variant != CUSTOM_VARIANT:
         raise UsageError(f"unknown variant '{variant}': use one of {', '.join(VARIANTS)}")
     if isinstance(width, bool) or not (
         isinstance(width, (int, float)) and math.isfinite(width) and 0 < width <= MAX_WIDTH
@@ -83,15 +84,11 @@ def rebuild_from_manifest(manifest: dict) -> torch.nn.Module:
         validate_model_spec(info["variant"], info["width"], info["num_classes"], info["resolution"], info["seed"])
     except UsageError as exc:
         raise UsageError(f"the manifest records a model that cannot be rebuilt ({exc}): rebuild the folder") from exc
+    if info["variant"] == CUSTOM_VARIANT:
+        return _rebuild_custom(info)
     state = None
     if info["checkpoint"]:
-        path = Path(info["checkpoint"]["path"])
-        if not path.is_file():
-            raise UsageError(
-                f"the checkpoint {path} recorded in the manifest is missing: restore it, or compare with --reference OTHER.onnx"
-            )
-        if sha256_file(path) != info["checkpoint"]["sha256"]:
-            raise UsageError(f"the checkpoint {path} changed since the build (sha256 differs): rebuild the folder")
+        path = _recorded_checkpoint(info)
         state = load_state_dict(path)
     trained = checkpoint_num_classes(state) if state is not None else None
     reset_head = trained is not None and trained != info["num_classes"]
@@ -105,6 +102,63 @@ def rebuild_from_manifest(manifest: dict) -> torch.nn.Module:
         # folders built before data-dependent BN statistics existed rebuild without them
         resolution=info["resolution"] if info.get("bn_statistics") else None,
     )
+
+
+def _recorded_checkpoint(info: dict) -> Path:
+    """The manifest's checkpoint, verified to be the file the build read."""
+    path = Path(info["checkpoint"]["path"])
+    if not path.is_file():
+        raise UsageError(
+            f"the checkpoint {path} recorded in the manifest is missing: restore it, or compare with --reference OTHER.onnx"
+        )
+    if sha256_file(path) != info["checkpoint"]["sha256"]:
+        raise UsageError(f"the checkpoint {path} changed since the build (sha256 differs): rebuild the folder")
+    return path
+
+
+def _rebuild_custom(info: dict) -> torch.nn.Module:
+    source = info.get("source") or {}
+    if not isinstance(source.get("model"), str):
+        raise UsageError("the manifest records a custom model without its source: rebuild the folder")
+    checkpoint = _recorded_checkpoint(info) if info["checkpoint"] else None
+    return prepare_custom_model(
+        source["model"], source.get("num_classes"), info["seed"], checkpoint, info["resolution"], source.get("ghostify")
+    )
+
+
+def prepare_custom_model(
+    name: str,
+    num_classes: int | None,
+    seed: int,
+    checkpoint: str | Path | None,
+    resolution: int,
+    ghostify: dict | None = None,
+) -> torch.nn.Module:
+    """A user's model (``sources``), ghosted by the recorded rule, with its checkpoint or seeded BN statistics.
+
+    Loading is strict: every tensor of the checkpoint must fit the model, so a checkpoint for
+    another model or class count is refused here rather than exported half-loaded.
+    """
+    from .sources import create_user_model
+
+    model = create_user_model(name, num_classes, seed)
+    if ghostify is not None:
+        from .ghost.rule import GhostRule, ghostify_model
+
+        model = ghostify_model(model, GhostRule.from_dict(ghostify), warm_start=checkpoint is None)[0]
+    if checkpoint is not None:
+        state = load_state_dict(checkpoint)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[1 if len(str(exc).splitlines()) > 1 else 0].strip()
+            raise UsageError(
+                f"the checkpoint {checkpoint} does not fit {name}{' (ghosted)' if ghostify else ''}: {first} — "
+                "check the model name and --num-classes"
+            ) from None
+    else:
+        model.bn_statistics = calibrate_batchnorm(model, resolution, seed)
+    return model.eval()
 
 
 def _checkpoint_hint(variant: str, state: dict, width: float) -> str:

@@ -615,3 +615,73 @@ def bench_plot(result, path: str | Path) -> Path:
     figure.savefig(path, dpi=130)
     plt.close(figure)
     return path
+
+
+@contextmanager
+def training_bar(console: Console) -> Iterator[Callable[[int, int, float], None]]:
+    """A progress bar over one epoch's steps with the running loss; yields the callback that advances it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]train[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = None
+
+    def advance(step: int, total: int, loss: float) -> None:
+        nonlocal task
+        if task is None or step == 1:
+            if task is not None:
+                progress.remove_task(task)
+            task = progress.add_task("train", total=total, loss=loss)
+        progress.update(task, completed=step, loss=loss)
+
+    with progress:
+        yield advance
+
+
+def ghostify_summary(result) -> Table:
+    """Layers replaced, params and MACs before/after, the fine-tuning, the two build folders."""
+    if not hasattr(result, "counts"):  # a failed build inside ghostify carries the build's own result
+        return build_summary(result)
+    counts = result.counts
+    table = Table(title=f"ghostexport ghostify: {result.work}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("replaced", f"{counts['layers_replaced']} of {counts['layers_considered']} convolutions")
+    for name, before, after in (
+        ("params", counts["params_before"], counts["params_after"]),
+        ("MACs", counts["macs_before"], counts["macs_after"]),
+    ):
+        table.add_row(
+            name, f"{before / 1e6:,.2f}M -> {after / 1e6:,.2f}M ({after / before:.3f}×) at {counts['resolution']}²"
+        )
+    kept = [row for row in result.rows if not row["replaced"]]
+    if kept:
+        table.add_row(
+            "kept",
+            escape("; ".join(f"{row['name']} ({row['why']})" for row in kept[:4]))
+            + (f"; … {len(kept) - 4} more" if len(kept) > 4 else ""),
+        )
+    training = result.training
+    if training:
+        before, after = training["before"], training["after"]
+        if after is not None:
+            table.add_row(
+                training["measure"],
+                f"original {100 * before['original']:.2f}%, ghosted {100 * before['ghosted_warm_start']:.2f}% before "
+                f"fine-tuning, {100 * after:.2f}% after (drop {training['drop_points']:+.2f} points)",
+            )
+        table.add_row(
+            "training", f"{len(training['epochs'])} epochs, {training['seconds']:.1f} s; stopped: {training['stopped']}"
+        )
+    if result.ghosted is not None:
+        table.add_row("builds", f"{result.original.folder}  {result.ghosted.folder}")
+        table.add_row("compare", escape(f"ghostexport bench {result.original.folder} {result.ghosted.folder}"))
+    table.add_row("verdict", _verdict(result.verdict))
+    return table

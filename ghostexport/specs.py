@@ -75,6 +75,10 @@ class BuildSpec:
     align_channels: int | None = None  # None: the target's
     split_concat_convs: bool | None = None  # None: the target's
     target: str = "host"
+    #: any nn.Module instead of GhostNet: a factory ``package.module:function`` or a torchvision/timm name
+    model: str | None = None
+    #: the Ghost-module rule applied to ``model`` (``ghostify.GhostRule.as_dict`` plus its record)
+    ghostify: dict | None = None
     tolerance: object = None  # parity.Tolerance; None means FP32_TOLERANCE
     command: str | None = None
 
@@ -88,6 +92,8 @@ class BuildSpec:
             raise UsageError(
                 "--checkpoint and --weights are exclusive: give a local file or a registry name/URL, not both"
             )
+        if self.model is not None or self.ghostify is not None:
+            return self._validated_custom()
         variant, width = self.variant, self.width
         registry = weights_source(self.weights)[2] if self.weights else None
         if registry is not None:
@@ -110,6 +116,32 @@ class BuildSpec:
             raise UsageError("--reset-head only applies with --checkpoint or --weights: drop it, or give a checkpoint")
         return spec
 
+    def _validated_custom(self) -> BuildSpec:
+        """A user's model (``model``: factory or registry name), ghosted or not: the same gates, no GhostNet options."""
+        from .reference import validate_model_spec
+        from .weights import weights_source
+
+        if self.model is None:
+            raise UsageError("a ghostify rule needs the model it applies to: give --model")
+        if self.variant not in (None, "custom") or self.width not in (None, 1.0):
+            raise UsageError("--variant and --width describe GhostNet: drop them with --model")
+        if self.weights is not None and weights_source(self.weights)[2] is not None:
+            raise UsageError(f"--weights {self.weights} is a GhostNet registry entry: use its URL or --checkpoint")
+        if self.reset_head:
+            raise UsageError("--reset-head is for GhostNet checkpoints: give --num-classes to the factory instead")
+        if self.align_channels not in (None, 0):
+            raise UsageError("--align-channels handles GhostNet v1 (--variant ghostnet) only: drop it with --model")
+        spec = replace(self, variant="custom", width=1.0, align_channels=0)._with_target_layout()
+        validate_model_spec(spec.variant, spec.width, spec.num_classes, spec.resolution, spec.seed)
+        if spec.batch is not None and not 1 <= spec.batch <= MAX_BATCH:
+            raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH}, got {spec.batch}")
+        _one_of("exporter", spec.exporter, tuple(OPSET_RANGE))
+        if spec.ghostify is not None:
+            from .ghost.rule import GhostRule
+
+            GhostRule.from_dict(spec.ghostify)
+        return spec
+
     def _with_target_layout(self) -> BuildSpec:
         from .targets import target_profile
 
@@ -124,7 +156,7 @@ class BuildSpec:
     def library_command(self) -> str:
         """How a library call is recorded in the manifest when no command line is given."""
         keys = ("variant", "width", "num_classes", "checkpoint", "weights", "reset_head", "seed", "resolution")
-        keys += ("opset", "batch", "simplifier", "exporter", "align_channels", "split_concat_convs", "target")
+        keys += ("opset", "batch", "simplifier", "exporter", "align_channels", "split_concat_convs", "target", "model")
         return "ghostexport.build(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in keys) + ")"
 
 
@@ -344,3 +376,63 @@ class PipelineSpec:
             select=self.select,
             command=self.command,
         )
+
+
+@dataclass(frozen=True)
+class GhostifySpec:
+    """A user's CNN to ghostify: which model, the replacement rule, the fine-tuning, where the builds go."""
+
+    model: str
+    checkpoint: str | Path | None = None
+    num_classes: int | None = None
+    ratio: int = 2
+    dw_size: int = 3
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    ghost_classifier: bool = False
+    resolution: int = 224
+    train: str | None = None
+    eval: str | None = None
+    epochs: int = 10
+    max_minutes: float = 10.0
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    resume: bool = False
+    build: bool = True  # export the original and the ghosted model through build's gates
+    out: str | Path = "models"
+    target: str = "host"
+    command: str | None = None
+
+    def rule(self):
+        from .ghost.rule import GhostRule
+
+        return GhostRule(
+            self.ratio, self.dw_size, tuple(self.include), tuple(self.exclude), ghost_classifier=self.ghost_classifier
+        )
+
+    def recipe(self):
+        from .ghost.distill import TrainRecipe
+
+        return TrainRecipe(self.epochs, self.max_minutes, self.batch_size, self.lr, seed=self.seed)
+
+    def validated(self) -> GhostifySpec:
+        from .reference import validate_model_spec
+
+        self.rule().validated()
+        self.recipe().validated()
+        validate_model_spec("custom", 1.0, self.num_classes, self.resolution, self.seed)
+        if self.eval is not None and self.train is None:
+            raise UsageError("--eval measures the fine-tuning: give --train too")
+        if self.resume and self.train is None:
+            raise UsageError("--resume continues a fine-tuning: give --train too")
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise UsageError(f"--checkpoint {self.checkpoint} does not exist: give the original model's weights file")
+        BuildSpec(model=self.model, resolution=self.resolution, target=self.target, out=self.out).validated()
+        return self
+
+    def folder_stem(self) -> str:
+        """``<model>-ghost-s<s>d<d>-r<R>``: the name of ghostify's work folder beside the builds."""
+        from .artifacts import custom_folder_name
+
+        return custom_folder_name(self.model, self.rule().as_dict(), self.num_classes, self.resolution, None)

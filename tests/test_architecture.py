@@ -2,8 +2,8 @@
 
 Read from the source with ``ast`` (lazy imports inside functions included), so a cycle hidden
 behind a function-level import is caught too. Stages are the commands' modules; everything
-else is a shared floor below them. Only the pipeline (which runs the stages in order), the
-CLI and the package's top-level API may import stages.
+else is a shared floor below them. Only the pipeline and ghostify (which run stages in order),
+the CLI and the package's top-level API may import stages.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ghostexport"
-STAGES = {"builder", "quantize", "check", "bench", "convert", "predict", "info", "pipeline"}
-MAY_IMPORT_STAGES = {"pipeline", "cli", "__init__", "__main__"}
+STAGES = {"builder", "quantize", "check", "bench", "convert", "predict", "info", "pipeline", "ghostify"}
+#: the pipeline and ghostify run other stages in order (ghostify builds the original and the ghosted model)
+MAY_IMPORT_STAGES = {"pipeline", "ghostify", "cli", "__init__", "__main__"}
 
 
 def module_name(path: Path) -> str:
