@@ -23,7 +23,7 @@ from .host import cpu_description
 from .latency import concurrent, interleaved_samples, summarize
 from .progress import Progress, channel
 from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session, provider_label
-from .records import append, bench_record
+from .records import append, bench_record, model_name
 from .runtime import import_onnxruntime
 from .specs import DEFAULT_BENCH_ITERATIONS, BenchSpec, max_threads
 
@@ -281,7 +281,7 @@ def _subject(targets: list[Target]) -> str:
     for target in targets:
         model = (target.ref.manifest or {}).get("model")
         text = (
-            f"{model['variant']} {model['width']:g}×, {model['resolution']}² ({target.ref.folder.name})"
+            f"{model_name(model)}, {model['resolution']}² ({target.ref.folder.name})"
             if model and target.ref.folder is not None
             else target.ref.path.name
         )

@@ -279,7 +279,7 @@ def build(console, opset: int | None, **options: Any) -> dict:
       ghostexport build --width 0.5 --resolution 96 --batch 1 --out /tmp/models
       ghostexport build --checkpoint ghostnet_1x.pth --num-classes 10 --reset-head
       ghostexport build --width 1.0 --target arm64
-      ghostexport build --model mypackage.nets:small_cnn --checkpoint small_cnn.pt --resolution 64
+      ghostexport build --model mynets:small_cnn --checkpoint small_cnn.pt --num-classes 10 --resolution 32
     """
     from .builder import build as run_build
     from .render import build_summary, stage_printer
@@ -372,9 +372,9 @@ def ghostify(console, model_name: str, train_data, eval_data, **options: Any) ->
 
     \b
     Examples:
-      ghostexport ghostify resnet50 --no-build
-      ghostexport ghostify mypackage.nets:resnet18 --checkpoint r18.pt --num-classes 10 --resolution 32 \\
-          --train digits/train --eval digits/test --epochs 8
+      ghostexport ghostify mynets:small_cnn --num-classes 10 --resolution 32 --no-build
+      ghostexport ghostify mynets:small_cnn --checkpoint small_cnn.pt --num-classes 10 --resolution 32 --train images --eval holdout --epochs 2
+      ghostexport ghostify resnet50 --ratio 4 --no-build   # torchvision's, when installed
     """
     from .ghostify import ghostify as run_ghostify
     from .render import ghostify_summary, stage_printer, training_bar

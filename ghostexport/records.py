@@ -125,6 +125,15 @@ def new_manifest(command: str, model: ModelRecord, artifacts: dict[str, Artifact
     }
 
 
+def model_name(model: dict) -> str:
+    """``ghostnet 1×``, or a user's model by its source (``mynets:cnn, ghosted s=2 d=3``)."""
+    source = model.get("source")
+    if model["variant"] != "custom" or not source:
+        return f"{model['variant']} {model['width']:g}×"
+    rule = source.get("ghostify")
+    return source["model"] + (f", ghosted s={rule['ratio']} d={rule['dw_size']}" if rule else "")
+
+
 def preprocess_config(resolution: int) -> PreprocessRecord:
     """The eval transform a build records: resize to resolution/crop_pct, centre crop, ImageNet normalisation."""
     return {

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .errors import UsageError
 from .providers import provider_label
+from .records import model_name
 
 
 def stage_printer(console: Console) -> Callable[[str, str], None]:
@@ -110,8 +111,7 @@ def build_summary(result) -> Table:
     table.add_column()
     table.add_row(
         "model",
-        f"{model['variant']} {model['width']:g}×, {model['num_classes']} classes, "
-        f"{model['resolution']}², batch {model['batch']}",
+        f"{model_name(model)}, {model['num_classes']} classes, {model['resolution']}², batch {model['batch']}",
     )
     table.add_row(
         "weights", model["checkpoint"]["path"] if model["checkpoint"] else f"random init (seed {model['seed']})"
@@ -394,8 +394,7 @@ def info_summary(described: dict) -> Table:
         model = manifest["model"]
         table.add_row(
             "model",
-            f"{model['variant']} {model['width']}×, {model['num_classes']} classes, "
-            f"{model['resolution']}², batch {model['batch']}",
+            f"{model_name(model)}, {model['num_classes']} classes, {model['resolution']}², batch {model['batch']}",
         )
         params = f"{model['params']:,}" + (
             f" ({model['deploy_params']:,} re-parameterised)" if model.get("deploy_params") else ""
@@ -462,7 +461,7 @@ def pipeline_markdown(payload: dict, plotted: bool = False) -> str:
             "",
             "## Model",
             "",
-            f"{model['variant']} {model['width']}×, {model['num_classes']} classes, {model['resolution']}², "
+            f"{model_name(model)}, {model['num_classes']} classes, {model['resolution']}², "
             f"batch {model['batch']}; {model['params']:,} params, {model['macs'] / 1e6:.2f}M MACs; weights: "
             + (
                 f"`{model['checkpoint']['path']}` (sha256 {model['checkpoint']['sha256'][:16]}…)"

@@ -287,3 +287,22 @@ def test_build_takes_any_module_through_the_same_gates(tmp_path):
     record = load_json(manifest_path)
     assert record["model"]["source"]["model"] == TINY
     np.testing.assert_equal(record["model"]["num_classes"], 10)
+
+
+def test_the_pipeline_runs_a_users_model_end_to_end(tmp_path):
+    """``pipeline --model``: build, int8 and fp16, check (reference rebuilt from the factory), bench, report."""
+    result = run_cli(
+        "pipeline", "--model", TINY, "--num-classes", "10", "--resolution", "32", "--bench-iters", "5",
+        "--out", str(tmp_path), "--json", "-",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert [stage["stage"] for stage in payload["stages"]] == [
+        "build",
+        "quantize int8",
+        "quantize fp16",
+        "check",
+        "bench",
+    ]
+    report = (tmp_path / "tiny_resnet-c10-r32" / "report.md").read_text()
+    assert TINY in report
