@@ -23,7 +23,8 @@ from .conftest import load_json, run_cli, visible_entries
 DATA = Path(__file__).parent / "data"
 CHECKPOINT = DATA / "ghostnet_050-digits-r64.safetensors"
 #: the digits GhostNet's build arguments
-DIGITS_MODEL = ["--width", "0.5", "--resolution", "64", "--checkpoint", str(CHECKPOINT)]
+DIGITS_MODEL = ["--width", "0.5", "--resolution", "64", "--checkpoint", str(CHECKPOINT), "--align-channels", "0"]
+DIGITS_MODEL += ["--no-split-concat-convs"]  # as built, whatever the host's layout
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import digits  # noqa: E402
 

@@ -24,7 +24,7 @@ def test_a_build_for_a_target_applies_and_records_its_profile(name, tmp_path):
     assert result.returncode == 0, result.stderr + result.stdout
     folder = Path(load_json(tmp_path / "r.json")["folder"])
     manifest = load_json(folder / "manifest.json")
-    profile = TARGETS[name]
+    profile = target_profile(name)  # host: resolved to this machine's class layout
     target = manifest["model"]["target"]
     assert target["name"] == name and target["runs_on"] == profile.runs_on
     assert target["applied"] == {
