@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from ghostexport import bench  # noqa: E402
+from ghostexport.bench import bench  # noqa: E402
 from ghostexport.data import load_dataset  # noqa: E402
 from ghostexport.ghostify import ghostify  # noqa: E402
 from ghostexport.host import cpu_description  # noqa: E402
@@ -119,7 +119,7 @@ def main() -> None:
                 f"points), SQNR {quality['sqnr_db']} dB, verdict {quality['verdict']}"
             )
             paths[f"{label} fp32"], paths[f"{label} int8"] = folder / "model.onnx", folder / "model.int8.onnx"
-        timed = bench(models=tuple(paths.values()), seconds=args.bench_seconds)
+        timed = bench(tuple(paths.values()), seconds=args.bench_seconds)
         # rows come in the order the models were given
         by_label = dict(zip(paths, [row["p50_ms"] for row in timed.rows if row["batch"] == 1], strict=True))
         print(f"\n{'model':<16} {'p50 ms':>8}  (batch 1, interleaved, {args.bench_seconds:g} s)")

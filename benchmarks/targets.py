@@ -1,10 +1,11 @@
 """Per-target artifacts of GhostNet 1.0× on this machine, and what ``bench --select`` would pick.
 
 Builds, with the same random weights, the naive path (official-style GhostNet, plain
-``torch.onnx.export``) and ghostexport's fp32 artifact for every CPU ``--target`` (host as
-built, x86-avx2, x86-vnni/avx512 layouts, arm64, mobile), plus int8 (synthetic calibration:
-its quality is not the question here, latency is) for the host build and the build of this
-machine's class. Every artifact is then timed at batch 1 under every session setting
+``torch.onnx.export``) and ghostexport's fp32 artifact for every CPU ``--target`` (host —
+the layout measured fastest on this CPU's class —, the graph as built, x86-avx2,
+x86-vnni/avx512 layouts, arm64, mobile), plus int8 (synthetic calibration: its quality is
+not the question here, latency is) of the host build (stem float, the default, and stem
+int8), of the as-built graph and of the build of this machine's class. Every artifact is then timed at batch 1 under every session setting
 ``bench --select`` tries (``tuning.recommend``), in interleaved blocks; the table gives each
 artifact's best median and settings, as a ratio to the naive path's best. A second,
 independent interleaved run of the three fastest and the naive path checks that the first
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -37,12 +39,20 @@ SEED = 0
 def artifacts(work: Path) -> dict[str, Path]:
     here = host_class(cpu_description()[1], platform.machine())
     found = {}
+    as_built = build(target="host", align_channels=0, split_concat_convs=False, seed=SEED, out=work / "as-built").folder
+    found["fp32 as built"] = as_built / "model.onnx"
+    quantize(as_built, baseline=False)
+    found["int8 as built"] = as_built / "model.int8.onnx"
     for target in dict.fromkeys(["host", here, "x86-avx2", "arm64", "mobile"]):
         folder = build(target=target, seed=SEED, out=work / target).folder
         found[f"fp32 {target}"] = folder / "model.onnx"
         if target in ("host", here):
-            quantize(folder, baseline=False, float_ends="none" if target == here else "stem")
-            found[f"int8 {target}"] = folder / "model.int8.onnx"
+            quantize(folder, baseline=False, float_ends="none")
+            found[f"int8 {target} (stem int8)"] = folder / "model.int8.onnx"
+        if target == "host":
+            stem = shutil.copytree(folder, work / "host-stem-float")
+            quantize(stem, baseline=False)
+            found["int8 host"] = stem / "model.int8.onnx"
     return found
 
 
