@@ -826,12 +826,33 @@ def pipeline(
 
 @main.command()
 @click.argument("model", required=False)
-@click.option("--to", "to", type=click.Choice(["ort"]), required=True, help="Target format.")
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["ort", "litert", "executorch"]),
+    required=True,
+    help="ort: ONNX Runtime's mobile format; litert: .tflite ([litert] extra); executorch: .pte, XNNPACK "
+    "([executorch] extra).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="litert/executorch: fp32 (parity-gated) or int8 (PT2E static, quality-gated).",
+)
+@click.option("--calib", metavar="DIR|FILE.npy|synthetic:N", default=None, help="int8 calibration images.")
+@click.option("--eval", "eval_data", metavar="DIR|FILE.npy", default=None, help="int8 evaluation images.")
+@click.option("--float-io", is_flag=True, help="litert int8: float input and output (quantized inside the model).")
 @common_options
-def convert(console, model, to) -> dict:
-    """Convert MODEL (folder: its model.onnx) to ONNX Runtime's mobile .ort format, parity-checked.
+def convert(console, model, to, precision, calib, eval_data, float_io) -> dict:
+    """Convert MODEL to another runtime's format, gated like the ONNX artifacts.
 
-    Writes <artifact>.ort and <artifact>.required_operators.config (for a reduced ORT build).
+    --to ort converts MODEL (folder: its model.onnx) to ONNX Runtime's mobile format and
+    writes <artifact>.ort and <artifact>.required_operators.config (for a reduced ORT build).
+    --to litert / executorch convert the PyTorch model the folder's manifest rebuilds to
+    model[.int8].tflite / model[.int8].pte: fp32 gated on parity with PyTorch, int8 on
+    quality against PyTorch's fp32 logits on real data, recorded in the manifest.
 
     \b
     Examples:
@@ -842,7 +863,8 @@ def convert(console, model, to) -> dict:
     from .render import stage_printer
 
     _announce_latest(console, model)
-    return run_convert(model, to=to, progress=stage_printer(console)).as_json()
+    options = {"precision": precision, "calib": calib, "eval": eval_data, "float_io": float_io}
+    return run_convert(model, to=to, progress=stage_printer(console), **options).as_json()
 
 
 @main.command()

@@ -1,4 +1,10 @@
-"""``convert --to ort``: ONNX Runtime's mobile (ORT) format, checked against its ONNX.
+"""``convert --to ort|litert|executorch``: other runtimes' formats, under the same gates.
+
+``ort`` is ONNX Runtime's mobile format, converted from ``model.onnx`` and checked against it.
+``litert`` (``.tflite``) and ``executorch`` (``.pte``, XNNPACK) are converted from the PyTorch
+model the folder's manifest rebuilds (``edge``), fp32 gated on parity with PyTorch, int8
+(``--precision int8``, calibrated on ``--calib``) gated on quality against PyTorch's fp32
+logits on held-out data, exactly like ``quantize``'s int8.
 
 Conversion goes through ORT's own converter (``onnxruntime.tools.convert_onnx_models_to_ort``,
 fixed optimisation style), which also writes the ``required_operators`` config for a
@@ -25,7 +31,7 @@ from .render import parity_line
 from .runtime import input_shape, quiet_ort, run_logits
 from .validate import validate_model
 
-FORMATS = ("ort",)
+FORMATS = ("ort", "litert", "executorch")
 PARITY_SAMPLES = 8
 
 
@@ -39,11 +45,27 @@ class ConvertResult:
         return {"artifact": str(self.path), "required_operators": str(self.config), "record": self.record}
 
 
-def convert(model: str | Path | None = None, to: str = "ort", progress: Progress | None = None) -> ConvertResult:
-    """Convert ``model`` (folder: its model.onnx; or an .onnx) to ``to``, parity-checked, written with its record."""
+def convert(
+    model: str | Path | None = None,
+    to: str = "ort",
+    progress: Progress | None = None,
+    precision: str = "fp32",
+    calib: str | None = None,
+    eval: str | None = None,
+    float_io: bool = False,
+) -> ConvertResult:
+    """Convert ``model`` (folder: its model.onnx; or an .onnx) to ``to``, gated, written with its record."""
     say = channel(progress)
     if to not in FORMATS:
-        raise UsageError(f"--to {to}: only 'ort' (ONNX Runtime's mobile format) is supported")
+        raise UsageError(f"--to {to}: use one of {', '.join(FORMATS)}")
+    if to != "ort":
+        from .edge.stage import convert_edge
+
+        return convert_edge(model, to, precision, calib, eval, float_io, say)
+    if precision != "fp32" or calib or eval or float_io:
+        raise UsageError(
+            "--precision, --calib, --eval and --float-io apply to --to litert/executorch; .ort keeps its source's"
+        )
     ref = resolve_model(model)
     ref.whole_folder = False  # a folder means its model.onnx here
     parent = artifact_sha256(ref.path, select_artifacts(ref)[0][2])  # verified, stale refused

@@ -1,0 +1,102 @@
+"""LiteRT ``.tflite`` through litert-torch: fp32, and int8 through PT2E (litert-torch's quantizer).
+
+int8 is static, symmetric, per-channel weights (``get_symmetric_quantization_config``).
+Such a model may take int8 input and give int8 output; the runner quantizes float images
+with the input tensor's own scale and zero point and dequantizes the logits, so the same
+float evidence applies. ``float_io`` asks the converter for float input and output instead
+(the quantize/dequantize then run inside the model, where a phone's delegate handles them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .prepare import calibrate, export_batch1
+
+RECIPE_INT8 = "PT2E static int8: symmetric per-channel weights, per-tensor activations (litert-torch PT2EQuantizer)"
+
+
+def convert(
+    model: torch.nn.Module, resolution: int, calibration: np.ndarray | None, float_io: bool = False
+) -> tuple[bytes, dict]:
+    """(``.tflite`` bytes, record); int8 when ``calibration`` images are given."""
+    import litert_torch
+
+    program, removed = export_batch1(model, resolution)
+    module, options = program.module(), {}
+    if calibration is not None:
+        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+        prepared = prepare_pt2e(module, quantizer)
+        calibrate(prepared, calibration)
+        module = convert_pt2e(prepared, fold_quantize=False)
+        options["quant_config"] = QuantConfig(pt2e_quantizer=quantizer)
+    example = (torch.zeros(1, 3, resolution, resolution),)
+    edge = litert_torch.convert(module, example, **options)
+    data = _serialized(edge)
+    io = _io_types(data)
+    return data, {"noop_aliases_removed": removed, "io": io, "float_io_requested": float_io}
+
+
+def _serialized(edge) -> bytes:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "model.tflite"
+        edge.export(str(path))
+        return path.read_bytes()
+
+
+def _io_types(data: bytes) -> dict:
+    interpreter = _interpreter(data, 1)
+    return {
+        "input": str(np.dtype(interpreter.get_input_details()[0]["dtype"])),
+        "output": str(np.dtype(interpreter.get_output_details()[0]["dtype"])),
+    }
+
+
+def _interpreter(data: bytes, threads: int | None):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data, num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def runner(data: bytes, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits (float) for N×3×H×W float32 images, one image per call; int8 I/O converted at the edges."""
+    interpreter = _interpreter(data, threads)
+    source, sink = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def run(images: np.ndarray) -> np.ndarray:
+        rows = []
+        for image in images:
+            interpreter.set_tensor(source["index"], _to(source, image[None]))
+            interpreter.invoke()
+            rows.append(_from(sink, interpreter.get_tensor(sink["index"])))
+        return np.concatenate(rows)
+
+    return run
+
+
+def _to(detail: dict, value: np.ndarray) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    if dtype == np.float32:
+        return value.astype(np.float32)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(value / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def _from(detail: dict, value: np.ndarray) -> np.ndarray:
+    if np.dtype(detail["dtype"]) == np.float32:
+        return value.astype(np.float32)
+    scale, zero = detail["quantization"]
+    return ((value.astype(np.float32) - zero) * scale).astype(np.float32)

@@ -1,0 +1,112 @@
+"""``convert --to litert`` and ``--to executorch``: the PyTorch model rebuilt, converted, gated, recorded.
+
+Slow suite (each conversion takes 20-80 s on 2 cores); CI installs the ``[litert]`` and
+``[executorch]`` extras so these run there. The missing-extra error is tested in the default
+suite by hiding the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from ghostexport.errors import UsageError
+
+from .conftest import SMALL, load_json, run_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import digits
+
+DIGITS = Path(__file__).parent / "data" / "ghostnet_050-digits-r64.safetensors"
+
+
+@pytest.mark.parametrize(("runtime", "package"), [("litert", "litert_torch"), ("executorch", "executorch")])
+def test_a_missing_runtime_is_one_line_naming_its_extra(runtime, package, small_build, monkeypatch):
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed
+    result = run_cli("convert", str(small_build), "--to", runtime)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and f"ghostexport[{runtime}]" in result.stderr
+
+
+def test_edge_options_are_checked_before_any_work(small_build):
+    from ghostexport.convert import convert
+
+    with pytest.raises(UsageError, match="--float-io applies to --to litert --precision int8"):
+        convert(small_build, to="executorch", precision="int8", float_io=True)
+    with pytest.raises(UsageError, match="--calib and --eval are for --precision int8"):
+        convert(small_build, to="litert", calib="synthetic:8")
+    with pytest.raises(UsageError, match="apply to --to litert/executorch"):
+        convert(small_build, to="ort", precision="int8")
+
+
+def test_noop_aliases_and_full_slices_are_removed_before_lowering():
+    """What torch.export makes of ``out[:, :n]`` on an n-wide tensor (and of an alias) computes nothing: removed."""
+    import torch
+
+    from ghostexport.edge.prepare import export_batch1
+
+    class Ghostlike(torch.nn.Module):
+        def forward(self, x):
+            both = torch.cat([x, x * 2], dim=1)
+            return torch.ops.aten.alias(both[:, : both.shape[1]]) + both[:, :3].sum()
+
+    program, removed = export_batch1(Ghostlike(), 8)
+    targets = [str(node.target) for node in program.graph_module.graph.nodes if node.op == "call_function"]
+    assert removed == 2 and not any("alias" in t for t in targets)
+    assert sum("slice" in t for t in targets) == 1  # the real slice (:3 of 6) stays
+    x = torch.randn(1, 3, 8, 8)
+    torch.testing.assert_close(program.graph_module(x)[0], Ghostlike()(x))
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The trained digits GhostNet (as built), with calibration and test images."""
+    root = tmp_path_factory.mktemp("edge")
+    assert run_cli("build", *SMALL, "--checkpoint", str(DIGITS), "--out", str(root / "models")).returncode == 0
+    calib, test = digits.write_folder("calib", root / "calib"), digits.write_folder("test", root / "test", limit=160)
+    return root / "models" / "ghostnet_050-c10-r64", calib, test
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["executorch", "litert"])
+def test_fp32_and_int8_conversions_are_gated_recorded_and_deterministic(runtime, digits_folder, tmp_path):
+    pytest.importorskip({"litert": "litert_torch", "executorch": "executorch"}[runtime])
+    folder, calib, test = digits_folder
+    folder = Path(shutil.copytree(folder, tmp_path / folder.name))
+    suffix = {"litert": "tflite", "executorch": "pte"}[runtime]
+    fp32 = run_cli("convert", str(folder), "--to", runtime, "--json", "-")
+    assert fp32.returncode == 0, fp32.stderr
+    record = load_json(folder / "manifest.json")["artifacts"][f"model.{suffix}"]
+    assert record["parity"]["verdict"] == "pass" and record["format"] == runtime and record["precision"] == "fp32"
+    assert (
+        record["parity"]["max_abs"] < 1e-4
+        and record["parent"] == load_json(folder / "manifest.json")["artifacts"]["model.onnx"]["sha256"]
+    )
+    if runtime == "executorch":
+        assert record["conversion"]["delegation"]["delegate_calls"] == 1  # one XNNPACK piece
+    first = hashlib.sha256((folder / f"model.{suffix}").read_bytes()).hexdigest()
+    again = run_cli("convert", str(folder), "--to", runtime)
+    assert again.returncode == 0 and hashlib.sha256((folder / f"model.{suffix}").read_bytes()).hexdigest() == first
+    int8 = run_cli(
+        "convert", str(folder), "--to", runtime, "--precision", "int8", "--calib", str(calib), "--eval", str(test),
+        "--json", "-",
+    )  # fmt: skip
+    assert int8.returncode == 0, int8.stderr
+    quality = json.loads(int8.stdout)["record"]["quality"]
+    assert quality["enforced"] and quality["verdict"] == "pass"
+    assert quality["accuracy_drop_points"] <= 0.5  # the trained digits model keeps its accuracy
+    assert (folder / f"model.int8.{suffix}").is_file()
+
+
+@pytest.mark.slow
+def test_a_lone_onnx_is_refused_for_edge_formats(small_build, tmp_path):
+    pytest.importorskip("executorch")
+    lone = tmp_path / "m.onnx"
+    shutil.copy(small_build / "model.onnx", lone)
+    result = run_cli("convert", str(lone), "--to", "executorch")
+    assert result.returncode == 2 and "rebuilt from a build folder's manifest" in result.stderr
