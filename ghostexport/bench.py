@@ -24,7 +24,7 @@ from .latency import concurrent, interleaved_samples, summarize
 from .progress import Progress, channel
 from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_session, provider_label
 from .records import append, bench_record, model_name
-from .runtime import import_onnxruntime
+from .runtime import import_onnxruntime, physical_cores
 from .specs import DEFAULT_BENCH_ITERATIONS, BenchSpec, max_threads
 
 __all__ = ["BenchResult", "bench", "max_threads"]
@@ -36,6 +36,7 @@ class Target:
     path: Path | None  # None for PyTorch eager
     ref: ModelRef
     artifact: str
+    runtime: str = "onnxruntime"  # or "litert" / "executorch" (a folder's .tflite / .pte, batch 1, CPU)
 
 
 @dataclass
@@ -78,7 +79,8 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
     """
     spec = (spec if isinstance(spec, BenchSpec) else BenchSpec(tuple(spec or ()), **fields)).validated()
     say = channel(progress)
-    targets = _targets(spec.models, spec.torch_eager)
+    warnings: list[str] = []
+    targets = _targets(spec.models, spec.torch_eager, spec.provider, warnings)
     options = ProviderOptions(
         spec.provider,
         allow_fallback=spec.allow_fallback,
@@ -88,7 +90,6 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
         trt_fp16=spec.trt_fp16,
         trt_engine_cache=spec.trt_engine_cache,
     )
-    warnings: list[str] = []
     sessions = _sessions(targets, options, warnings)
     device = next((info.device for info in sessions.values()), "cpu")
     torch_models = {
@@ -102,6 +103,13 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
         "streams": spec.streams,
         "subject": _subject(targets),
     }
+    edge = {label: name for label, name in _providers(targets, sessions).items() if "XNNPACK" in name}
+    if edge:
+        environment["providers_in_use"].update(edge)
+        environment["edge_threads"] = {
+            "litert": spec.threads or physical_cores(),
+            "executorch": "its XNNPACK thread pool (all cores; the Python runtime sets no per-program count)",
+        }
     result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)))
     _record_in_manifests(targets, result, spec.command, spec.provider)
     if spec.select:
@@ -122,7 +130,7 @@ def _time(spec: BenchSpec, targets, sessions, torch_models, warnings, say: Progr
                 continue
             rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
             timed = interleaved_samples(runners, rounds, spec.seconds, spec.warmup)
-            rows += _rows(timed, batch, spec.streams, sessions, samples)
+            rows += _rows(timed, batch, spec.streams, _providers(targets, sessions), samples)
             times = ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch)
             say("bench", f"batch {batch}: {times}")
     finally:
@@ -134,7 +142,7 @@ def _time(spec: BenchSpec, targets, sessions, torch_models, warnings, say: Progr
 def _sessions(targets: list[Target], options: ProviderOptions, warnings: list[str]) -> dict[str, SessionInfo]:
     sessions: dict[str, SessionInfo] = {}
     for target in targets:
-        if target.path is None:
+        if target.path is None or target.runtime != "onnxruntime":
             continue
         info = make_session(str(target.path), options)
         sessions[target.label] = info
@@ -151,6 +159,12 @@ def _runners(spec: BenchSpec, targets, batch: int, sessions, torch_models, pool,
         if target.path is None:
             runners[target.label] = _torch_runner(torch_models[target.label], batch, target)
             continue
+        if target.runtime != "onnxruntime":
+            if batch != 1:
+                warnings.append(f"{target.label}: converted at batch 1, skipped at batch {batch}")
+                continue
+            runners[target.label] = _edge_runner(target, spec.threads or physical_cores())
+            continue
         info = sessions[target.label]
         fixed = info.session.get_inputs()[0].shape[0]
         if isinstance(fixed, int) and fixed != batch:
@@ -160,7 +174,16 @@ def _runners(spec: BenchSpec, targets, batch: int, sessions, torch_models, pool,
     return runners
 
 
-def _rows(timed: dict[str, list[float]], batch: int, streams: int, sessions, samples: dict) -> list[dict]:
+def _providers(targets: list[Target], sessions: dict[str, SessionInfo]) -> dict[str, str]:
+    """What ran each model: the ORT execution provider, PyTorch, or the edge runtime with its delegate."""
+    named = {"litert": "LiteRT (XNNPACK)", "executorch": "ExecuTorch (XNNPACK)"}
+    return {
+        t.label: sessions[t.label].providers[0] if t.label in sessions else named.get(t.runtime, "torch")
+        for t in targets
+    }
+
+
+def _rows(timed: dict[str, list[float]], batch: int, streams: int, providers: dict, samples: dict) -> list[dict]:
     """Summary rows of one batch size, each with its ratio to the first model's median."""
     rows, first = [], None
     for label, values in timed.items():
@@ -174,20 +197,22 @@ def _rows(timed: dict[str, list[float]], batch: int, streams: int, sessions, sam
                 "throughput_ips": round(streams * batch * 1000.0 / stats["p50_ms"], 2),
                 "streams": streams,
                 "ratio_to_first": round(stats["p50_ms"] / first, 3),
-                "provider": "torch" if label.endswith("torch eager") else sessions[label].providers[0],
+                "provider": providers[label],
             }
         )
         samples[(label, batch)] = values
     return rows
 
 
-def _targets(models, torch_eager: bool) -> list[Target]:
+def _targets(models, torch_eager: bool, provider: str, warnings: list[str]) -> list[Target]:
     targets: list[Target] = []
     for model in models:
         ref = resolve_model(model)
         if ref.folder is not None:
             for name, path, _record in select_artifacts(ref):
                 targets.append(Target(name, path, ref, name))
+            if ref.whole_folder:
+                targets += _edge_targets(ref, provider, warnings)
             if torch_eager:
                 targets.append(Target("torch eager", None, ref, MODEL_FILE))
         else:
@@ -202,6 +227,52 @@ def _targets(models, torch_eager: bool) -> list[Target]:
             prefix = target.ref.folder.name if target.ref.folder else target.ref.path.parent.name
             target.label = f"{prefix}/{target.label}"
     return targets
+
+
+#: a folder's edge artifacts (``convert --to litert|executorch``), timed after its ONNX ones
+EDGE_ARTIFACTS = {
+    "model.tflite": "litert",
+    "model.int8.tflite": "litert",
+    "model.pte": "executorch",
+    "model.int8.pte": "executorch",
+}
+
+
+def _edge_targets(ref: ModelRef, provider: str, warnings: list[str]) -> list[Target]:
+    """The folder's verified .tflite/.pte artifacts whose runtime is installed (CPU only)."""
+    from .artifacts import verify_artifact
+
+    found = []
+    for name, runtime in EDGE_ARTIFACTS.items():
+        if name not in ref.manifest["artifacts"]:
+            continue
+        if provider != "cpu":
+            warnings.append(f"{name}: {runtime} runs on the CPU here, not timed on --provider {provider}")
+            continue
+        try:
+            __import__({"litert": "ai_edge_litert", "executorch": "executorch"}[runtime])
+        except ImportError:
+            warnings.append(f"{name}: not timed, {runtime} is not installed (pip install 'ghostexport[{runtime}]')")
+            continue
+        verify_artifact(ref, name)
+        found.append(Target(name, ref.folder / name, ref, name, runtime))
+    return found
+
+
+def _edge_runner(target: Target, threads: int | None) -> Callable[[], object]:
+    """One batch-1 call of the artifact's own runtime (LiteRT: ``threads``; ExecuTorch: its pool, all cores)."""
+    data = target.path.read_bytes()
+    resolution = target.ref.manifest["model"]["resolution"]
+    feed = np.random.default_rng(1).standard_normal((1, 3, resolution, resolution), dtype=np.float32)
+    if target.runtime == "litert":
+        from .edge.litert_format import runner
+
+        run = runner(data, threads)
+    else:
+        from .edge.executorch_format import runner
+
+        run = runner(data)
+    return lambda: run(feed)
 
 
 def _load(path: Path):

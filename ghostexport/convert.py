@@ -63,9 +63,11 @@ def convert(
 
         return convert_edge(model, to, precision, calib, eval, float_io, say)
     if precision != "fp32" or calib or eval or float_io:
-        raise UsageError(
-            "--precision, --calib, --eval and --float-io apply to --to litert/executorch; .ort keeps its source's"
-        )
+        raise UsageError("--precision, --calib, --eval and --float-io apply to --to litert/executorch, not ort")
+    return _convert_ort(model, say)
+
+
+def _convert_ort(model, say: Progress) -> ConvertResult:
     ref = resolve_model(model)
     ref.whole_folder = False  # a folder means its model.onnx here
     parent = artifact_sha256(ref.path, select_artifacts(ref)[0][2])  # verified, stale refused

@@ -40,7 +40,7 @@ def test_edge_options_are_checked_before_any_work(small_build):
         convert(small_build, to="executorch", precision="int8", float_io=True)
     with pytest.raises(UsageError, match="--calib and --eval are for --precision int8"):
         convert(small_build, to="litert", calib="synthetic:8")
-    with pytest.raises(UsageError, match="apply to --to litert/executorch"):
+    with pytest.raises(UsageError, match="apply to --to litert/executorch, not ort"):
         convert(small_build, to="ort", precision="int8")
 
 
@@ -101,6 +101,17 @@ def test_fp32_and_int8_conversions_are_gated_recorded_and_deterministic(runtime,
     assert quality["enforced"] and quality["verdict"] == "pass"
     assert quality["accuracy_drop_points"] <= 0.5  # the trained digits model keeps its accuracy
     assert (folder / f"model.int8.{suffix}").is_file()
+    # bench times them beside the ONNX artifacts, interleaved, each on its own runtime (batch 1 only)
+    timed = run_cli("bench", str(folder), "--iters", "5", "--batches", "1,2", "--json", "-")
+    assert timed.returncode == 0, timed.stderr
+    payload = json.loads(timed.stdout)
+    rows = {(row["model"], row["batch"]): row for row in payload["results"]}
+    runtime_name = {"litert": "LiteRT (XNNPACK)", "executorch": "ExecuTorch (XNNPACK)"}[runtime]
+    for name in (f"model.{suffix}", f"model.int8.{suffix}"):
+        assert rows[(name, 1)]["provider"] == runtime_name and (name, 2) not in rows
+    assert rows[("model.onnx", 2)]["provider"] == "CPUExecutionProvider"
+    assert any("converted at batch 1, skipped at batch 2" in w for w in payload["warnings"])
+    assert run_cli("check", str(folder)).returncode == 0  # the ONNX artifacts; the edge ones carry their own gates
 
 
 @pytest.mark.slow

@@ -69,9 +69,11 @@ def runner(data: bytes) -> Callable[[np.ndarray], np.ndarray]:
     """Logits for N×3×H×W float32 images, one image per call (the program is exported at batch 1)."""
     from executorch.runtime import Runtime
 
-    method = Runtime.get().load_program(data).load_method("forward")
+    program = Runtime.get().load_program(data)  # reads from ``data`` without copying it: keep both alive
+    method = program.load_method("forward")
 
     def run(images: np.ndarray) -> np.ndarray:
+        assert program is not None and data is not None  # held by this closure for as long as it runs
         return np.concatenate(
             [method.execute([torch.from_numpy(np.ascontiguousarray(image[None]))])[0].numpy() for image in images]
         )

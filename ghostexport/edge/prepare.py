@@ -9,7 +9,10 @@ nothing, so they are removed from the exported graph before lowering.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -69,6 +72,24 @@ def calibrate(prepared: torch.nn.Module, images: np.ndarray) -> None:
     with torch.no_grad():
         for image in images:
             prepared(torch.from_numpy(image[None]))
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Converters that print progress to standard output would corrupt ``--json -``: send it to stderr.
+
+    Both Python's ``sys.stdout`` and file descriptor 1 (native code writes there) are redirected.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def runtime_versions(*names: str) -> dict[str, str]:

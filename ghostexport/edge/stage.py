@@ -35,7 +35,7 @@ from ..quality import INT8_GATE, judge, measure
 from ..records import file_record, record_artifact
 from ..reference import rebuild_from_manifest
 from ..render import parity_line, quality_line
-from .prepare import require, runtime_versions
+from .prepare import require, runtime_versions, stdout_to_stderr
 
 PARITY_SAMPLES = 8
 DEFAULT_CALIBRATION = "synthetic:32"
@@ -75,7 +75,8 @@ def convert_edge(model, to: str, precision: str, calib, eval_data, float_io: boo
     resolution = ref.manifest["model"]["resolution"]
     calibration, evaluation = _data(ref, precision, calib, eval_data, resolution, say)
     tick = time.perf_counter()
-    data, conversion = _convert(to, deploy_form(reference), resolution, calibration, float_io)
+    with stdout_to_stderr():
+        data, conversion = _convert(to, deploy_form(reference), resolution, calibration, float_io)
     seconds = time.perf_counter() - tick
     name = FILES[(to, precision)]
     say("convert", f"{name}: {len(data) / 1e6:.1f} MB in {seconds:.1f} s; {_lowering_line(conversion)}")
