@@ -108,7 +108,7 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
         environment["providers_in_use"].update(edge)
         environment["edge_threads"] = {
             "litert": spec.threads or physical_cores(),
-            "executorch": "its XNNPACK thread pool (all cores; the Python runtime sets no per-program count)",
+            "executorch": spec.threads or physical_cores(),
         }
     result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)))
     _record_in_manifests(targets, result, spec.command, spec.provider)
@@ -260,7 +260,7 @@ def _edge_targets(ref: ModelRef, provider: str, warnings: list[str]) -> list[Tar
 
 
 def _edge_runner(target: Target, threads: int | None) -> Callable[[], object]:
-    """One batch-1 call of the artifact's own runtime (LiteRT: ``threads``; ExecuTorch: its pool, all cores)."""
+    """One batch-1 call of the artifact's own runtime, with ``threads`` (ORT's count) for each."""
     data = target.path.read_bytes()
     resolution = target.ref.manifest["model"]["resolution"]
     feed = np.random.default_rng(1).standard_normal((1, 3, resolution, resolution), dtype=np.float32)
@@ -271,7 +271,7 @@ def _edge_runner(target: Target, threads: int | None) -> Callable[[], object]:
     else:
         from .edge.executorch_format import runner
 
-        run = runner(data)
+        run = runner(data, threads)
     return lambda: run(feed)
 
 

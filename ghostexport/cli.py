@@ -858,6 +858,8 @@ def convert(console, model, to, precision, calib, eval_data, float_io) -> dict:
     Examples:
       ghostexport convert --to ort
       ghostexport convert models/ghostnet_100/model.int8.onnx --to ort
+      ghostexport convert --to executorch
+      ghostexport convert --to litert
     """
     from .convert import convert as run_convert
     from .render import stage_printer

@@ -65,9 +65,18 @@ def _delegation(graph) -> dict:
     }
 
 
-def runner(data: bytes) -> Callable[[np.ndarray], np.ndarray]:
-    """Logits for N×3×H×W float32 images, one image per call (the program is exported at batch 1)."""
+def runner(data: bytes, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits for N×3×H×W float32 images, one image per call (the program is exported at batch 1).
+
+    ``threads`` resizes ExecuTorch's XNNPACK thread pool, which is one per process: it applies
+    to every ExecuTorch program run afterwards (the runner is made before any of them runs).
+    """
     from executorch.runtime import Runtime
+
+    if threads:
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+        _unsafe_reset_threadpool(threads)
 
     program = Runtime.get().load_program(data)  # reads from ``data`` without copying it: keep both alive
     method = program.load_method("forward")
