@@ -761,6 +761,12 @@ def bench(
 )
 @PROVIDER_OPTION
 @click.option("--ort", is_flag=True, help="Also convert model.onnx to ORT format (convert --to ort).")
+@click.option(
+    "--edge",
+    default="",
+    metavar="litert,executorch",
+    help="Also convert to these runtimes, fp32 and int8 (convert --to RUNTIME), gated, benched beside ORT.",
+)
 @batches_options("--bench-batches", "1", "Batch sizes to benchmark, comma-separated.")
 @click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size (>= 1).")
 @click.option("--allow-fallback", is_flag=True, help="Check/bench on the CPU if the provider cannot start (reported).")
@@ -776,6 +782,7 @@ def pipeline(
     eval_data,
     provider,
     ort,
+    edge,
     batches,
     legacy_batches,
     bench_iters,
@@ -805,6 +812,7 @@ def pipeline(
         eval=eval_data,
         provider=provider,
         ort=ort,
+        edge=tuple(name.strip() for name in edge.split(",") if name.strip()),
         bench_batches=_batches(batches, legacy_batches, "--bench-batches"),
         bench_iterations=bench_iters,
         allow_fallback=allow_fallback,

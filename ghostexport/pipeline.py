@@ -91,6 +91,12 @@ def pipeline(spec: PipelineSpec | None = None, progress: Progress | None = None,
         run.stage("quantize fp16", lambda: quantize(spec.quantize_spec(folder, "fp16"), progress=progress))
         if spec.ort:
             run.stage("convert to ort", lambda: convert(folder, progress=progress))
+        for runtime, precision in ((r, p) for r in spec.edge for p in ("fp32", "int8")):
+            data = {"calib": spec.calib, "eval": spec.eval} if precision == "int8" else {}
+            run.stage(
+                f"convert to {runtime} {precision}",
+                lambda r=runtime, p=precision, d=data: convert(folder, to=r, precision=p, progress=progress, **d),
+            )
         run.stage("check", lambda: check(spec.check_spec(folder), progress=progress))
         bench_result = run.stage("bench", lambda: bench(spec.bench_spec(folder), progress=progress))
     except GateFailed as failure:

@@ -324,6 +324,7 @@ class PipelineSpec:
     eval: str | None = None
     provider: str = "cpu"
     ort: bool = False
+    edge: tuple[str, ...] = ()  # convert --to each of these (litert, executorch), fp32 and int8
     bench_batches: tuple[int, ...] = (1,)
     bench_iterations: int = PIPELINE_BENCH_ITERATIONS
     allow_fallback: bool = False
@@ -345,6 +346,12 @@ class PipelineSpec:
                 str(exc).replace("--iters", "--bench-iters").replace("--batches", "--bench-batches")
             ) from None
         require_provider(spec.provider, spec.allow_fallback)
+        for runtime in spec.edge:
+            if runtime not in ("litert", "executorch"):
+                raise UsageError(f"--edge {runtime}: use litert and/or executorch, comma-separated")
+            from .edge.prepare import require
+
+            require(runtime)
         return spec
 
     @property

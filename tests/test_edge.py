@@ -121,3 +121,23 @@ def test_a_lone_onnx_is_refused_for_edge_formats(small_build, tmp_path):
     shutil.copy(small_build / "model.onnx", lone)
     result = run_cli("convert", str(lone), "--to", "executorch")
     assert result.returncode == 2 and "rebuilt from a build folder's manifest" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_pipeline_converts_to_the_edge_runtimes_and_benches_them_beside_ort(tmp_path):
+    pytest.importorskip("executorch")
+    result = run_cli(
+        "pipeline", *SMALL, "--edge", "executorch", "--bench-iters", "5", "--out", str(tmp_path), "--json", "-"
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    stages = [stage["stage"] for stage in payload["stages"]]
+    assert "convert to executorch fp32" in stages and "convert to executorch int8" in stages
+    report = (tmp_path / "ghostnet_050-r64" / "report.md").read_text()
+    assert "model.pte" in report and "model.int8.pte" in report and "ExecuTorch (XNNPACK)" in report
+
+
+def test_an_unknown_edge_runtime_is_refused_before_the_build(tmp_path):
+    result = run_cli("pipeline", *SMALL, "--edge", "coreml", "--out", str(tmp_path))
+    assert result.returncode == 2 and "--edge coreml: use litert and/or executorch" in result.stderr
+    assert not (tmp_path / "ghostnet_050-r64").exists()
