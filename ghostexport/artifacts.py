@@ -34,13 +34,16 @@ def folder_name(variant: str, width: float, num_classes: int, resolution: int, b
     if abs(hundredths - round(hundredths)) > 1e-9:
         digits = f"{hundredths:.6f}".rstrip("0").split(".")[1]
         name = f"{variant}_{int(hundredths):03d}p{digits}"
-    if num_classes != 1000:
-        name += f"-c{num_classes}"
-    if resolution != 224:
-        name += f"-r{resolution}"
-    if batch is not None:
-        name += f"-b{batch}"
-    return name
+    return name + _suffixes(num_classes if num_classes != 1000 else None, resolution, batch)
+
+
+def _suffixes(num_classes: int | None, resolution: int, batch: int | None) -> str:
+    """``-c<N>``, ``-r<R>``, ``-b<N>`` for a class count, resolution and static batch that are not the defaults."""
+    return (
+        (f"-c{num_classes}" if num_classes is not None else "")
+        + (f"-r{resolution}" if resolution != 224 else "")
+        + (f"-b{batch}" if batch is not None else "")
+    )
 
 
 #: the manifest's variant for a user's model (``--model``), rebuilt from its recorded source
@@ -55,16 +58,9 @@ def model_slug(model: str) -> str:
 
 
 def custom_folder_name(model: str, ghostify: dict | None, num_classes: int | None, resolution: int, batch) -> str:
-    name = model_slug(model)
-    if ghostify is not None:
-        name += f"-ghost-s{ghostify['ratio']}d{ghostify['dw_size']}"
-    if num_classes is not None:
-        name += f"-c{num_classes}"
-    if resolution != 224:
-        name += f"-r{resolution}"
-    if batch is not None:
-        name += f"-b{batch}"
-    return name
+    """``<model>[-ghost-s<S>d<D>]`` plus the same suffixes as GhostNet's folders (a given class count always)."""
+    ghosted = f"-ghost-s{ghostify['ratio']}d{ghostify['dw_size']}" if ghostify is not None else ""
+    return model_slug(model) + ghosted + _suffixes(num_classes, resolution, batch)
 
 
 @contextmanager

@@ -763,7 +763,7 @@ def bench(
 @click.option("--ort", is_flag=True, help="Also convert model.onnx to ORT format (convert --to ort).")
 @click.option(
     "--edge",
-    default="",
+    default=None,
     metavar="litert,executorch",
     help="Also convert to these runtimes, fp32 and int8 (convert --to RUNTIME), gated, benched beside ORT.",
 )
@@ -812,7 +812,7 @@ def pipeline(
         eval=eval_data,
         provider=provider,
         ort=ort,
-        edge=tuple(name.strip() for name in edge.split(",") if name.strip()),
+        edge=tuple(name.strip() for name in (edge or "").split(",") if name.strip()),
         bench_batches=_batches(batches, legacy_batches, "--bench-batches"),
         bench_iterations=bench_iters,
         allow_fallback=allow_fallback,
