@@ -36,8 +36,8 @@ def test_a_missing_runtime_is_one_line_naming_its_extra(runtime, package, small_
 def test_edge_options_are_checked_before_any_work(small_build):
     from ghostexport.convert import convert
 
-    with pytest.raises(UsageError, match="--float-io applies to --to litert --precision int8"):
-        convert(small_build, to="executorch", precision="int8", float_io=True)
+    with pytest.raises(UsageError, match="--precision tf32: use fp32 or int8"):
+        convert(small_build, to="executorch", precision="tf32")
     with pytest.raises(UsageError, match="--calib and --eval are for --precision int8"):
         convert(small_build, to="litert", calib="synthetic:8")
     with pytest.raises(UsageError, match="apply to --to litert/executorch, not ort"):

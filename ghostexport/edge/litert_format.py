@@ -1,10 +1,10 @@
 """LiteRT ``.tflite`` through litert-torch: fp32, and int8 through PT2E (litert-torch's quantizer).
 
 int8 is static, symmetric, per-channel weights (``get_symmetric_quantization_config``).
-Such a model may take int8 input and give int8 output; the runner quantizes float images
-with the input tensor's own scale and zero point and dequantizes the logits, so the same
-float evidence applies. ``float_io`` asks the converter for float input and output instead
-(the quantize/dequantize then run inside the model, where a phone's delegate handles them).
+Such a model takes int8 input and gives int8 output (litert-torch 0.10 offers no float-I/O
+option for PT2E models); the runner quantizes float images with the input tensor's own scale
+and zero point and dequantizes the logits, as an app must, so the same float evidence applies.
+The record names the I/O types.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from .prepare import calibrate, export_batch1
 RECIPE_INT8 = "PT2E static int8: symmetric per-channel weights, per-tensor activations (litert-torch PT2EQuantizer)"
 
 
-def convert(
-    model: torch.nn.Module, resolution: int, calibration: np.ndarray | None, float_io: bool = False
-) -> tuple[bytes, dict]:
+def convert(model: torch.nn.Module, resolution: int, calibration: np.ndarray | None) -> tuple[bytes, dict]:
     """(``.tflite`` bytes, record); int8 when ``calibration`` images are given."""
     import litert_torch
 
@@ -41,7 +39,7 @@ def convert(
     edge = litert_torch.convert(module, example, **options)
     data = _serialized(edge)
     io = _io_types(data)
-    return data, {"noop_aliases_removed": removed, "io": io, "float_io_requested": float_io}
+    return data, {"noop_aliases_removed": removed, "io": io}
 
 
 def _serialized(edge) -> bytes:
