@@ -21,6 +21,37 @@ MAX_LATEST_BYTES = 4096
 MODEL_FILE = "model.onnx"
 #: The artifacts a folder can hold, in the order commands list them (fp32 first: the reference).
 ARTIFACT_ORDER = ("model.onnx", "model.int8.onnx", "model.fp16.onnx", "model.int8-dynamic.onnx")
+#: a folder's edge artifacts (``convert --to litert|executorch``) and the runtime each needs
+EDGE_ARTIFACTS = {
+    "model.tflite": "litert",
+    "model.int8.tflite": "litert",
+    "model.pte": "executorch",
+    "model.int8.pte": "executorch",
+}
+#: the module that tells whether a runtime is installed, and how it is named in tables
+EDGE_RUNTIMES = {
+    "litert": ("ai_edge_litert", "LiteRT (XNNPACK)"),
+    "executorch": ("executorch", "ExecuTorch (XNNPACK)"),
+}
+
+
+def edge_artifacts(ref: ModelRef, provider: str, warnings: list[str]) -> list[tuple[str, str]]:
+    """(name, runtime) of a folder's verified .tflite/.pte whose runtime is installed; CPU only, others warned."""
+    found = []
+    for name, runtime in EDGE_ARTIFACTS.items():
+        if ref.manifest is None or name not in ref.manifest["artifacts"]:
+            continue
+        if provider != "cpu":
+            warnings.append(f"{name}: {runtime} runs on the CPU here, not on --provider {provider}")
+            continue
+        try:
+            __import__(EDGE_RUNTIMES[runtime][0])
+        except ImportError:
+            warnings.append(f"{name}: skipped, {runtime} is not installed (pip install 'ghostexport[{runtime}]')")
+            continue
+        verify_artifact(ref, name)
+        found.append((name, runtime))
+    return found
 
 
 def folder_name(variant: str, width: float, num_classes: int, resolution: int, batch: int | None) -> str:

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import MODEL_FILE, ModelRef, precision_of, resolve_model, select_artifacts
+from .artifacts import (
+    EDGE_RUNTIMES,
+    MODEL_FILE,
+    ModelRef,
+    edge_artifacts,
+    precision_of,
+    resolve_model,
+    select_artifacts,
+)
 from .errors import UsageError
 from .host import cpu_description
 from .latency import concurrent, interleaved_samples, summarize
@@ -176,9 +184,12 @@ def _runners(spec: BenchSpec, targets, batch: int, sessions, torch_models, pool,
 
 def _providers(targets: list[Target], sessions: dict[str, SessionInfo]) -> dict[str, str]:
     """What ran each model: the ORT execution provider, PyTorch, or the edge runtime with its delegate."""
-    named = {"litert": "LiteRT (XNNPACK)", "executorch": "ExecuTorch (XNNPACK)"}
     return {
-        t.label: sessions[t.label].providers[0] if t.label in sessions else named.get(t.runtime, "torch")
+        t.label: sessions[t.label].providers[0]
+        if t.label in sessions
+        else EDGE_RUNTIMES[t.runtime][1]
+        if t.runtime in EDGE_RUNTIMES
+        else "torch"
         for t in targets
     }
 
@@ -229,34 +240,10 @@ def _targets(models, torch_eager: bool, provider: str, warnings: list[str]) -> l
     return targets
 
 
-#: a folder's edge artifacts (``convert --to litert|executorch``), timed after its ONNX ones
-EDGE_ARTIFACTS = {
-    "model.tflite": "litert",
-    "model.int8.tflite": "litert",
-    "model.pte": "executorch",
-    "model.int8.pte": "executorch",
-}
-
-
 def _edge_targets(ref: ModelRef, provider: str, warnings: list[str]) -> list[Target]:
-    """The folder's verified .tflite/.pte artifacts whose runtime is installed (CPU only)."""
-    from .artifacts import verify_artifact
-
-    found = []
-    for name, runtime in EDGE_ARTIFACTS.items():
-        if name not in ref.manifest["artifacts"]:
-            continue
-        if provider != "cpu":
-            warnings.append(f"{name}: {runtime} runs on the CPU here, not timed on --provider {provider}")
-            continue
-        try:
-            __import__({"litert": "ai_edge_litert", "executorch": "executorch"}[runtime])
-        except ImportError:
-            warnings.append(f"{name}: not timed, {runtime} is not installed (pip install 'ghostexport[{runtime}]')")
-            continue
-        verify_artifact(ref, name)
-        found.append(Target(name, ref.folder / name, ref, name, runtime))
-    return found
+    return [
+        Target(name, ref.folder / name, ref, name, runtime) for name, runtime in edge_artifacts(ref, provider, warnings)
+    ]
 
 
 def _edge_runner(target: Target, threads: int | None) -> Callable[[], object]:

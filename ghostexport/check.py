@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .artifacts import MODEL_FILE, ModelRef, precision_of, resolve_model, select_artifacts
+from .artifacts import (
+    EDGE_RUNTIMES,
+    MODEL_FILE,
+    ModelRef,
+    edge_artifacts,
+    precision_of,
+    resolve_model,
+    select_artifacts,
+)
 from .data import load_dataset, split_holdout
 from .errors import GateFailed, UsageError
 from .figures import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING, input_dependence
@@ -94,6 +102,10 @@ def check(spec: CheckSpec | str | Path | None = None, progress: Progress | None 
         entry = _check_artifact(spec, ref, (name, path, record), sessions[name], inputs, warnings)
         say("check", check_line(entry))
         results.append(entry)
+    for name, runtime in edge_artifacts(ref, spec.provider, warnings) if ref.whole_folder else ():
+        entry = _check_edge(spec, ref, name, runtime, inputs)
+        say("check", check_line(entry))
+        results.append(entry)
     result = CheckResult(results, ref.folder, list(dict.fromkeys(warnings)))
     if ref.folder is not None:
         append(
@@ -166,6 +178,38 @@ def _check_artifact(spec: CheckSpec, ref: ModelRef, target, info, inputs: _Input
     if spec.localize:
         entry["localize"] = _localize(proto, against, ref, inputs, precision, worst)
     return entry
+
+
+def _check_edge(spec: CheckSpec, ref: ModelRef, name: str, runtime: str, inputs: _Inputs) -> dict:
+    """A .tflite/.pte against PyTorch (what it was converted from), on its own runtime, at batch 1."""
+    from .edge import executorch_format, litert_format
+
+    precision = ref.manifest["artifacts"][name].get("precision", "fp32")
+    module = litert_format if runtime == "litert" else executorch_format
+    reference_logits = _reference_logits("torch", ref, inputs)
+    judged = _judge(
+        reference_logits, module.runner((ref.folder / name).read_bytes())(inputs.values), inputs, precision, spec
+    )
+    reasons = [f"batch 1: {reason}" for reason in judged["reasons"]]
+    return {
+        "artifact": name,
+        "path": str(ref.folder / name),
+        "precision": precision,
+        "reference": _describe("torch"),
+        "provider": spec.provider,
+        "providers_used": [EDGE_RUNTIMES[runtime][1]],
+        "fallback": False,
+        "inputs": inputs.source,
+        "samples": len(inputs.values),
+        "batches": [1],
+        **{k: judged.get(k) for k in ENTRY_FIGURES},
+        "input_dependence": input_dependence(reference_logits),
+        "per_batch": {"1": judged},
+        "tolerance": judged["tolerance"],
+        "enforced": judged["enforced"],
+        "verdict": ("fail" if reasons else "pass") if judged["enforced"] else "reported",
+        "reasons": reasons,
+    }
 
 
 def _same_classes(name: str, session, reference_logits: np.ndarray, against) -> None:

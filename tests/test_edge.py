@@ -111,7 +111,15 @@ def test_fp32_and_int8_conversions_are_gated_recorded_and_deterministic(runtime,
         assert rows[(name, 1)]["provider"] == runtime_name and (name, 2) not in rows
     assert rows[("model.onnx", 2)]["provider"] == "CPUExecutionProvider"
     assert any("converted at batch 1, skipped at batch 2" in w for w in payload["warnings"])
-    assert run_cli("check", str(folder)).returncode == 0  # the ONNX artifacts; the edge ones carry their own gates
+    # check compares them with PyTorch on their own runtime, beside the ONNX artifacts, on real digits
+    checked = run_cli("check", str(folder), "--data", str(test), "--json", "-")
+    assert checked.returncode == 0, checked.stderr
+    entries = {entry["artifact"]: entry for entry in json.loads(checked.stdout)["results"]}
+    assert (
+        entries[f"model.{suffix}"]["providers_used"] == [runtime_name]
+        and entries[f"model.{suffix}"]["verdict"] == "pass"
+    )
+    assert entries[f"model.int8.{suffix}"]["enforced"] and entries[f"model.int8.{suffix}"]["verdict"] == "pass"
 
 
 @pytest.mark.slow
