@@ -851,8 +851,9 @@ def pipeline(
 )
 @click.option("--calib", metavar="DIR|FILE.npy|synthetic:N", default=None, help="int8 calibration images.")
 @click.option("--eval", "eval_data", metavar="DIR|FILE.npy", default=None, help="int8 evaluation images.")
+@click.option("--float-io", is_flag=True, help="litert int8: float input and output (quantized inside the model).")
 @common_options
-def convert(console, model, to, precision, calib, eval_data) -> dict:
+def convert(console, model, to, precision, calib, eval_data, float_io) -> dict:
     """Convert MODEL to another runtime's format, gated like the ONNX artifacts.
 
     --to ort converts MODEL (folder: its model.onnx) to ONNX Runtime's mobile format and
@@ -872,7 +873,7 @@ def convert(console, model, to, precision, calib, eval_data) -> dict:
     from .render import stage_printer
 
     _announce_latest(console, model)
-    options = {"precision": precision, "calib": calib, "eval": eval_data}
+    options = {"precision": precision, "calib": calib, "eval": eval_data, "float_io": float_io}
     return run_convert(model, to=to, progress=stage_printer(console), **options).as_json()
 
 

@@ -52,6 +52,7 @@ def convert(
     precision: str = "fp32",
     calib: str | None = None,
     eval: str | None = None,
+    float_io: bool = False,
 ) -> ConvertResult:
     """Convert ``model`` (folder: its model.onnx; or an .onnx) to ``to``, gated, written with its record."""
     say = channel(progress)
@@ -60,9 +61,9 @@ def convert(
     if to != "ort":
         from .edge.stage import convert_edge
 
-        return convert_edge(model, to, precision, calib, eval, say)
-    if precision != "fp32" or calib or eval:
-        raise UsageError("--precision, --calib and --eval apply to --to litert/executorch, not ort")
+        return convert_edge(model, to, precision, calib, eval, float_io, say)
+    if precision != "fp32" or calib or eval or float_io:
+        raise UsageError("--precision, --calib, --eval and --float-io apply to --to litert/executorch, not ort")
     return _convert_ort(model, say)
 
 

@@ -38,6 +38,8 @@ def test_edge_options_are_checked_before_any_work(small_build):
 
     with pytest.raises(UsageError, match="--precision tf32: use fp32 or int8"):
         convert(small_build, to="executorch", precision="tf32")
+    with pytest.raises(UsageError, match="--float-io applies to --to litert --precision int8"):
+        convert(small_build, to="executorch", precision="int8", float_io=True)
     with pytest.raises(UsageError, match="--calib and --eval are for --precision int8"):
         convert(small_build, to="litert", calib="synthetic:8")
     with pytest.raises(UsageError, match="apply to --to litert/executorch, not ort"):
@@ -101,6 +103,16 @@ def test_fp32_and_int8_conversions_are_gated_recorded_and_deterministic(runtime,
     assert quality["enforced"] and quality["verdict"] == "pass"
     assert quality["accuracy_drop_points"] <= 0.5  # the trained digits model keeps its accuracy
     assert (folder / f"model.int8.{suffix}").is_file()
+    if runtime == "litert":  # int8 I/O by default; --float-io keeps the model's ends float, exactly
+        assert json.loads(int8.stdout)["record"]["conversion"]["io"] == {"input": "int8", "output": "int8"}
+        floated = run_cli(
+            "convert", str(folder), "--to", "litert", "--precision", "int8", "--float-io", "--calib", str(calib),
+            "--eval", str(test), "--json", "-",
+        )  # fmt: skip
+        assert floated.returncode == 0, floated.stderr
+        record = json.loads(floated.stdout)["record"]
+        assert record["conversion"]["io"] == {"input": "float32", "output": "float32"}
+        assert record["quality"]["verdict"] == "pass" and record["quality"]["accuracy_drop_points"] <= 0.5
     # bench times them beside the ONNX artifacts, interleaved, each on its own runtime (batch 1 only)
     timed = run_cli("bench", str(folder), "--iters", "5", "--batches", "1,2", "--json", "-")
     assert timed.returncode == 0, timed.stderr

@@ -1,10 +1,12 @@
 """LiteRT ``.tflite`` through litert-torch: fp32, and int8 through PT2E (litert-torch's quantizer).
 
 int8 is static, symmetric, per-channel weights (``get_symmetric_quantization_config``).
-Such a model takes int8 input and gives int8 output (litert-torch 0.10 offers no float-I/O
-option for PT2E models); the runner quantizes float images with the input tensor's own scale
-and zero point and dequantizes the logits, as an app must, so the same float evidence applies.
-The record names the I/O types.
+Such a model takes int8 input and gives int8 output; the runner quantizes float images with
+the input tensor's own scale and zero point and dequantizes the logits, as an app must, so the
+same float evidence applies. ``float_io`` keeps the input and output float instead: litert-torch
+0.10 has no option for it, so the model is wrapped in ``FloatEnds`` — relu(x) − relu(−x), which
+is x exactly and which the PT2E quantizer leaves unannotated — at both ends, and the converter
+then places the quantize and dequantize inside the model. The record names the I/O types.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from .prepare import calibrate, export_batch1
 RECIPE_INT8 = "PT2E static int8: symmetric per-channel weights, per-tensor activations (litert-torch PT2EQuantizer)"
 
 
-def convert(model: torch.nn.Module, resolution: int, calibration: np.ndarray | None) -> tuple[bytes, dict]:
+def convert(
+    model: torch.nn.Module, resolution: int, calibration: np.ndarray | None, float_io: bool = False
+) -> tuple[bytes, dict]:
     """(``.tflite`` bytes, record); int8 when ``calibration`` images are given."""
     import litert_torch
 
+    if float_io:
+        model = FloatEnds(model)
     program, removed = export_batch1(model, resolution)
     module, options = program.module(), {}
     if calibration is not None:
@@ -40,6 +46,21 @@ def convert(model: torch.nn.Module, resolution: int, calibration: np.ndarray | N
     data = _serialized(edge)
     io = _io_types(data)
     return data, {"noop_aliases_removed": removed, "io": io}
+
+
+class FloatEnds(torch.nn.Module):
+    """``model`` between two exact identities the quantizer leaves float: the int8 model's I/O stays float."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    @staticmethod
+    def identity(x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) - torch.relu(-x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.identity(self.model(self.identity(x)))
 
 
 def _serialized(edge) -> bytes:

@@ -62,8 +62,8 @@ class EdgeResult:
         return {"artifact": str(self.path), "verdict": self.verdict, "record": self.record}
 
 
-def convert_edge(model, to: str, precision: str, calib, eval_data, say: Progress) -> EdgeResult:
-    _validate(precision, calib, eval_data)
+def convert_edge(model, to: str, precision: str, calib, eval_data, float_io: bool, say: Progress) -> EdgeResult:
+    _validate(to, precision, calib, eval_data, float_io)
     require(to)
     ref = resolve_model(model)
     if ref.folder is None or ref.manifest is None:
@@ -76,7 +76,7 @@ def convert_edge(model, to: str, precision: str, calib, eval_data, say: Progress
     calibration, evaluation = _data(ref, precision, calib, eval_data, resolution, say)
     tick = time.perf_counter()
     with stdout_to_stderr():
-        data, conversion = _convert(to, deploy_form(reference), resolution, calibration)
+        data, conversion = _convert(to, deploy_form(reference), resolution, calibration, float_io)
     seconds = time.perf_counter() - tick
     name = FILES[(to, precision)]
     say("convert", f"{name}: {len(data) / 1e6:.1f} MB in {seconds:.1f} s; {_lowering_line(conversion)}")
@@ -96,11 +96,13 @@ def convert_edge(model, to: str, precision: str, calib, eval_data, say: Progress
     return result
 
 
-def _validate(precision: str, calib, eval_data) -> None:
+def _validate(to: str, precision: str, calib, eval_data, float_io: bool) -> None:
     if precision not in ("fp32", "int8"):
         raise UsageError(f"--precision {precision}: use fp32 or int8")
     if precision == "fp32" and (calib or eval_data):
         raise UsageError("--calib and --eval are for --precision int8: fp32 is gated on parity with PyTorch")
+    if float_io and not (to == "litert" and precision == "int8"):
+        raise UsageError("--float-io applies to --to litert --precision int8 (the other artifacts take float already)")
 
 
 def _data(ref, precision: str, calib, eval_data, resolution: int, say: Progress):
@@ -124,7 +126,7 @@ def _data(ref, precision: str, calib, eval_data, resolution: int, say: Progress)
     return calibration, evaluation
 
 
-def _convert(to: str, deploy: torch.nn.Module, resolution: int, calibration) -> tuple[bytes, dict]:
+def _convert(to: str, deploy: torch.nn.Module, resolution: int, calibration, float_io: bool) -> tuple[bytes, dict]:
     images = calibration.inputs if calibration is not None else None
     if to == "executorch":
         from . import executorch_format
@@ -134,7 +136,7 @@ def _convert(to: str, deploy: torch.nn.Module, resolution: int, calibration) -> 
     else:
         from . import litert_format
 
-        data, conversion = litert_format.convert(deploy, resolution, images)
+        data, conversion = litert_format.convert(deploy, resolution, images, float_io)
         recipe = litert_format.RECIPE_INT8
     conversion["recipe"] = recipe if images is not None else "fp32"
     return data, conversion
