@@ -21,18 +21,34 @@ MAX_LATEST_BYTES = 4096
 MODEL_FILE = "model.onnx"
 #: The artifacts a folder can hold, in the order commands list them (fp32 first: the reference).
 ARTIFACT_ORDER = ("model.onnx", "model.int8.onnx", "model.fp16.onnx", "model.int8-dynamic.onnx")
-#: a folder's edge artifacts (``convert --to litert|executorch``) and the runtime each needs
-EDGE_ARTIFACTS = {
-    "model.tflite": "litert",
-    "model.int8.tflite": "litert",
-    "model.pte": "executorch",
-    "model.int8.pte": "executorch",
-}
-#: the module that tells whether a runtime is installed, and how it is named in tables
+#: The edge runtimes (``convert --to litert|executorch``), in one table: the file suffix, the name
+#: in tables, the module that converts and the one that runs (their import says whether the extra is
+#: installed), and the packages whose versions a record names.
 EDGE_RUNTIMES = {
-    "litert": ("ai_edge_litert", "LiteRT (XNNPACK)"),
-    "executorch": ("executorch", "ExecuTorch (XNNPACK)"),
+    "litert": {
+        "suffix": "tflite",
+        "label": "LiteRT (XNNPACK)",
+        "converter": "litert_torch",
+        "runtime": "ai_edge_litert",
+        "packages": ("litert-torch", "ai-edge-litert", "torchao"),
+    },
+    "executorch": {
+        "suffix": "pte",
+        "label": "ExecuTorch (XNNPACK)",
+        "converter": "executorch",
+        "runtime": "executorch",
+        "packages": ("executorch", "torchao"),
+    },
 }
+
+
+def edge_file(runtime: str, precision: str) -> str:
+    """``model.tflite``, ``model.int8.tflite``, ``model.pte``, ``model.int8.pte``."""
+    return f"model{'.int8' if precision == 'int8' else ''}.{EDGE_RUNTIMES[runtime]['suffix']}"
+
+
+#: a folder's edge artifacts and the runtime each needs, in the order they are timed and checked
+EDGE_ARTIFACTS = {edge_file(runtime, precision): runtime for runtime in EDGE_RUNTIMES for precision in ("fp32", "int8")}
 
 
 def edge_artifacts(ref: ModelRef, provider: str, warnings: list[str]) -> list[tuple[str, str]]:
@@ -45,7 +61,7 @@ def edge_artifacts(ref: ModelRef, provider: str, warnings: list[str]) -> list[tu
             warnings.append(f"{name}: {runtime} runs on the CPU here, not on --provider {provider}")
             continue
         try:
-            __import__(EDGE_RUNTIMES[runtime][0])
+            __import__(EDGE_RUNTIMES[runtime]["runtime"])
         except ImportError:
             warnings.append(f"{name}: skipped, {runtime} is not installed (pip install 'ghostexport[{runtime}]')")
             continue

@@ -111,7 +111,7 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
         "streams": spec.streams,
         "subject": _subject(targets),
     }
-    edge = {label: name for label, name in _providers(targets, sessions).items() if "XNNPACK" in name}
+    edge = {t.label: EDGE_RUNTIMES[t.runtime]["label"] for t in targets if t.runtime in EDGE_RUNTIMES}
     if edge:
         environment["providers_in_use"].update(edge)
         environment["edge_threads"] = {
@@ -131,6 +131,7 @@ def _time(spec: BenchSpec, targets, sessions, torch_models, warnings, say: Progr
     """Per batch size: every model warmed up, then timed in interleaved rounds; rows and raw samples."""
     rows, samples = [], {}
     pool = ThreadPoolExecutor(max_workers=spec.streams) if spec.streams > 1 else None
+    providers = _providers(targets, sessions)
     try:
         for batch in spec.batches:
             runners = _runners(spec, targets, batch, sessions, torch_models, pool, warnings)
@@ -138,7 +139,7 @@ def _time(spec: BenchSpec, targets, sessions, torch_models, warnings, say: Progr
                 continue
             rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
             timed = interleaved_samples(runners, rounds, spec.seconds, spec.warmup)
-            rows += _rows(timed, batch, spec.streams, _providers(targets, sessions), samples)
+            rows += _rows(timed, batch, spec.streams, providers, samples)
             times = ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch)
             say("bench", f"batch {batch}: {times}")
     finally:
@@ -187,7 +188,7 @@ def _providers(targets: list[Target], sessions: dict[str, SessionInfo]) -> dict[
     return {
         t.label: sessions[t.label].providers[0]
         if t.label in sessions
-        else EDGE_RUNTIMES[t.runtime][1]
+        else EDGE_RUNTIMES[t.runtime]["label"]
         if t.runtime in EDGE_RUNTIMES
         else "torch"
         for t in targets

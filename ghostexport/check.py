@@ -197,7 +197,7 @@ def _check_edge(spec: CheckSpec, ref: ModelRef, name: str, runtime: str, inputs:
         "precision": precision,
         "reference": _describe("torch"),
         "provider": spec.provider,
-        "providers_used": [EDGE_RUNTIMES[runtime][1]],
+        "providers_used": [EDGE_RUNTIMES[runtime]["label"]],
         "fallback": False,
         "inputs": inputs.source,
         "samples": len(inputs.values),

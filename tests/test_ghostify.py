@@ -12,7 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 import torch
@@ -282,11 +281,14 @@ def test_build_takes_any_module_through_the_same_gates(tmp_path):
     assert run_cli("check", str(folder)).returncode == 0
     refused = run_cli("build", "--model", TINY, "--width", "0.5", "--out", str(tmp_path))
     assert refused.returncode == 2 and "--variant and --width describe GhostNet" in refused.stderr
-    # a custom model's factory that cannot be imported at check time is named
+    # a custom model's factory that cannot be imported when check rebuilds the reference is named
     manifest_path = folder / "manifest.json"
     record = load_json(manifest_path)
     assert record["model"]["source"]["model"] == TINY
-    np.testing.assert_equal(record["model"]["num_classes"], 10)
+    record["model"]["source"]["model"] = "no_such_package.nets:cnn"
+    manifest_path.write_text(json.dumps(record))
+    missing = run_cli("check", str(folder))
+    assert missing.returncode == 2 and "cannot import no_such_package.nets" in missing.stderr
 
 
 def test_the_pipeline_runs_a_users_model_end_to_end(tmp_path):

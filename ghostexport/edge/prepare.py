@@ -17,20 +17,19 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from ..artifacts import EDGE_RUNTIMES
 from ..errors import UsageError
-
-#: what each runtime's extra installs, for the one-line error when it is missing
-EXTRAS = {"litert": "litert-torch", "executorch": "executorch"}
 
 
 def require(runtime: str) -> None:
-    """A one-line error naming the extra when the runtime's packages are not installed."""
-    module = {"litert": "litert_torch", "executorch": "executorch"}[runtime]
+    """A one-line error naming the extra when the runtime's converter is not installed."""
+    entry = EDGE_RUNTIMES[runtime]
     try:
-        __import__(module)
+        __import__(entry["converter"])
     except ImportError as exc:
         raise UsageError(
-            f"--to {runtime} needs {EXTRAS[runtime]}, which is not installed ({exc}): pip install 'ghostexport[{runtime}]'"
+            f"--to {runtime} needs {entry['packages'][0]}, which is not installed ({exc}): "
+            f"pip install 'ghostexport[{runtime}]'"
         ) from None
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifacts import MODEL_FILE, resolve_model, verify_artifact
+from ..artifacts import EDGE_RUNTIMES, MODEL_FILE, edge_file, resolve_model, verify_artifact
 from ..commit import commit_files
 from ..data import load_dataset, split_holdout
 from ..errors import GateFailed, UsageError
@@ -40,13 +40,6 @@ from .prepare import require, runtime_versions, stdout_to_stderr
 PARITY_SAMPLES = 8
 DEFAULT_CALIBRATION = "synthetic:32"
 SYNTHETIC_EVAL = "synthetic:16"
-FILES = {
-    ("litert", "fp32"): "model.tflite",
-    ("litert", "int8"): "model.int8.tflite",
-    ("executorch", "fp32"): "model.pte",
-    ("executorch", "int8"): "model.int8.pte",
-}
-PACKAGES = {"litert": ("litert-torch", "ai-edge-litert", "torchao"), "executorch": ("executorch", "torchao")}
 
 
 @dataclass
@@ -78,12 +71,12 @@ def convert_edge(model, to: str, precision: str, calib, eval_data, float_io: boo
     with stdout_to_stderr():
         data, conversion = _convert(to, deploy_form(reference), resolution, calibration, float_io)
     seconds = time.perf_counter() - tick
-    name = FILES[(to, precision)]
+    name = edge_file(to, precision)
     say("convert", f"{name}: {len(data) / 1e6:.1f} MB in {seconds:.1f} s; {_lowering_line(conversion)}")
     evidence = _evidence(to, data, reference, resolution, evaluation, calibration, say)
     record = file_record(
         data, parent, source=MODEL_FILE, format=to, precision=precision, conversion=conversion,
-        runtime=runtime_versions(*PACKAGES[to]), seconds=round(seconds, 2), **evidence,
+        runtime=runtime_versions(*EDGE_RUNTIMES[to]["packages"]), seconds=round(seconds, 2), **evidence,
     )  # fmt: skip
     result = EdgeResult(ref.folder / name, record)
     if result.verdict == "fail":

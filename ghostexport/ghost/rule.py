@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.fx
@@ -41,7 +41,6 @@ class GhostRule:
     exclude: tuple[str, ...] = ()
     keep_image_convs: bool = True
     ghost_classifier: bool = False
-    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def validated(self) -> GhostRule:
         if isinstance(self.ratio, bool) or not isinstance(self.ratio, int) or not 2 <= self.ratio <= MAX_RATIO:
@@ -57,7 +56,6 @@ class GhostRule:
 
     def as_dict(self) -> dict:
         record = asdict(self)
-        record.pop("notes")
         record["include"], record["exclude"] = list(self.include), list(self.exclude)
         return record
 
