@@ -5,13 +5,17 @@ Builds, with the same random weights, the naive path (official-style GhostNet, p
 the layout measured fastest on this CPU's class —, the graph as built, x86-avx2,
 x86-vnni/avx512 layouts, arm64, mobile), plus int8 (synthetic calibration: its quality is
 not the question here, latency is) of the host build (stem float, the default, and stem
-int8), of the as-built graph and of the build of this machine's class. Every artifact is then timed at batch 1 under every session setting
-``bench --select`` tries (``tuning.recommend``), in interleaved blocks; the table gives each
-artifact's best median and settings, as a ratio to the naive path's best. A second,
-independent interleaved run of the three fastest and the naive path checks that the first
-choice is within 3% of the best there too.
+int8), of the as-built graph and of the build of this machine's class, and — for each edge
+runtime installed (``[litert]``, ``[executorch]``; ``--edge none`` leaves them out) — the
+host build's fp32 and int8 ``.tflite``/``.pte``. Every artifact is then timed at batch 1
+under every setting ``bench --select`` tries (``tuning.recommend``: its two passes), in
+interleaved blocks; the table gives each artifact's best median and settings, as a ratio to
+the naive path's best. A second, independent ``recommend`` over the three fastest and the
+naive path checks that the first choice is within 3% of the best there too, and the
+recommendation is held against the floor for this CPU class (≤ 0.75× of the naive path on
+AVX2 without VNNI, ≤ 0.62× on AVX-512/VNNI).
 
-    python benchmarks/targets.py [--seconds 60] [--json targets.json]
+    python benchmarks/targets.py [--seconds 60] [--edge litert,executorch|none] [--json targets.json]
 """
 
 from __future__ import annotations
@@ -28,15 +32,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from perf import naive_export
 
 from ghostexport import build
+from ghostexport.artifacts import EDGE_RUNTIMES, edge_file
+from ghostexport.convert import convert
 from ghostexport.host import cpu_description
 from ghostexport.quantize import quantize
 from ghostexport.targets import host_class
 from ghostexport.tuning import recommend
 
 SEED = 0
+RESOLUTION = 224
+#: the recommendation's ceiling, as a ratio to the naive path, per CPU class (none set for the others)
+FLOORS = {"x86-avx2": 0.75, "x86-avx512": 0.62, "x86-vnni": 0.62}
 
 
-def artifacts(work: Path) -> dict[str, Path]:
+def installed_edge_runtimes() -> list[str]:
+    found = []
+    for runtime, entry in EDGE_RUNTIMES.items():
+        try:
+            __import__(entry["converter"])
+            __import__(entry["runtime"])
+        except ImportError:
+            continue
+        found.append(runtime)
+    return found
+
+
+def artifacts(work: Path, edge: list[str]) -> dict[str, Path]:
     here = host_class(cpu_description()[1], platform.machine())
     found = {}
     as_built = build(target="host", align_channels=0, split_concat_convs=False, seed=SEED, out=work / "as-built").folder
@@ -53,37 +74,57 @@ def artifacts(work: Path) -> dict[str, Path]:
             stem = shutil.copytree(folder, work / "host-stem-float")
             quantize(stem, baseline=False)
             found["int8 host"] = stem / "model.int8.onnx"
+            for runtime, precision in ((r, p) for r in edge for p in ("fp32", "int8")):
+                convert(stem, to=runtime, precision=precision)
+                found[f"{precision} {runtime}"] = stem / edge_file(runtime, precision)
     return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--edge", default=None, help="edge runtimes to convert to (default: those installed)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    edge = installed_edge_runtimes() if args.edge is None else [r for r in args.edge.split(",") if r != "none"]
     cpu, flags = cpu_description()
-    print(f"{cpu} ({', '.join(flags)}), class {host_class(flags, platform.machine())}")
+    here = host_class(flags, platform.machine())
+    print(f"{cpu} ({', '.join(flags)}), class {here}; edge runtimes: {', '.join(edge) or 'none'}")
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        candidates = artifacts(work)
+        candidates = artifacts(work, edge)
         naive = naive_export(work / "naive.onnx", SEED)
-        first = recommend(candidates, {"naive": naive}, args.seconds)
+        first = recommend(candidates, {"naive": naive}, args.seconds, resolution=RESOLUTION)
         naive_ms = first["best"]["naive"]["p50_ms"]
-        print(f"\n{'artifact':<22} {'best p50 ms':>11} {'× naive':>8}  settings")
+        print(f"\n{'artifact':<26} {'best p50 ms':>11} {'× naive':>8}  settings")
         for label, row in sorted(first["best"].items(), key=lambda item: item[1]["p50_ms"]):
-            settings = f"{row['threads']} threads, spinning {'on' if row['spinning'] else 'off'}, {row['optimization']}"
-            print(f"{label:<22} {row['p50_ms']:>11.3f} {row['p50_ms'] / naive_ms:>8.3f}  {settings}")
-        chosen = first["recommended"]["artifact"]
-        top = [
-            label for label, _ in sorted(first["best"].items(), key=lambda item: item[1]["p50_ms"]) if label != "naive"
-        ][:3]
-        second = recommend({label: candidates[label] for label in top}, {"naive": naive}, args.seconds / 2)
-        best_again = min(second["best"][label]["p50_ms"] for label in top)
-        within = second["best"][chosen]["p50_ms"] / best_again
-        print(
-            f"\nrecommended: {chosen}; in an independent re-run it is {within:.3f}× the best of the top three (≤ 1.03 wanted)"
+            settings = f"{row['runtime']}, {row['threads']} threads"
+            if row["spinning"] is not None:
+                settings += f", spinning {'on' if row['spinning'] else 'off'}, {row['optimization']}"
+            print(f"{label:<26} {row['p50_ms']:>11.3f} {row['p50_ms'] / naive_ms:>8.3f}  {settings}")
+        chosen = first["recommended"]
+        top = [label for label, _ in sorted(first["best"].items(), key=lambda item: item[1]["p50_ms"])]
+        top = [label for label in top if label != "naive"][:3]
+        second = recommend(
+            {label: candidates[label] for label in top}, {"naive": naive}, args.seconds / 2, resolution=RESOLUTION
         )
-        print(f"recommended vs naive: {first['recommended']['ratios']['to naive']}×")
+        best_again = min(second["best"][label]["p50_ms"] for label in top)
+        within = second["best"][chosen["artifact"]]["p50_ms"] / best_again
+        to_naive = chosen["ratios"]["to naive"]
+        print(
+            f"\nrecommended: {chosen['artifact']} ({chosen['runtime']}, {chosen['threads']} threads), "
+            f"{to_naive}× the naive path (second pass); in an independent re-run it is {within:.3f}× the best "
+            f"of the top three ({'MET' if within <= 1.03 else 'NOT MET'}: ≤ 1.03 wanted)"
+        )
+        onnx_only = min(
+            row["p50_ms"]
+            for label, row in first["best"].items()
+            if candidates.get(label, naive).suffix == ".onnx" and label != "naive"
+        )
+        print(f"best ONNX Runtime artifact alone: {onnx_only / naive_ms:.3f}× the naive path (first pass)")
+        if here in FLOORS:
+            floor = FLOORS[here]
+            print(f"floor for {here}: ≤ {floor}× the naive path: {'MET' if to_naive <= floor else 'NOT MET'}")
         if args.json:
             args.json.write_text(json.dumps({"cpu": cpu, "flags": flags, "first": first, "second": second}, indent=2))
 

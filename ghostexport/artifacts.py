@@ -47,6 +47,12 @@ def edge_file(runtime: str, precision: str) -> str:
     return f"model{'.int8' if precision == 'int8' else ''}.{EDGE_RUNTIMES[runtime]['suffix']}"
 
 
+def runtime_of(path: Path) -> str:
+    """The runtime that runs an artifact file, by its suffix: an edge runtime's name, else ``onnxruntime``."""
+    suffix = Path(path).suffix.lstrip(".")
+    return next((name for name, entry in EDGE_RUNTIMES.items() if entry["suffix"] == suffix), "onnxruntime")
+
+
 #: a folder's edge artifacts and the runtime each needs, in the order they are timed and checked
 EDGE_ARTIFACTS = {edge_file(runtime, precision): runtime for runtime in EDGE_RUNTIMES for precision in ("fp32", "int8")}
 

@@ -249,18 +249,9 @@ def _edge_targets(ref: ModelRef, provider: str, warnings: list[str]) -> list[Tar
 
 def _edge_runner(target: Target, threads: int | None) -> Callable[[], object]:
     """One batch-1 call of the artifact's own runtime, with ``threads`` (ORT's count) for each."""
-    data = target.path.read_bytes()
-    resolution = target.ref.manifest["model"]["resolution"]
-    feed = np.random.default_rng(1).standard_normal((1, 3, resolution, resolution), dtype=np.float32)
-    if target.runtime == "litert":
-        from .edge.litert_format import runner
+    from .edge.run import batch1_call
 
-        run = runner(data, threads)
-    else:
-        from .edge.executorch_format import runner
-
-        run = runner(data, threads)
-    return lambda: run(feed)
+    return batch1_call(target.runtime, target.path, target.ref.manifest["model"]["resolution"], threads)
 
 
 def _load(path: Path):

@@ -771,7 +771,13 @@ def bench(
 @click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size (>= 1).")
 @click.option("--allow-fallback", is_flag=True, help="Check/bench on the CPU if the provider cannot start (reported).")
 @click.option(
-    "--select", is_flag=True, help="End with bench --select: the fastest artifact that passed, and its settings."
+    "--select/--no-select",
+    default=None,
+    help="End with bench --select: the fastest artifact that passed, and its settings "
+    "[default: on for --provider cpu].",
+)
+@click.option(
+    "--select-seconds", type=float, default=10.0, show_default=True, help="Time budget of --select, [1, 3600]."
 )
 @FLOAT_ENDS_OPTION
 @common_options
@@ -788,6 +794,7 @@ def pipeline(
     bench_iters,
     allow_fallback,
     select,
+    select_seconds,
     float_ends,
     **options,
 ) -> dict:
@@ -818,6 +825,7 @@ def pipeline(
         allow_fallback=allow_fallback,
         float_ends=float_ends,
         select=select,
+        select_seconds=select_seconds,
         command=_command_line(),
     )
     result = run_pipeline(spec, progress=stage_printer(console))

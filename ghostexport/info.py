@@ -68,5 +68,6 @@ def info(model: str | Path | None) -> dict:
             },
             "checks": len(manifest.get("checks", [])),
             "benchmarks": len(manifest.get("benchmarks", [])),
+            "recommended": manifest.get("recommended"),
         }
     return described

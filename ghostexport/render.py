@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .artifacts import EDGE_RUNTIMES
 from .errors import UsageError
 from .providers import provider_label
 from .records import model_name
@@ -91,8 +92,12 @@ def recommendation_line(selection: dict) -> str:
     ratios = ", ".join(
         f"{value}× {key}" for key, value in chosen["ratios"].items() if key != f"to {chosen['artifact']}"
     )
-    settings = f"{chosen['threads']} thread{'s' if chosen['threads'] > 1 else ''}, spinning {'on' if chosen['spinning'] else 'off'}, {chosen['optimization']}"
-    text = f"recommended: {chosen['artifact']} ({settings}) {chosen['p50_ms']:.2f} ms at batch 1; {ratios}"
+    settings = f"{chosen['threads']} thread{'s' if chosen['threads'] > 1 else ''}"
+    if chosen.get("spinning") is not None:
+        settings += f", spinning {'on' if chosen['spinning'] else 'off'}, {chosen['optimization']}"
+    runtime = chosen.get("runtime", "onnxruntime")
+    runtime = EDGE_RUNTIMES[runtime]["label"] if runtime in EDGE_RUNTIMES else "ONNX Runtime"
+    text = f"recommended: {chosen['artifact']} ({runtime}, {settings}) {chosen['p50_ms']:.2f} ms at batch 1; {ratios}"
     return text + (f"; {selection['note']}" if selection["note"] else "")
 
 
@@ -435,6 +440,15 @@ def info_summary(described: dict) -> Table:
             f"built {manifest['created']} by ghostexport {manifest['ghostexport']}; "
             f"{manifest['checks']} checks, {manifest['benchmarks']} benchmarks recorded",
         )
+        if manifest.get("recommended"):
+            selection = manifest["recommended"]
+            where = selection["environment"]["cpu"]
+            table.add_row(
+                "recommended",
+                escape(
+                    f"{recommendation_line(selection).removeprefix('recommended: ')} (on {where}, {selection['created']})"
+                ),
+            )
     return table
 
 

@@ -2,7 +2,8 @@
 
 Candidates are the folder's artifacts whose gates passed (fp32 parity; int8/fp16 quality
 enforced on real data — an artifact whose figures were only reported is timed and named,
-but not recommended). The plain ``torch.onnx.export`` of the same PyTorch model (rebuilt from the
+but not recommended): the ONNX artifacts on ORT, and the LiteRT/ExecuTorch artifacts on
+their own runtime where it is installed (a missing one is named, not timed). The plain ``torch.onnx.export`` of the same PyTorch model (rebuilt from the
 manifest, not simplified, nothing folded by ghostexport) is timed alongside as the naive
 reference, never recommended. The result goes into the manifest's ``recommended`` (the
 latest selection replaces the previous one) with the machine described.
@@ -10,7 +11,7 @@ latest selection replaces the previous one) with the machine described.
 
 from __future__ import annotations
 
-from .artifacts import MODEL_FILE, ModelRef, select_artifacts
+from .artifacts import MODEL_FILE, ModelRef, edge_artifacts, select_artifacts
 from .commit import scratch_folder, update_manifest
 from .errors import UsageError
 from .host import cpu_description
@@ -27,12 +28,16 @@ def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -
         raise UsageError(
             f"--select needs a build folder (its manifest says which artifacts passed); {ref.path} has none"
         )
-    candidates, left_out = {}, {}
-    for name, path, record in select_artifacts(_whole(ref)):
+    candidates, left_out, skipped = {}, {}, []
+    edge = [
+        (name, ref.folder / name, ref.manifest["artifacts"][name]) for name, _ in edge_artifacts(ref, "cpu", skipped)
+    ]
+    for name, path, record in select_artifacts(_whole(ref)) + edge:
         (candidates if _passed(record) else left_out)[name] = path
+    resolution = ref.manifest["model"]["resolution"]
     with scratch_folder(ref.folder) as scratch:  # the artifacts left out are timed too, for the record
         naive = _naive_export(ref, scratch / "naive.onnx")
-        found = recommend(candidates, {NAIVE: naive, **left_out}, budget_s, say)
+        found = recommend(candidates, {NAIVE: naive, **left_out}, budget_s, say, resolution)
     cpu, flags = cpu_description()
     chosen = found["recommended"]
     selection = {
@@ -41,10 +46,12 @@ def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -
         "recommended": chosen,
         "best_per_artifact": found["best"],
         "left_out": {name: "its gates were reported, not enforced (synthetic data)" for name in left_out},
+        "not_timed": skipped,
         "budget_seconds": budget_s,
         "environment": {"cpu": cpu, "cpu_flags": flags},
         "note": _note(found["best"], chosen, left_out),
         "rows": found["rows"],
+        "second_pass": found["second_pass"],
     }
     update_manifest(ref.folder, lambda manifest: manifest.__setitem__("recommended", selection))
     say("select", recommendation_line(selection))
@@ -85,7 +92,7 @@ def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
     faster = [name for name in left_out if best[name]["p50_ms"] < chosen["p50_ms"]]
     if faster:
         return (
-            f"{', '.join(faster)} would be faster here but its gates were only reported: "
+            f"{', '.join(faster)} would be faster here but {'their' if len(faster) > 1 else 'its'} gates were only reported: "
             "quantize with --calib on real images to make it eligible"
         )
     return None

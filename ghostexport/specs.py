@@ -32,6 +32,7 @@ CUDNN_ALGO_SEARCH = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
 MAX_ITERATIONS, MAX_SECONDS = 1_000_000, 3600.0
 DEFAULT_BENCH_ITERATIONS = 100
 DEFAULT_SELECT_SECONDS = 20.0
+PIPELINE_SELECT_SECONDS = 10.0  # the pipeline's last step: a shorter budget, as it runs on every build
 PIPELINE_BENCH_ITERATIONS = 50
 
 
@@ -329,7 +330,8 @@ class PipelineSpec:
     bench_iterations: int = PIPELINE_BENCH_ITERATIONS
     allow_fallback: bool = False
     float_ends: str = "stem"
-    select: bool = False  # bench --select as the last step
+    select: bool | None = None  # bench --select as the last step; None: on for --provider cpu
+    select_seconds: float = PIPELINE_SELECT_SECONDS
     command: str | None = None
 
     def validated(self) -> PipelineSpec:
@@ -337,6 +339,8 @@ class PipelineSpec:
         from .providers import require_provider
 
         spec = replace(self, build=replace(self.build, command=self.command).validated())
+        if spec.select is None:  # the fastest verified artifact is chosen where it will run: the CPU here
+            spec = replace(spec, select=spec.provider == "cpu")
         spec.quantize_spec(None, "int8").validated()
         spec.check_spec(None).validated()
         try:
@@ -380,7 +384,8 @@ class PipelineSpec:
             batches=self.bench_batches,
             iterations=self.bench_iterations,
             allow_fallback=self.allow_fallback,
-            select=self.select,
+            select=bool(self.select),
+            select_seconds=self.select_seconds,
             command=self.command,
         )
 

@@ -1,12 +1,19 @@
 """The fastest verified artifact here, and the session settings it runs fastest with.
 
-Every candidate artifact is timed with every combination of the session settings worth
-trying on a CPU (intra-op threads: 1 or one per physical core; thread spinning on or off;
-graph optimisation ALL or EXTENDED), within a time budget. Settings that make sessions
-disturb each other (spinning) rule out timing them interleaved one run at a time, so each
+Every candidate artifact is timed with every combination of the settings worth trying on a
+CPU, within a time budget: for ONNX Runtime, intra-op threads (1 or one per physical core),
+thread spinning on or off and graph optimisation ALL or EXTENDED; for the edge runtimes
+(LiteRT, ExecuTorch: XNNPACK), the thread count alone (ExecuTorch: one per physical core,
+as its thread pool is one per process). Settings that make sessions disturb
+each other (spinning) rule out timing them interleaved one run at a time, so each
 (artifact, settings) pair runs a short block of consecutive runs, and the blocks are
 interleaved round-robin until the budget is spent: background load still hits every pair
 alike, and spinning still shows what it buys within a block. Medians decide.
+
+Two passes, because on a small or shared machine one pass over dozens of pairs gives each
+only a few blocks: the first (two thirds of the budget) times the whole grid; the second
+re-times only the finalists — the fastest eligible pairs, the best fp32 pair and each
+reference's best pair — and the recommendation and its ratios come from that second pass.
 """
 
 from __future__ import annotations
@@ -18,26 +25,39 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import MODEL_FILE, runtime_of
 from .progress import Progress, silent
 from .providers import ProviderOptions, make_session
 from .runtime import physical_cores
 
 BLOCK = 5
 MIN_ROUNDS = 3
+FINALISTS = 3  # eligible pairs re-timed in the second pass
+SECOND_PASS_SHARE = 1 / 3
+ORT = "onnxruntime"
 
 
 @dataclass(frozen=True)
 class SessionSettings:
     threads: int
-    spinning: bool
-    optimization: str  # "all" | "extended"
+    spinning: bool | None = None  # ONNX Runtime only
+    optimization: str | None = None  # ONNX Runtime only: "all" | "extended"
 
     def label(self) -> str:
-        return f"{self.threads} thread{'s' if self.threads > 1 else ''}, spinning {'on' if self.spinning else 'off'}, {self.optimization}"
+        text = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        if self.spinning is None:
+            return text
+        return f"{text}, spinning {'on' if self.spinning else 'off'}, {self.optimization}"
 
 
-def settings_grid(cores: int | None = None) -> list[SessionSettings]:
-    threads = sorted({1, cores or physical_cores()})
+def settings_grid(runtime: str = ORT, cores: int | None = None) -> list[SessionSettings]:
+    """The settings tried for one runtime: ORT's full grid, or thread counts alone for XNNPACK runtimes."""
+    cores = cores or physical_cores()
+    threads = sorted({1, cores})
+    if runtime != ORT:
+        from .edge.run import thread_counts
+
+        return [SessionSettings(t) for t in thread_counts(runtime, cores)]
     return [
         SessionSettings(t, spinning, optimization)
         for t in threads
@@ -62,33 +82,77 @@ def time_blocks(runners: dict, budget_s: float) -> dict:
     return samples
 
 
-def recommend(candidates: dict[str, Path], reference: dict[str, Path], budget_s: float, say: Progress = silent) -> dict:
+def recommend(
+    candidates: dict[str, Path],
+    reference: dict[str, Path],
+    budget_s: float,
+    say: Progress = silent,
+    resolution: int | None = None,
+) -> dict:
     """Time ``candidates`` (eligible) and ``reference`` (for ratios only) at batch 1 under every setting.
 
-    Returns every (artifact, settings) median, each artifact's best, and the recommendation:
-    the fastest eligible pair, with its ratio to the best fp32 (``model.onnx``) and to each
-    reference artifact's best.
+    ``.onnx`` files run on ORT, ``.tflite``/``.pte`` on their own runtime (``resolution`` gives
+    their input size). Returns the first pass's every (artifact, settings) median and each
+    artifact's best, the second pass's medians, and the recommendation: the fastest eligible
+    pair of the second pass, with its ratio to each artifact re-timed there.
     """
-    grid = settings_grid()
-    runners: dict[tuple[str, SessionSettings], Callable[[], object]] = {}
+    runners = {}
     for label, path in {**candidates, **reference}.items():
-        for settings in grid:
-            runners[(label, settings)] = _runner(path, settings)
-    say("select", f"{len(candidates)} artifacts × {len(grid)} session settings, {budget_s:g} s")
-    medians = {key: float(np.median(values)) for key, values in time_blocks(runners, budget_s).items()}
-    rows = [
-        {"artifact": label, **asdict(settings), "p50_ms": round(value, 4)}
-        for (label, settings), value in sorted(medians.items(), key=lambda item: item[1])
-    ]
+        runtime = runtime_of(path)
+        for settings in settings_grid(runtime):
+            runners[(label, settings)] = _runner(path, runtime, settings, resolution)
+    say(
+        "select",
+        f"{len(candidates)} eligible of {len(candidates) + len(reference)} timed, {len(runners)} pairs, {budget_s:g} s",
+    )
+    first = _medians(time_blocks(runners, budget_s * (1 - SECOND_PASS_SHARE)))
+    rows = _rows(first, candidates, reference)
     best = {}
     for row in rows:
         best.setdefault(row["artifact"], row)
-    chosen = next(row for row in rows if row["artifact"] in candidates)
-    ratios = {f"to {label}": round(chosen["p50_ms"] / best[label]["p50_ms"], 3) for label in best}
-    return {"rows": rows, "best": best, "recommended": {**chosen, "ratios": ratios}}
+    finalists = _finalists(rows, best, candidates)
+    say("select", f"second pass: {len(finalists)} finalists, {budget_s * SECOND_PASS_SHARE:.1f} s")
+    second = _medians(time_blocks({key: runners[key] for key in finalists}, budget_s * SECOND_PASS_SHARE))
+    second_rows = _rows(second, candidates, reference)
+    chosen = next(row for row in second_rows if row["artifact"] in candidates)
+    retimed = {}
+    for row in second_rows:
+        retimed.setdefault(row["artifact"], row)
+    ratios = {f"to {label}": round(chosen["p50_ms"] / row["p50_ms"], 3) for label, row in retimed.items()}
+    return {"rows": rows, "best": best, "second_pass": second_rows, "recommended": {**chosen, "ratios": ratios}}
 
 
-def _runner(path: Path, settings: SessionSettings) -> Callable[[], object]:
+def _finalists(rows: list[dict], best: dict, candidates: dict) -> list[tuple]:
+    """The fastest ``FINALISTS`` eligible pairs, the best fp32 pair and every other artifact's best pair."""
+    eligible = [row for row in rows if row["artifact"] in candidates][:FINALISTS]
+    others = [row for label, row in best.items() if label not in candidates or label == MODEL_FILE]
+    keys = [_key(row) for row in eligible + others]
+    return list(dict.fromkeys(keys))
+
+
+def _key(row: dict) -> tuple[str, SessionSettings]:
+    return row["artifact"], SessionSettings(row["threads"], row["spinning"], row["optimization"])
+
+
+def _medians(samples: dict) -> dict:
+    return {key: float(np.median(values)) for key, values in samples.items()}
+
+
+def _rows(medians: dict, candidates: dict, reference: dict) -> list[dict]:
+    paths = {**candidates, **reference}
+    return [
+        {"artifact": label, "runtime": runtime_of(paths[label]), **asdict(settings), "p50_ms": round(value, 4)}
+        for (label, settings), value in sorted(medians.items(), key=lambda item: item[1])
+    ]
+
+
+def _runner(path: Path, runtime: str, settings: SessionSettings, resolution: int | None) -> Callable[[], object]:
+    if runtime != ORT:
+        if resolution is None:
+            raise ValueError(f"{path.name}: the input resolution is needed to time an edge artifact")
+        from .edge.run import batch1_call
+
+        return batch1_call(runtime, path, resolution, settings.threads)
     options = ProviderOptions("cpu", threads=settings.threads, spinning=settings.spinning)
     session = make_session(str(path), options, optimization=settings.optimization).session
     first = session.get_inputs()[0]

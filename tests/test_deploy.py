@@ -70,6 +70,11 @@ def test_pipeline_end_to_end_with_report(tmp_path):
         sha = report["manifest"]["artifacts"][name]["sha256"]
         assert sha[:16] in text
     assert "| model.int8.onnx | 1 |" in text  # the latency table
+    # the last step on the CPU: the fastest artifact that passed its gates (here fp32: int8/fp16 were reported)
+    selection = report["manifest"]["recommended"]
+    assert selection["recommended"]["artifact"] == "model.onnx"
+    assert set(selection["left_out"]) == {"model.int8.onnx", "model.fp16.onnx"}
+    assert "## Recommended here" in text and "recommended: model.onnx (ONNX Runtime, " in text
     with Image.open(folder / "bench.png") as image:
         assert image.size[0] > 1000
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ghostexport.edge.run import thread_counts
 from ghostexport.errors import UsageError
+from ghostexport.runtime import physical_cores
 
 from .conftest import SMALL, load_json, run_cli
 
@@ -132,6 +134,21 @@ def test_fp32_and_int8_conversions_are_gated_recorded_and_deterministic(runtime,
         and entries[f"model.{suffix}"]["verdict"] == "pass"
     )
     assert entries[f"model.int8.{suffix}"]["enforced"] and entries[f"model.int8.{suffix}"]["verdict"] == "pass"
+    # bench --select: both passed their gates on real digits, so both are candidates, timed on their runtime
+    selected = run_cli("bench", str(folder), "--select", "--select-seconds", "3", "--iters", "2", "--json", "-")
+    assert selected.returncode == 0, selected.stderr
+    selection = load_json(folder / "manifest.json")["recommended"]
+    assert selection["left_out"] == {} and selection["not_timed"] == []
+    edge_rows = [row for row in selection["rows"] if row["runtime"] == runtime]
+    assert {(row["artifact"], row["threads"]) for row in edge_rows} == {
+        (name, threads)
+        for name in (f"model.{suffix}", f"model.int8.{suffix}")
+        for threads in thread_counts(runtime, physical_cores())
+    }
+    assert all(row["spinning"] is None and row["optimization"] is None for row in edge_rows)
+    chosen = selection["recommended"]
+    assert chosen["p50_ms"] == min(r["p50_ms"] for r in selection["second_pass"] if r["artifact"] != "naive export")
+    assert f"recommended: {chosen['artifact']}" in selected.stderr
 
 
 @pytest.mark.slow
@@ -141,6 +158,25 @@ def test_a_lone_onnx_is_refused_for_edge_formats(small_build, tmp_path):
     shutil.copy(small_build / "model.onnx", lone)
     result = run_cli("convert", str(lone), "--to", "executorch")
     assert result.returncode == 2 and "rebuilt from a build folder's manifest" in result.stderr
+
+
+@pytest.mark.slow
+def test_an_executorch_program_loaded_before_a_pool_resize_refuses_to_run(digits_folder, tmp_path):
+    """ExecuTorch's XNNPACK pool is one per process; a program loaded before a resize crashed the process."""
+    pytest.importorskip("executorch")
+    import numpy as np
+
+    from ghostexport.edge.executorch_format import runner
+
+    folder = Path(shutil.copytree(digits_folder[0], tmp_path / "models"))
+    assert run_cli("convert", str(folder), "--to", "executorch").returncode == 0
+    data, image = (folder / "model.pte").read_bytes(), np.zeros((1, 3, 64, 64), np.float32)
+    first = runner(data, 1)
+    assert first(image).shape == (1, 10)
+    second = runner(data, 2)
+    with pytest.raises(RuntimeError, match="loaded before the XNNPACK thread pool was resized; load it again"):
+        first(image)
+    assert second(image).shape == (1, 10) and runner(data, 2)(image).shape == (1, 10)  # same size: no resize
 
 
 @pytest.mark.slow
@@ -156,6 +192,10 @@ def test_the_pipeline_converts_to_the_edge_runtimes_and_benches_them_beside_ort(
     report = (tmp_path / "ghostnet_050-r64" / "report.md").read_text()
     # the artifacts, check and latency tables
     assert report.count("| model.pte |") == 3 and report.count("| model.int8.pte |") == 3
+    # the selection step timed them too: fp32 passed its parity gate, int8 was only reported (synthetic data)
+    selection = load_json(tmp_path / "ghostnet_050-r64" / "manifest.json")["recommended"]
+    assert {"model.pte", "model.int8.pte"} <= set(selection["best_per_artifact"])
+    assert "model.int8.pte" in selection["left_out"] and "model.pte" not in selection["left_out"]
 
 
 def test_an_unknown_edge_runtime_is_refused_before_the_build(tmp_path):

@@ -295,10 +295,11 @@ def test_the_pipeline_runs_a_users_model_end_to_end(tmp_path):
     """``pipeline --model``: build, int8 and fp16, check (reference rebuilt from the factory), bench, report."""
     result = run_cli(
         "pipeline", "--model", TINY, "--num-classes", "10", "--resolution", "32", "--bench-iters", "5",
-        "--out", str(tmp_path), "--json", "-",
+        "--no-select", "--out", str(tmp_path), "--json", "-",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
+    assert "recommended" not in load_json(tmp_path / "tiny_resnet-c10-r32" / "manifest.json")  # --no-select
     assert [stage["stage"] for stage in payload["stages"]] == [
         "build",
         "quantize int8",

@@ -416,6 +416,9 @@ def test_pipeline_with_only_calib_never_evaluates_on_calibration_images(digit_fo
     (entry,) = manifest["checks"]
     assert entry["verdict"] == "pass" and any("held-out quarter" in w for w in entry["warnings"])
     assert {r["samples"] for r in entry["results"]} == {50}
+    # every gate passed on real data, so every artifact could be recommended
+    selection = manifest["recommended"]
+    assert selection["left_out"] == {} and selection["recommended"]["artifact"] in manifest["artifacts"]
 
 
 @settings(max_examples=40, deadline=None)
