@@ -11,7 +11,7 @@ latest selection replaces the previous one) with the machine described.
 
 from __future__ import annotations
 
-from .artifacts import MODEL_FILE, ModelRef, edge_artifacts, select_artifacts
+from .artifacts import EDGE_ARTIFACTS, EDGE_RUNTIMES, MODEL_FILE, ModelRef, edge_artifacts, select_artifacts
 from .commit import scratch_folder, update_manifest
 from .errors import UsageError
 from .host import cpu_description
@@ -47,6 +47,7 @@ def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -
         "best_per_artifact": found["best"],
         "left_out": {name: "its gates were reported, not enforced (synthetic data)" for name in left_out},
         "not_timed": skipped,
+        "not_built": _unbuilt_runtimes(ref),
         "budget_seconds": budget_s,
         "environment": {"cpu": cpu, "cpu_flags": flags},
         "note": _note(found["best"], chosen, left_out),
@@ -55,6 +56,11 @@ def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -
     }
     update_manifest(ref.folder, lambda manifest: manifest.__setitem__("recommended", selection))
     say("select", recommendation_line(selection))
+    if selection["not_built"]:
+        runtimes = ",".join(selection["not_built"])
+        say(
+            "select", f"{runtimes} installed here: convert --to (or pipeline --edge {runtimes}) adds them to the choice"
+        )
     return selection
 
 
@@ -92,7 +98,21 @@ def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
     faster = [name for name in left_out if best[name]["p50_ms"] < chosen["p50_ms"]]
     if faster:
         return (
-            f"{', '.join(faster)} would be faster here but {'their' if len(faster) > 1 else 'its'} gates were only reported: "
-            "quantize with --calib on real images to make it eligible"
+            f"{', '.join(faster)} would be faster here but {'their' if len(faster) > 1 else 'its'} gates were only "
+            "reported: quantize (or convert --precision int8) with --calib on real images to make it eligible"
         )
     return None
+
+
+def _unbuilt_runtimes(ref: ModelRef) -> list[str]:
+    """Edge runtimes installed here whose artifacts the folder lacks: they could be in the choice too."""
+    missing = []
+    for runtime, entry in EDGE_RUNTIMES.items():
+        if any(name in ref.manifest["artifacts"] for name, owner in EDGE_ARTIFACTS.items() if owner == runtime):
+            continue
+        try:
+            __import__(entry["runtime"])
+        except ImportError:
+            continue
+        missing.append(runtime)
+    return missing

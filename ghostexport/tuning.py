@@ -8,7 +8,9 @@ as its thread pool is one per process). Settings that make sessions disturb
 each other (spinning) rule out timing them interleaved one run at a time, so each
 (artifact, settings) pair runs a short block of consecutive runs, and the blocks are
 interleaved round-robin until the budget is spent: background load still hits every pair
-alike, and spinning still shows what it buys within a block. Medians decide.
+alike, and spinning still shows what it buys within a block; a block whose pool may spin is
+followed by a short pause, so that its workers are idle before the next block starts.
+Medians decide.
 
 Two passes, because on a small or shared machine one pass over dozens of pairs gives each
 only a few blocks: the first (two thirds of the budget) times the whole grid; the second
@@ -31,6 +33,10 @@ from .providers import ProviderOptions, make_session
 from .runtime import physical_cores
 
 BLOCK = 5
+#: after a block whose thread pool spins (ORT with spinning on; XNNPACK's pthreadpool with more
+#: than one thread), the time its workers need to go idle; without it they stole a core from the
+#: next block (measured: the naive export 8.4 ms instead of 5.2 ms after one, LiteRT 2.3× slower)
+SPIN_PAUSE_S = 0.03
 MIN_ROUNDS = 3
 FINALISTS = 3  # eligible pairs re-timed in the second pass
 SECOND_PASS_SHARE = 1 / 3
@@ -66,8 +72,11 @@ def settings_grid(runtime: str = ORT, cores: int | None = None) -> list[SessionS
     ]
 
 
-def time_blocks(runners: dict, budget_s: float) -> dict:
-    """Per key, the latencies (ms) of blocks of ``BLOCK`` runs, interleaved round-robin until the budget is spent."""
+def time_blocks(runners: dict, budget_s: float, spinning: frozenset = frozenset()) -> dict:
+    """Per key, the latencies (ms) of blocks of ``BLOCK`` runs, interleaved round-robin until the budget is spent.
+
+    After each block of a key in ``spinning`` the next waits ``SPIN_PAUSE_S`` (untimed).
+    """
     for run in runners.values():  # warm-up: kernels chosen, memory planned
         run()
     samples: dict = {key: [] for key in runners}
@@ -78,6 +87,8 @@ def time_blocks(runners: dict, budget_s: float) -> dict:
                 tick = time.perf_counter()
                 run()
                 samples[key].append((time.perf_counter() - tick) * 1000.0)
+            if key in spinning:
+                time.sleep(SPIN_PAUSE_S)
         rounds += 1
     return samples
 
@@ -105,21 +116,26 @@ def recommend(
         "select",
         f"{len(candidates)} eligible of {len(candidates) + len(reference)} timed, {len(runners)} pairs, {budget_s:g} s",
     )
-    first = _medians(time_blocks(runners, budget_s * (1 - SECOND_PASS_SHARE)))
+    spinning = frozenset(key for key in runners if key[1].spinning or (key[1].spinning is None and key[1].threads > 1))
+    first = _medians(time_blocks(runners, budget_s * (1 - SECOND_PASS_SHARE), spinning))
     rows = _rows(first, candidates, reference)
-    best = {}
-    for row in rows:
-        best.setdefault(row["artifact"], row)
+    best = _fastest_per_artifact(rows)
     finalists = _finalists(rows, best, candidates)
     say("select", f"second pass: {len(finalists)} finalists, {budget_s * SECOND_PASS_SHARE:.1f} s")
-    second = _medians(time_blocks({key: runners[key] for key in finalists}, budget_s * SECOND_PASS_SHARE))
+    second = _medians(time_blocks({key: runners[key] for key in finalists}, budget_s * SECOND_PASS_SHARE, spinning))
     second_rows = _rows(second, candidates, reference)
     chosen = next(row for row in second_rows if row["artifact"] in candidates)
-    retimed = {}
-    for row in second_rows:
-        retimed.setdefault(row["artifact"], row)
+    retimed = _fastest_per_artifact(second_rows)
     ratios = {f"to {label}": round(chosen["p50_ms"] / row["p50_ms"], 3) for label, row in retimed.items()}
     return {"rows": rows, "best": best, "second_pass": second_rows, "recommended": {**chosen, "ratios": ratios}}
+
+
+def _fastest_per_artifact(rows: list[dict]) -> dict[str, dict]:
+    """Each artifact's fastest row (``rows`` sorted fastest first)."""
+    fastest: dict[str, dict] = {}
+    for row in rows:
+        fastest.setdefault(row["artifact"], row)
+    return fastest
 
 
 def _finalists(rows: list[dict], best: dict, candidates: dict) -> list[tuple]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,12 @@ def test_select_recommends_the_fastest_passing_artifact_and_records_it(quantized
     # synthetic calibration: int8 and fp16 were only reported, so fp32 is the one that may be recommended
     assert set(selection["left_out"]) == {"model.int8.onnx", "model.fp16.onnx"}
     assert all(r["runtime"] == "onnxruntime" for r in selection["rows"])
+    # the edge runtimes installed here, whose artifacts this folder lacks, are named as what could join the choice
+    installed = [
+        name for name, module in (("litert", "ai_edge_litert"), ("executorch", "executorch")) if find_spec(module)
+    ]
+    assert selection["not_built"] == installed
+    assert (f"{','.join(installed)} installed here" in result.stderr) == bool(installed)
     # the second pass re-times the finalists: the fastest eligible pairs and every other artifact's best pair
     best = selection["best_per_artifact"]
     second = {(r["artifact"], r["threads"], r["spinning"], r["optimization"]): r for r in selection["second_pass"]}
