@@ -551,6 +551,17 @@ def _int_list(value: str, flag: str) -> tuple[int, ...]:
     return numbers
 
 
+def select_seconds_option(default: float):
+    """``--select-seconds``, shared by bench and pipeline (each with its own default budget)."""
+    return click.option(
+        "--select-seconds",
+        type=float,
+        default=default,
+        show_default=True,
+        help="Time budget of --select, [1, 3600].",
+    )
+
+
 @main.command()
 @click.argument("model", required=False)
 @click.option(
@@ -677,12 +688,11 @@ def check(
 @click.option(
     "--select",
     is_flag=True,
-    help="Also time every artifact of the folder that passed its gates under each session setting "
-    "(threads, spinning, graph optimisation) and the naive export, and record the fastest as recommended.",
+    help="Also time every artifact of the folder that passed its gates (ONNX on ORT, .tflite/.pte on their "
+    "runtime) under each setting (threads; ORT: spinning, graph optimisation) and the naive export, "
+    "and record the fastest as recommended.",
 )
-@click.option(
-    "--select-seconds", type=float, default=20.0, show_default=True, help="Time budget of --select, [1, 3600]."
-)
+@select_seconds_option(20.0)
 @click.option("--trt-fp16", is_flag=True, help="TensorRT: allow fp16 kernels.")
 @click.option("--trt-cache", default=None, metavar="DIR", help="TensorRT: engine cache folder.")
 @common_options
@@ -776,9 +786,7 @@ def bench(
     help="End with bench --select: the fastest artifact that passed, and its settings "
     "[default: on for --provider cpu].",
 )
-@click.option(
-    "--select-seconds", type=float, default=10.0, show_default=True, help="Time budget of --select, [1, 3600]."
-)
+@select_seconds_option(10.0)
 @FLOAT_ENDS_OPTION
 @common_options
 def pipeline(

@@ -50,9 +50,9 @@ def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -
         "not_built": _unbuilt_runtimes(ref),
         "budget_seconds": budget_s,
         "environment": {"cpu": cpu, "cpu_flags": flags},
-        "note": _note(found["best"], chosen, left_out),
+        "note": _note(found["finalists_best"], chosen, left_out),
         "rows": found["rows"],
-        "second_pass": found["second_pass"],
+        "finalists": found["finalists"],
     }
     update_manifest(ref.folder, lambda manifest: manifest.__setitem__("recommended", selection))
     say("select", recommendation_line(selection))
@@ -95,7 +95,7 @@ def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
             f"int8 is not faster than fp32 on this machine ({int8['p50_ms']:.2f} vs {fp32['p50_ms']:.2f} ms): "
             "ship fp32 or fp16 here"
         )
-    faster = [name for name in left_out if best[name]["p50_ms"] < chosen["p50_ms"]]
+    faster = [name for name in left_out if name in best and best[name]["p50_ms"] < chosen["p50_ms"]]
     if faster:
         return (
             f"{', '.join(faster)} would be faster here but {'their' if len(faster) > 1 else 'its'} gates were only "

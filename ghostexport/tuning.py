@@ -15,7 +15,9 @@ Medians decide.
 Two passes, because on a small or shared machine one pass over dozens of pairs gives each
 only a few blocks: the first (two thirds of the budget) times the whole grid; the second
 re-times only the finalists — the fastest eligible pairs, the best fp32 pair and each
-reference's best pair — and the recommendation and its ratios come from that second pass.
+reference's best pair — and the recommendation and its ratios come from the finalists'
+samples of both passes together (on a 2-core VM a pass as a whole can run 20-40% slower
+than the one before it, so neither pass alone is the better evidence).
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def settings_grid(runtime: str = ORT, cores: int | None = None) -> list[SessionS
 def time_blocks(runners: dict, budget_s: float, spinning: frozenset = frozenset()) -> dict:
     """Per key, the latencies (ms) of blocks of ``BLOCK`` runs, interleaved round-robin until the budget is spent.
 
-    After each block of a key in ``spinning`` the next waits ``SPIN_PAUSE_S`` (untimed).
+    Each block starts with one untimed call; after a block of a key in ``spinning`` the next
+    waits ``SPIN_PAUSE_S`` (untimed).
     """
     for run in runners.values():  # warm-up: kernels chosen, memory planned
         run()
@@ -83,6 +86,7 @@ def time_blocks(runners: dict, budget_s: float, spinning: frozenset = frozenset(
     started, rounds = time.perf_counter(), 0
     while rounds < MIN_ROUNDS or time.perf_counter() - started < budget_s:
         for key, run in runners.items():
+            run()  # untimed: wakes the pool the last pause put to sleep, refills the caches
             for _ in range(BLOCK):
                 tick = time.perf_counter()
                 run()
@@ -104,8 +108,9 @@ def recommend(
 
     ``.onnx`` files run on ORT, ``.tflite``/``.pte`` on their own runtime (``resolution`` gives
     their input size). Returns the first pass's every (artifact, settings) median and each
-    artifact's best, the second pass's medians, and the recommendation: the fastest eligible
-    pair of the second pass, with its ratio to each artifact re-timed there.
+    artifact's best, the finalists' medians over both passes (and each finalist artifact's
+    fastest), and the recommendation: the fastest eligible finalist, with its ratio to each
+    finalist artifact.
     """
     runners = {}
     for label, path in {**candidates, **reference}.items():
@@ -117,17 +122,23 @@ def recommend(
         f"{len(candidates)} eligible of {len(candidates) + len(reference)} timed, {len(runners)} pairs, {budget_s:g} s",
     )
     spinning = frozenset(key for key in runners if key[1].spinning or (key[1].spinning is None and key[1].threads > 1))
-    first = _medians(time_blocks(runners, budget_s * (1 - SECOND_PASS_SHARE), spinning))
-    rows = _rows(first, candidates, reference)
+    first = time_blocks(runners, budget_s * (1 - SECOND_PASS_SHARE), spinning)
+    rows = _rows(_medians(first), candidates, reference)
     best = _fastest_per_artifact(rows)
     finalists = _finalists(rows, best, candidates)
     say("select", f"second pass: {len(finalists)} finalists, {budget_s * SECOND_PASS_SHARE:.1f} s")
-    second = _medians(time_blocks({key: runners[key] for key in finalists}, budget_s * SECOND_PASS_SHARE, spinning))
-    second_rows = _rows(second, candidates, reference)
-    chosen = next(row for row in second_rows if row["artifact"] in candidates)
-    retimed = _fastest_per_artifact(second_rows)
-    ratios = {f"to {label}": round(chosen["p50_ms"] / row["p50_ms"], 3) for label, row in retimed.items()}
-    return {"rows": rows, "best": best, "second_pass": second_rows, "recommended": {**chosen, "ratios": ratios}}
+    second = time_blocks({key: runners[key] for key in finalists}, budget_s * SECOND_PASS_SHARE, spinning)
+    pooled = _rows(_medians({key: first[key] + second[key] for key in finalists}), candidates, reference)
+    chosen = next(row for row in pooled if row["artifact"] in candidates)
+    fastest = _fastest_per_artifact(pooled)
+    ratios = {f"to {label}": round(chosen["p50_ms"] / row["p50_ms"], 3) for label, row in fastest.items()}
+    return {
+        "rows": rows,
+        "best": best,
+        "finalists": pooled,
+        "finalists_best": fastest,
+        "recommended": {**chosen, "ratios": ratios},
+    }
 
 
 def _fastest_per_artifact(rows: list[dict]) -> dict[str, dict]:
