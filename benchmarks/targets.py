@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from perf import naive_export
 
 from ghostexport import build
-from ghostexport.artifacts import EDGE_RUNTIMES, edge_file
+from ghostexport.artifacts import EDGE_RUNTIMES, edge_file, runtime_installed
 from ghostexport.convert import convert
 from ghostexport.host import cpu_description
 from ghostexport.quantize import quantize
@@ -46,15 +46,7 @@ FLOORS = {"x86-avx2": 0.75, "x86-avx512": 0.62, "x86-vnni": 0.62}
 
 
 def installed_edge_runtimes() -> list[str]:
-    found = []
-    for runtime, entry in EDGE_RUNTIMES.items():
-        try:
-            __import__(entry["converter"])
-            __import__(entry["runtime"])
-        except ImportError:
-            continue
-        found.append(runtime)
-    return found
+    return [r for r in EDGE_RUNTIMES if runtime_installed(r, "converter") and runtime_installed(r, "runtime")]
 
 
 def artifacts(work: Path, edge: list[str]) -> dict[str, Path]:
@@ -124,7 +116,7 @@ def main() -> None:
         onnx_only = min(
             row["p50_ms"]
             for label, row in first["best"].items()
-            if candidates.get(label, naive).suffix == ".onnx" and label != "naive"
+            if row["runtime"] == "onnxruntime" and label != "naive"
         )
         print(f"best ONNX Runtime artifact alone: {onnx_only / naive_ms:.3f}× the naive path (first pass)")
         if here in FLOORS:

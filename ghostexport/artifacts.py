@@ -47,6 +47,15 @@ def edge_file(runtime: str, precision: str) -> str:
     return f"model{'.int8' if precision == 'int8' else ''}.{EDGE_RUNTIMES[runtime]['suffix']}"
 
 
+def runtime_installed(runtime: str, part: str = "runtime") -> bool:
+    """Whether an edge runtime's module (``part``: "runtime" runs, "converter" converts) imports here."""
+    try:
+        __import__(EDGE_RUNTIMES[runtime][part])
+    except ImportError:
+        return False
+    return True
+
+
 def runtime_of(path: Path) -> str:
     """The runtime that runs an artifact file, by its suffix: an edge runtime's name, else ``onnxruntime``."""
     suffix = Path(path).suffix.lstrip(".")
@@ -66,9 +75,7 @@ def edge_artifacts(ref: ModelRef, provider: str, warnings: list[str]) -> list[tu
         if provider != "cpu":
             warnings.append(f"{name}: {runtime} runs on the CPU here, not on --provider {provider}")
             continue
-        try:
-            __import__(EDGE_RUNTIMES[runtime]["runtime"])
-        except ImportError:
+        if not runtime_installed(runtime):
             warnings.append(f"{name}: skipped, {runtime} is not installed (pip install 'ghostexport[{runtime}]')")
             continue
         verify_artifact(ref, name)

@@ -20,6 +20,7 @@ import click
 
 from . import __version__
 from .errors import GateFailed, GhostexportError, UsageError
+from .specs import DEFAULT_SELECT_SECONDS, PIPELINE_SELECT_SECONDS
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 #: ghostexport.arch.VARIANTS' keys, spelled out so that --help never imports torch (a test keeps them equal).
@@ -692,7 +693,7 @@ def check(
     "runtime) under each setting (threads; ORT: spinning, graph optimisation) and the naive export, "
     "and record the fastest as recommended.",
 )
-@select_seconds_option(20.0)
+@select_seconds_option(DEFAULT_SELECT_SECONDS)
 @click.option("--trt-fp16", is_flag=True, help="TensorRT: allow fp16 kernels.")
 @click.option("--trt-cache", default=None, metavar="DIR", help="TensorRT: engine cache folder.")
 @common_options
@@ -786,7 +787,7 @@ def bench(
     help="End with bench --select: the fastest artifact that passed, and its settings "
     "[default: on for --provider cpu].",
 )
-@select_seconds_option(10.0)
+@select_seconds_option(PIPELINE_SELECT_SECONDS)
 @FLOAT_ENDS_OPTION
 @common_options
 def pipeline(

@@ -3,15 +3,23 @@
 Candidates are the folder's artifacts whose gates passed (fp32 parity; int8/fp16 quality
 enforced on real data — an artifact whose figures were only reported is timed and named,
 but not recommended): the ONNX artifacts on ORT, and the LiteRT/ExecuTorch artifacts on
-their own runtime where it is installed (a missing one is named, not timed). The plain ``torch.onnx.export`` of the same PyTorch model (rebuilt from the
-manifest, not simplified, nothing folded by ghostexport) is timed alongside as the naive
-reference, never recommended. The result goes into the manifest's ``recommended`` (the
+their own runtime where it is installed (a missing one is named, not timed). The plain
+``torch.onnx.export`` of the same PyTorch model (rebuilt from the manifest, not simplified,
+nothing folded by ghostexport) is timed alongside as the naive reference, never recommended. The result goes into the manifest's ``recommended`` (the
 latest selection replaces the previous one) with the machine described.
 """
 
 from __future__ import annotations
 
-from .artifacts import EDGE_ARTIFACTS, EDGE_RUNTIMES, MODEL_FILE, ModelRef, edge_artifacts, select_artifacts
+from .artifacts import (
+    EDGE_ARTIFACTS,
+    EDGE_RUNTIMES,
+    MODEL_FILE,
+    ModelRef,
+    edge_artifacts,
+    runtime_installed,
+    select_artifacts,
+)
 from .commit import scratch_folder, update_manifest
 from .errors import UsageError
 from .host import cpu_description
@@ -106,13 +114,5 @@ def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
 
 def _unbuilt_runtimes(ref: ModelRef) -> list[str]:
     """Edge runtimes installed here whose artifacts the folder lacks: they could be in the choice too."""
-    missing = []
-    for runtime, entry in EDGE_RUNTIMES.items():
-        if any(name in ref.manifest["artifacts"] for name, owner in EDGE_ARTIFACTS.items() if owner == runtime):
-            continue
-        try:
-            __import__(entry["runtime"])
-        except ImportError:
-            continue
-        missing.append(runtime)
-    return missing
+    built = {owner for name, owner in EDGE_ARTIFACTS.items() if name in ref.manifest["artifacts"]}
+    return [runtime for runtime in EDGE_RUNTIMES if runtime not in built and runtime_installed(runtime)]

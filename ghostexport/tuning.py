@@ -51,6 +51,11 @@ class SessionSettings:
     spinning: bool | None = None  # ONNX Runtime only
     optimization: str | None = None  # ONNX Runtime only: "all" | "extended"
 
+    @property
+    def may_spin(self) -> bool:
+        """Whether the pool keeps spinning after a call: ORT with spinning on, XNNPACK with more than one thread."""
+        return bool(self.spinning) if self.spinning is not None else self.threads > 1
+
     def label(self) -> str:
         text = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
         if self.spinning is None:
@@ -121,7 +126,7 @@ def recommend(
         "select",
         f"{len(candidates)} eligible of {len(candidates) + len(reference)} timed, {len(runners)} pairs, {budget_s:g} s",
     )
-    spinning = frozenset(key for key in runners if key[1].spinning or (key[1].spinning is None and key[1].threads > 1))
+    spinning = frozenset(key for key in runners if key[1].may_spin)
     first = time_blocks(runners, budget_s * (1 - SECOND_PASS_SHARE), spinning)
     rows = _rows(_medians(first), candidates, reference)
     best = _fastest_per_artifact(rows)
