@@ -227,6 +227,11 @@ def resolve_model(model: str | Path | None, default_root: Path = Path("models"))
         else:
             raise UsageError(f"{given} does not exist: give a build folder or an .onnx file")
     if not path.is_file():
+        if folder is not None and not (folder / MANIFEST_NAME).is_file():
+            raise UsageError(
+                f"{folder} is not a build folder (no {MODEL_FILE}, no {MANIFEST_NAME}): give a folder made by "
+                "ghostexport build, or an .onnx file (images go to --data/--calib/--eval)"
+            )
         raise UsageError(f"{path} does not exist: rebuild the folder with ghostexport build")
     manifest = read_manifest(folder) if folder is not None else None
     if not path.is_file() or path.stat().st_size == 0:

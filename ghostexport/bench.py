@@ -5,6 +5,12 @@ then every round runs each model once in turn so that background load hits them 
 thread spinning is off whenever sessions coexist. ``streams`` > 1 is throughput mode: each
 round sends that many concurrent requests to a model (one core's worth of threads each). Results are medians and percentiles,
 shown as ratios to the first model, and appended to each folder's manifest.
+
+With ``select``, the selection runs first and times every artifact of the folder at batch 1
+under every setting, bench's own settings included; the table's batch-1 rows of those
+artifacts are that measurement (marked ``measured_by: selection``), not a second one, so
+that the table, the recommendation and its notes never show two figures for the same
+artifact and settings.
 """
 
 from __future__ import annotations
@@ -98,6 +104,7 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
         trt_fp16=spec.trt_fp16,
         trt_engine_cache=spec.trt_engine_cache,
     )
+    selection, measured = _select_first(spec, targets, options, say) if spec.select else (None, {})
     sessions = _sessions(targets, options, warnings)
     device = next((info.device for info in sessions.values()), "cpu")
     torch_models = {
@@ -105,7 +112,7 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
         for t in targets
         if t.path is None
     }
-    rows, samples = _time(spec, targets, sessions, torch_models, warnings, say)
+    rows, samples = _time(spec, targets, sessions, torch_models, warnings, say, measured)
     environment = {
         **_environment(options, sessions, spec.threads, device),
         "streams": spec.streams,
@@ -118,28 +125,51 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
             "litert": spec.threads or physical_cores(),
             "executorch": spec.threads or physical_cores(),
         }
-    result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)))
+    result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)), selection)
     _record_in_manifests(targets, result, spec.command, spec.provider)
-    if spec.select:
-        from .selection import select
-
-        result.selection = select(targets[0].ref, spec.select_seconds, spec.command, say)
     return result
 
 
-def _time(spec: BenchSpec, targets, sessions, torch_models, warnings, say: Progress) -> tuple[list[dict], dict]:
-    """Per batch size: every model warmed up, then timed in interleaved rounds; rows and raw samples."""
+def _select_first(spec: BenchSpec, targets: list[Target], options: ProviderOptions, say: Progress):
+    """The selection, and per bench target the selection's batch-1 samples at bench's own settings."""
+    from .selection import select
+    from .tuning import SessionSettings
+
+    threads = spec.threads or physical_cores()
+    ours = {"onnxruntime": SessionSettings(threads, options.spinning, "all"), "edge": SessionSettings(threads)}
+    selection, found = select(targets[0].ref, spec.select_seconds, spec.command, say, tuple(ours.values()))
+    if spec.streams > 1:  # a round of concurrent requests is another measurement
+        return selection, {}
+    measured = {}
+    for target in targets:
+        key = (target.artifact, ours["edge" if target.runtime in EDGE_RUNTIMES else "onnxruntime"])
+        if target.path is not None and key in found:
+            measured[target.label] = found[key]
+    return selection, measured
+
+
+def _time(
+    spec: BenchSpec, targets, sessions, torch_models, warnings, say: Progress, measured: dict | None = None
+) -> tuple[list[dict], dict]:
+    """Per batch size: every model warmed up, then timed in interleaved rounds; rows and raw samples.
+
+    ``measured``: batch-1 samples already taken (by the selection) per label, used instead of timing again.
+    """
     rows, samples = [], {}
+    measured = measured or {}
     pool = ThreadPoolExecutor(max_workers=spec.streams) if spec.streams > 1 else None
     providers = _providers(targets, sessions)
     try:
         for batch in spec.batches:
             runners = _runners(spec, targets, batch, sessions, torch_models, pool, warnings)
+            reused = {label: measured[label] for label in runners if batch == 1 and label in measured}
+            to_time = {label: run for label, run in runners.items() if label not in reused}
             if not runners:
                 continue
             rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
-            timed = interleaved_samples(runners, rounds, spec.seconds, spec.warmup)
-            rows += _rows(timed, batch, spec.streams, providers, samples)
+            timed = interleaved_samples(to_time, rounds, spec.seconds, spec.warmup) if to_time else {}
+            timed = {label: reused.get(label) or timed[label] for label in runners}
+            rows += _rows(timed, batch, spec.streams, providers, samples, set(reused))
             times = ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch)
             say("bench", f"batch {batch}: {times}")
     finally:
@@ -195,7 +225,9 @@ def _providers(targets: list[Target], sessions: dict[str, SessionInfo]) -> dict[
     }
 
 
-def _rows(timed: dict[str, list[float]], batch: int, streams: int, providers: dict, samples: dict) -> list[dict]:
+def _rows(
+    timed: dict[str, list[float]], batch: int, streams: int, providers: dict, samples: dict, reused: set = frozenset()
+) -> list[dict]:
     """Summary rows of one batch size, each with its ratio to the first model's median."""
     rows, first = [], None
     for label, values in timed.items():
@@ -210,6 +242,7 @@ def _rows(timed: dict[str, list[float]], batch: int, streams: int, providers: di
                 "streams": streams,
                 "ratio_to_first": round(stats["p50_ms"] / first, 3),
                 "provider": providers[label],
+                "measured_by": "selection" if label in reused else "bench",
             }
         )
         samples[(label, batch)] = values

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shlex
 import sys
 import traceback
@@ -20,7 +21,7 @@ import click
 
 from . import __version__
 from .errors import GateFailed, GhostexportError, UsageError
-from .specs import DEFAULT_SELECT_SECONDS, PIPELINE_SELECT_SECONDS
+from .specs import DEFAULT_SELECT_SECONDS, MAX_GHOSTIFY_DROP, PIPELINE_SELECT_SECONDS
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 #: ghostexport.arch.VARIANTS' keys, spelled out so that --help never imports torch (a test keeps them equal).
@@ -66,6 +67,10 @@ def common_options(function: Callable) -> Callable:
 
         install_termination_handler()
         _refuse_empty_values(json_path)
+        problem = _json_path_problem(json_path)
+        if problem:  # before any work: a result that cannot be written is known to be lost now
+            click.echo(f"error: {problem}", err=True)
+            sys.exit(EXIT_USAGE)
         console = _console(stderr=json_path == "-")
         try:
             result = function(console=console, **kwargs)
@@ -97,9 +102,31 @@ def common_options(function: Callable) -> Callable:
             _emit_json(json_path, {"ok": False, "exit_code": EXIT_INTERNAL, "error": message})
             click.echo(f"{message} (run with --verbose and report it)", err=True)
             sys.exit(EXIT_INTERNAL)
-        _emit_json(json_path, {**result, "ok": True, "exit_code": 0})
+        try:
+            _emit_json(json_path, {**result, "ok": True, "exit_code": 0})
+        except GhostexportError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
 
     return wrapper
+
+
+def _json_path_problem(path: str | None) -> str | None:
+    """Why ``--json PATH`` cannot be written, or None."""
+    return None if not path or path == "-" else _output_path_problem("--json", Path(path))
+
+
+def _output_path_problem(option: str, path: Path, suffixes: tuple[str, ...] = ()) -> str | None:
+    """Why a file the command will write at the end cannot be written there, or None: checked up front."""
+    if suffixes and path.suffix.lower() not in suffixes:
+        return f"{option} {path}: use a file name ending in {', '.join(suffixes)}"
+    if path.is_dir():
+        return f"{option} {path} is a folder: give a file path"
+    if not path.parent.is_dir():
+        return f"{option} {path}: the folder {path.parent} does not exist: create it, or give another path"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"{option} {path}: the folder {path.parent} is not writable: give another path"
+    return None
 
 
 def _refuse_empty_values(json_path: str | None) -> None:
@@ -152,6 +179,33 @@ def _summarized(console, summary: Callable[[Any], Any], run: Callable[[], Any]) 
     console.print(summary(result))
     return result
 
+
+def factory_option(function: Callable) -> Callable:
+    """``--factory PKG.MODULE:FN`` (repeatable): a custom model's factory the user trusts to be imported.
+
+    A folder's manifest names the factory its model was built from; ``check``, ``bench --torch``
+    and ``convert`` rebuild the PyTorch model from it only when the user names it here.
+    """
+
+    @click.option(
+        "--factory",
+        "factories",
+        multiple=True,
+        metavar="PKG.MODULE:FN",
+        help="Rebuild a custom model from this factory (as its manifest names it): imported only when named here.",
+    )
+    @functools.wraps(function)
+    def wrapper(factories: tuple[str, ...], **kwargs: Any):
+        from .sources import trusted_factories
+
+        with trusted_factories(factories):
+            return function(**kwargs)
+
+    return wrapper
+
+
+#: what matplotlib writes without extra packages
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 #: execution provider, shared by check, bench and pipeline
 PROVIDER_OPTION = click.option(
@@ -349,9 +403,18 @@ def _build_spec(opset: int | None, options: dict):
     help="Stop after the epoch that passes this time (--resume continues).",
 )
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW learning rate (cosine schedule).")
+@click.option("--lr", type=float, default=3e-3, show_default=True, help="AdamW learning rate (cosine schedule).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initialisation and shuffling (deterministic).")
 @click.option("--resume", is_flag=True, help="Continue the fine-tuning from its last epoch checkpoint.")
+@click.option(
+    "--max-drop",
+    type=float,
+    default=MAX_GHOSTIFY_DROP,
+    show_default=True,
+    metavar="PT",
+    help="Most held-out accuracy points (unlabelled --eval: points of agreement with the original) "
+    "the ghosted model may lose; more fails (exit 1) and builds nothing.",
+)
 @click.option(
     "--build/--no-build",
     default=True,
@@ -394,6 +457,13 @@ CALIB_OPTION = click.option(
     default=None,
     help="Calibration images (folder, recursively), preprocessed N×3×H×W .npy, or synthetic:N.  "
     "[default: synthetic:64, with a warning]",
+)
+
+#: the guard on a folder's verified artifacts, shared by quantize and convert
+REPLACE_VERIFIED_OPTION = click.option(
+    "--replace-verified",
+    is_flag=True,
+    help="Let synthetic data replace an artifact whose gate passed on real data (refused otherwise).",
 )
 
 #: int8 recipe choice shared by quantize and pipeline
@@ -454,6 +524,7 @@ FLOAT_ENDS_OPTION = click.option(
     show_default=True,
     help="Also measure ORT's stock per-channel MinMax recipe on the same data, for comparison.",
 )
+@REPLACE_VERIFIED_OPTION
 @common_options
 def quantize(
     console,
@@ -470,6 +541,7 @@ def quantize(
     share_concat_scales,
     target,
     baseline,
+    replace_verified,
 ) -> dict:
     """Quantize MODEL (build folder or .onnx; default: models/LATEST) and prove its quality.
 
@@ -504,6 +576,7 @@ def quantize(
         shared_concat_scales=share_concat_scales,
         baseline=baseline,
         target=target,
+        replace_verified=replace_verified,
     )
 
     def run():
@@ -511,6 +584,14 @@ def quantize(
             return run_quantize(spec, progress=stage_printer(console), calibration_progress=on_batch)
 
     return _summarized(console, quantize_summary, run).as_json()
+
+
+def _model_and_images(paths: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """``[MODEL] IMAGE...``: the first path is the model when it is a folder or a model file."""
+    first = Path(paths[0])
+    if first.is_dir() or first.suffix.lower() in (".onnx", ".ort"):
+        return paths[0], list(paths[1:])
+    return None, list(paths)
 
 
 def _announce_latest(console, model: str | None) -> None:
@@ -594,6 +675,7 @@ def select_seconds_option(default: float):
     "--cudnn-algo", type=click.Choice(["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]), default="HEURISTIC", show_default=True
 )
 @common_options
+@factory_option
 def check(
     console,
     model,
@@ -697,6 +779,7 @@ def check(
 @click.option("--trt-fp16", is_flag=True, help="TensorRT: allow fp16 kernels.")
 @click.option("--trt-cache", default=None, metavar="DIR", help="TensorRT: engine cache folder.")
 @common_options
+@factory_option
 def bench(
     console,
     models,
@@ -729,6 +812,10 @@ def bench(
       ghostexport bench models/ghostnet_100 --batches 32 --streams 2      # throughput mode
       ghostexport bench models/ghostnet_100 --select                      # recommend artifact and settings
     """
+    for option, path, suffixes in (("--plot", plot_path, PLOT_SUFFIXES), ("--csv", csv_path, ())):
+        problem = path and _output_path_problem(option, path, suffixes)
+        if problem:
+            raise UsageError(problem)
     from .bench import bench as run_bench
     from .render import bench_plot as plot
     from .render import bench_summary, stage_printer
@@ -869,8 +956,10 @@ def pipeline(
 @click.option("--calib", metavar="DIR|FILE.npy|synthetic:N", default=None, help="int8 calibration images.")
 @click.option("--eval", "eval_data", metavar="DIR|FILE.npy", default=None, help="int8 evaluation images.")
 @click.option("--float-io", is_flag=True, help="litert int8: float input and output (quantized inside the model).")
+@REPLACE_VERIFIED_OPTION
 @common_options
-def convert(console, model, to, precision, calib, eval_data, float_io) -> dict:
+@factory_option
+def convert(console, model, to, precision, calib, eval_data, float_io, replace_verified) -> dict:
     """Convert MODEL to another runtime's format, gated like the ONNX artifacts.
 
     --to ort converts MODEL (folder: its model.onnx) to ONNX Runtime's mobile format and
@@ -891,12 +980,12 @@ def convert(console, model, to, precision, calib, eval_data, float_io) -> dict:
 
     _announce_latest(console, model)
     options = {"precision": precision, "calib": calib, "eval": eval_data, "float_io": float_io}
+    options["replace_verified"] = replace_verified
     return run_convert(model, to=to, progress=stage_printer(console), **options).as_json()
 
 
 @main.command()
-@click.argument("model")
-@click.argument("images", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, metavar="[MODEL] IMAGE...")
 @click.option("--topk", type=int, default=5, show_default=True)
 @click.option(
     "--labels",
@@ -905,11 +994,15 @@ def convert(console, model, to, precision, calib, eval_data, float_io) -> dict:
     help="Class names, one per line (or TSV, last column).  [default: ImageNet-1k for 1000 classes]",
 )
 @common_options
-def predict(console, model, images, topk, labels) -> dict:
-    """Top-k classes for IMAGE... with MODEL's recorded preprocessing.
+def predict(console, paths, topk, labels) -> dict:
+    """Top-k classes for IMAGE... with MODEL's recorded preprocessing (default: models/LATEST).
+
+    MODEL is a build folder or a model file (.onnx, .ort); when the first path is neither,
+    every path is an image and the model is the one models/LATEST names.
 
     \b
     Examples:
+      ghostexport predict cat.jpg
       ghostexport predict models/ghostnet_100 cat.jpg dog.png
       ghostexport predict models/ghostnet_050-c10-r64 digit.png --labels digits.txt --topk 3
     """
@@ -918,7 +1011,11 @@ def predict(console, model, images, topk, labels) -> dict:
     from .predict import predict as run_predict
     from .render import predict_tables
 
-    result = run_predict(model, list(images), topk=topk, labels=labels)
+    model, images = _model_and_images(paths)
+    if not images:
+        raise UsageError(f"no images given after the model {model}: ghostexport predict [MODEL] IMAGE...")
+    _announce_latest(console, model)
+    result = run_predict(model, images, topk=topk, labels=labels)
     for warning in result.warnings:
         console.print(f"[bold yellow]WARNING[/] {escape(warning)}", soft_wrap=True)
     for table in predict_tables(result):

@@ -167,9 +167,14 @@ def replace_folder(root: Path, name: str, write: Callable[[Path], None]) -> None
         shutil.rmtree(staging, ignore_errors=True)  # the old contents, when there were any
 
 
-def commit_files(folder: Path, files: dict[str, bytes], change: Callable[[dict], None]) -> dict:
-    """Add or replace ``files`` in ``folder`` and apply ``change`` to its manifest, as one step."""
-    with folder_lock(folder):
+def commit_files(
+    folder: Path, files: dict[str, bytes], change: Callable[[dict], None], say: Callable[[str, str], None] | None = None
+) -> dict:
+    """Add or replace ``files`` in ``folder`` and apply ``change`` to its manifest, as one step.
+
+    ``say`` hears that the lock is held by another command, while this one waits for it.
+    """
+    with folder_lock(folder, say):
         manifest = read_manifest(folder)
         change(manifest)
         staging = _staging(folder)

@@ -53,6 +53,7 @@ def convert(
     calib: str | None = None,
     eval: str | None = None,
     float_io: bool = False,
+    replace_verified: bool = False,
 ) -> ConvertResult:
     """Convert ``model`` (folder: its model.onnx; or an .onnx) to ``to``, gated, written with its record."""
     say = channel(progress)
@@ -61,9 +62,11 @@ def convert(
     if to != "ort":
         from .edge.stage import convert_edge
 
-        return convert_edge(model, to, precision, calib, eval, float_io, say)
-    if precision != "fp32" or calib or eval or float_io:
-        raise UsageError("--precision, --calib, --eval and --float-io apply to --to litert/executorch, not ort")
+        return convert_edge(model, to, precision, calib, eval, float_io, say, replace_verified)
+    if precision != "fp32" or calib or eval or float_io or replace_verified:
+        raise UsageError(
+            "--precision, --calib, --eval, --float-io and --replace-verified apply to --to litert/executorch, not ort"
+        )
     return _convert_ort(model, say)
 
 

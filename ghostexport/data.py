@@ -7,6 +7,7 @@ figures never care where the images came from.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 from collections.abc import Callable
@@ -24,6 +25,12 @@ SYNTHETIC_EVAL_SAMPLES = 32
 #: Every HOLDOUT_EVERY-th item of a calibration set is held out for evaluation.
 HOLDOUT_EVERY = 4
 MIN_EVAL_SAMPLES = 8
+#: The fewest real samples any source may hold: fewer cannot estimate an activation range
+#: (calibration) or give a held-out figure where one image is less than 13 points.
+MIN_SAMPLES = 8
+#: Files that make a folder a model folder, not data: a build folder holds a plot or two, and
+#: calibrating on those was the failure this guards against.
+ARTIFACT_MARKERS = ("manifest.json", "*.onnx", "*.ort", "*.tflite", "*.pte", "*.safetensors", "*.pth", "*.pt")
 
 
 @dataclass
@@ -70,6 +77,11 @@ def load_dataset(
     else:
         dataset = None
     if dataset is not None:
+        if len(dataset) < MIN_SAMPLES:
+            raise UsageError(
+                f"data {spec} holds {len(dataset)} sample{'s' * (len(dataset) != 1)}, fewer than the {MIN_SAMPLES} "
+                "needed to calibrate or measure anything: give more images"
+            )
         dataset.origin = str(path.resolve())
         return dataset
     if not path.exists():
@@ -113,6 +125,12 @@ def _image_folder(folder: Path, preprocess, input_shape, on_image) -> Dataset:
             f"images in {folder} need the model's preprocessing, which this .onnx does not record: "
             "use a ghostexport build folder, or pass preprocessed data as FILE.npy"
         )
+    marker = _artifact_marker(folder)
+    if marker is not None:
+        raise UsageError(
+            f"{folder} holds model artifacts ({marker}), not data: give a folder of images "
+            "(class sub-folders for labels) or a .npy"
+        )
     files = find_images(folder)
     if not files:
         raise UsageError(f"no images found in {folder} (looked for .jpg, .png, .bmp, .webp, … recursively)")
@@ -123,6 +141,14 @@ def _image_folder(folder: Path, preprocess, input_shape, on_image) -> Dataset:
         if on_image:
             on_image(index + 1, len(files))
     return Dataset(np.stack(arrays), _folder_labels(folder, files), str(folder))
+
+
+def _artifact_marker(folder: Path) -> str | None:
+    """The first build artifact found in ``folder`` (to any depth), as a path relative to it."""
+    for path in folder.rglob("*"):
+        if any(fnmatch.fnmatchcase(path.name.lower(), pattern) for pattern in ARTIFACT_MARKERS) and path.is_file():
+            return str(path.relative_to(folder))
+    return None
 
 
 def _folder_labels(folder: Path, files: list[Path]) -> np.ndarray | None:

@@ -3,9 +3,17 @@
 spec -> original model (factory or registry name, optional checkpoint) -> the rule's
 replacements with warm-started weights -> counts before/after -> (optional) distillation
 fine-tuning on ``--train``, measured on ``--eval`` -> the ghosted weights saved (safetensors)
--> the original and the ghosted model each through ``build`` (export, simplify, parity
-gates, manifest), so ``quantize``, ``check``, ``bench`` and ``pipeline`` take them like
-any build folder.
+-> the accuracy gate -> the original and the ghosted model each through ``build`` (export,
+simplify, parity gates, manifest), so ``quantize``, ``check``, ``bench`` and ``pipeline``
+take them like any build folder.
+
+The verdict is earned on held-out data: with labelled ``--eval`` the ghosted model may lose
+at most ``max_drop`` points of accuracy against the original, measured on the same images;
+with unlabelled ``--eval`` its top-1 agreement with the original may fall at most as far
+below 100% (disagreeing on k% of images can cost at most k points of accuracy). A model
+that fails is not built (exit 1); its weights and training state stay for ``--resume``.
+Without ``--eval`` nothing was measured and the verdict says so: "unmeasured", never PASS.
+The exported weights are those of the last epoch, the ones the figure was measured on.
 
 Everything ghostify writes besides the two build folders lives in ``<out>/<name>.ghostify/``:
 ``weights.safetensors`` (what the ghosted build loads and the manifest hashes),
@@ -21,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .artifacts import output_root
+from .errors import GateFailed
 from .progress import Progress, channel
 from .specs import BuildSpec, GhostifySpec
 
@@ -39,9 +48,17 @@ class GhostifyResult:
     seconds: dict = field(default_factory=dict)
 
     @property
+    def accuracy_verdict(self) -> str:
+        """ "pass"/"fail" on the held-out figure, "unmeasured" without one (no --train/--eval)."""
+        return (self.training or {}).get("gate", {}).get("verdict", "unmeasured")
+
+    @property
     def verdict(self) -> str:
+        """ "fail" if the accuracy gate or a build's parity failed; "unmeasured" if accuracy was not measured."""
         built = [r for r in (self.original, self.ghosted) if r is not None]
-        return "pass" if all(r.verdict == "pass" for r in built) else "fail"
+        if self.accuracy_verdict == "fail" or any(r.verdict != "pass" for r in built):
+            return "fail"
+        return self.accuracy_verdict
 
     def as_json(self) -> dict:
         return {
@@ -68,6 +85,13 @@ def ghostify(
     ``on_step(step, steps, loss)`` is called after every training step (a progress bar).
     """
     spec = (spec or GhostifySpec(**fields)).validated()
+    from .sources import trusted_factories
+
+    with trusted_factories([spec.model]):  # named by the user: the builds may rebuild it
+        return _ghostify(spec, progress, on_step)
+
+
+def _ghostify(spec: GhostifySpec, progress: Progress | None, on_step) -> GhostifyResult:
     say = channel(progress)
     seconds: dict[str, float] = {}
     with output_root(Path(spec.out)) as root:
@@ -78,6 +102,8 @@ def ghostify(
         weights = _save_weights(ghosted, work / WEIGHTS_FILE)
         _write_report(work, spec, rows, counts, training)
         result = GhostifyResult(work, rows, counts, training, seconds=seconds)
+        if result.accuracy_verdict == "fail":
+            raise GateFailed(training["gate"]["message"], result)
         if spec.build:
             result.original, result.ghosted = _build_both(spec, weights, counts, training, progress)
     return result
@@ -135,6 +161,7 @@ def _fine_tune(spec: GhostifySpec, original, ghosted, work: Path, seconds: dict,
     )
     seconds["train"] = time.perf_counter() - tick
     after = evaluate(ghosted)
+    drop = None if after is None else round(100 * (before["original"] - after), 3)
     return {
         "recipe": recipe.as_dict(),
         "train": train.describe(),
@@ -142,11 +169,37 @@ def _fine_tune(spec: GhostifySpec, original, ghosted, work: Path, seconds: dict,
         "measure": measure,
         "before": before,
         "after": after,
-        "drop_points": None if after is None else round(100 * (before["original"] - after), 3),
+        "drop_points": drop,
+        "gate": _accuracy_gate(measure, before["original"], after, drop, spec.max_drop),
         "epochs": [vars(epoch) for epoch in history],
         "stopped": stopped,
         "seconds": round(seconds["train"], 2),
         "warm_start": WARM_START,
+    }
+
+
+def _accuracy_gate(measure: str, original: float | None, after: float | None, drop: float | None, limit: float) -> dict:
+    """The held-out gate: with labels, accuracy points lost; without, agreement with the original below 100%."""
+    gate = {"measure": measure, "max_drop_points": limit, "weights": "last epoch"}
+    if after is None:
+        return {
+            **gate,
+            "verdict": "unmeasured",
+            "message": "no held-out data: give --eval to measure the ghosted model",
+        }
+    lost = drop if measure == "accuracy" else round(100 * (1 - after), 3)
+    gate["lost_points"] = lost
+    if lost <= limit:
+        return {**gate, "verdict": "pass", "message": f"{measure} {lost:+.2f} points (limit {limit:g})"}
+    what = (
+        f"held-out accuracy {100 * after:.2f}% is {lost:.2f} points below the original's {100 * original:.2f}%"
+        if measure == "accuracy"
+        else f"top-1 agreement with the original on held-out images is {100 * after:.2f}%, {lost:.2f} points below 100%"
+    )
+    return {
+        **gate,
+        "verdict": "fail",
+        "message": f"ghostify: {what} (--max-drop {limit:g}): fine-tune longer (--epochs, --resume) or on more images",
     }
 
 

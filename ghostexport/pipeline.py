@@ -81,6 +81,15 @@ def pipeline(spec: PipelineSpec | None = None, progress: Progress | None = None,
     Takes a ``PipelineSpec``, or its fields as keywords (``build=BuildSpec(width=0.5)``).
     """
     spec = (spec or PipelineSpec(**fields)).validated()
+    from .sources import trusted_factories
+
+    with trusted_factories(
+        [spec.build.model] if spec.build.model else []
+    ):  # the user named it: its stages may rebuild it
+        return _pipeline(spec, progress)
+
+
+def _pipeline(spec: PipelineSpec, progress: Progress | None) -> PipelineResult:
     say = channel(progress)
     run = _Run(say)
     started = time.perf_counter()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypedDict
@@ -244,6 +245,51 @@ def record_artifact(manifest: Manifest, name: str, record: ArtifactRecord) -> No
             f"{str(current)[:12]}): nothing written; run the command again"
         )
     manifest["artifacts"][name] = record
+
+
+def verified_on_real_data(record: dict | None) -> bool:
+    """Whether an artifact record's quality gate was enforced on real data and passed."""
+    quality = (record or {}).get("quality")
+    return isinstance(quality, dict) and quality.get("verdict") == "pass"
+
+
+def refuse_downgrade(folder: Path, name: str, existing: dict | None, synthetic: bool, allowed: bool) -> None:
+    """Refuse to replace an artifact verified on real data with one whose gate would only be reported.
+
+    A folder's verified artifact is its evidence; a synthetic-data run must not erase it
+    unnoticed (``--replace-verified`` says it is meant).
+    """
+    if synthetic and not allowed and verified_on_real_data(existing):
+        data = (existing.get("calibration") or existing.get("evaluation") or {}).get("source", "real data")
+        raise UsageError(
+            f"{folder / name} passed its quality gate on {data}; synthetic data would replace it with one whose "
+            "gate is only reported: give --calib with real images, or --replace-verified to replace it anyway"
+        )
+
+
+def committing(
+    folder: Path, name: str, record: ArtifactRecord, seen: dict | None, synthetic: bool, allowed: bool, say
+) -> Callable[[Manifest], None]:
+    """The manifest change that records ``name``, checked again under the folder's lock.
+
+    ``seen`` is the record of ``name`` when the run started: if another run wrote one since
+    (two quantizes at once), this one still replaces it, but says so; a downgrade that became
+    one meanwhile is refused like any other.
+    """
+
+    def change(manifest: Manifest) -> None:
+        existing = manifest["artifacts"].get(name)
+        refuse_downgrade(folder, name, existing, synthetic, allowed)
+        if existing is not None and (seen or {}).get("sha256") != existing.get("sha256"):
+            say(
+                "replace",
+                f"{name} was written by another run while this one ran (sha256 {str(existing.get('sha256'))[:12]}, "
+                f"verdict {(existing.get('quality') or existing.get('parity') or {}).get('verdict', '?')}): "
+                "replaced with this run's",
+            )
+        record_artifact(manifest, name, record)
+
+    return change
 
 
 def replaced_build(folder: Path) -> dict | None:

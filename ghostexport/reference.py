@@ -120,6 +120,9 @@ def _rebuild_custom(info: dict) -> torch.nn.Module:
     source = info.get("source") or {}
     if not isinstance(source.get("model"), str):
         raise UsageError("the manifest records a custom model without its source: rebuild the folder")
+    from .sources import require_trusted
+
+    require_trusted(source["model"], "the folder's manifest")
     checkpoint = _recorded_checkpoint(info) if info["checkpoint"] else None
     return prepare_custom_model(
         source["model"], source.get("num_classes"), info["seed"], checkpoint, info["resolution"], source.get("ghostify")

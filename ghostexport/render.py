@@ -90,19 +90,26 @@ def check_line(entry: dict) -> str:
 def recommendation_line(selection: dict) -> str:
     chosen = selection["recommended"]
     ratios = ", ".join(
-        f"{value}× {key}" for key, value in chosen["ratios"].items() if key != f"to {chosen['artifact']}"
+        f"{value}× the latency of {key.removeprefix('to ')}"
+        for key, value in chosen["ratios"].items()
+        if key != f"to {chosen['artifact']}"
     )
     settings = f"{chosen['threads']} thread{'s' if chosen['threads'] > 1 else ''}"
     if chosen.get("spinning") is not None:
         settings += f", spinning {'on' if chosen['spinning'] else 'off'}, {chosen['optimization']}"
     runtime = chosen.get("runtime", "onnxruntime")
     runtime = EDGE_RUNTIMES[runtime]["label"] if runtime in EDGE_RUNTIMES else "ONNX Runtime"
-    text = f"recommended: {chosen['artifact']} ({runtime}, {settings}) {chosen['p50_ms']:.2f} ms at batch 1; {ratios}"
+    interval = chosen.get("p50_interval_ms")
+    figure = f"{chosen['p50_ms']:.2f} ms" + (f" [95% {interval[0]:.2f}–{interval[1]:.2f}]" if interval else "")
+    text = f"recommended: {chosen['artifact']} ({runtime}, {settings}) {figure} at batch 1; {ratios}"
     return text + (f"; {selection['note']}" if selection["note"] else "")
 
 
 def _verdict(text: str) -> str:
-    return "[bold green]PASS[/]" if text == "pass" else "[bold red]FAIL[/]"
+    """PASS and FAIL for the gates' two answers; anything else (unmeasured, reported) shown as itself, never as PASS."""
+    if text == "pass":
+        return "[bold green]PASS[/]"
+    return "[bold red]FAIL[/]" if text == "fail" else f"[bold yellow]{escape(text.upper())}[/]"
 
 
 def build_summary(result) -> Table:
@@ -341,7 +348,7 @@ def bench_summary(result) -> Table:
         + f"ORT {env['onnxruntime']}, {env['cpu']}",
         title_justify="left",
     )
-    for column in ("model", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std", "images/s", "× first"):
+    for column in ("model", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std", "images/s", "latency ÷ first"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in result.rows:
         table.add_row(
@@ -693,6 +700,10 @@ def ghostify_summary(result) -> Table:
         table.add_row(
             "training", f"{len(training['epochs'])} epochs, {training['seconds']:.1f} s; stopped: {training['stopped']}"
         )
+        gate = training.get("gate", {})
+        table.add_row("accuracy gate", f"{escape(gate.get('message', ''))}  {_verdict(result.accuracy_verdict)}")
+    else:
+        table.add_row("accuracy gate", f"not measured: give --train and --eval  {_verdict(result.accuracy_verdict)}")
     if result.ghosted is not None:
         table.add_row("builds", f"{result.original.folder}  {result.ghosted.folder}")
         table.add_row("compare", escape(f"ghostexport bench {result.original.folder} {result.ghosted.folder}"))

@@ -26,12 +26,19 @@ from .host import cpu_description
 from .progress import Progress
 from .records import now
 from .render import recommendation_line
-from .tuning import recommend
+from .tuning import SessionSettings, recommend, settings_label
 
 NAIVE = "naive export"
 
 
-def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -> dict:
+def select(
+    ref: ModelRef, budget_s: float, command: str | None, say: Progress, also: tuple[SessionSettings, ...] = ()
+) -> tuple[dict, dict]:
+    """Time, choose and record; (the selection as recorded, the raw samples per (artifact, settings)).
+
+    ``also``: settings timed besides the grid (bench's own, whose batch-1 rows then reuse
+    these samples: one measurement per artifact and settings).
+    """
     if ref.folder is None or ref.manifest is None:
         raise UsageError(
             f"--select needs a build folder (its manifest says which artifacts passed); {ref.path} has none"
@@ -45,7 +52,7 @@ def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -
     resolution = ref.manifest["model"]["resolution"]
     with scratch_folder(ref.folder) as scratch:  # the artifacts left out are timed too, for the record
         naive = _naive_export(ref, scratch / "naive.onnx")
-        found = recommend(candidates, {NAIVE: naive, **left_out}, budget_s, say, resolution)
+        found = recommend(candidates, {NAIVE: naive, **left_out}, budget_s, say, resolution, also)
     cpu, flags = cpu_description()
     chosen = found["recommended"]
     selection = {
@@ -58,7 +65,8 @@ def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -
         "not_built": _unbuilt_runtimes(ref),
         "budget_seconds": budget_s,
         "environment": {"cpu": cpu, "cpu_flags": flags},
-        "note": _note(found["finalists_best"], chosen, left_out),
+        "note": _note(found["best"], chosen, left_out),
+        "ratio_meaning": "the recommendation's median latency divided by each artifact's fastest: below 1, it is faster",
         "rows": found["rows"],
         "finalists": found["finalists"],
     }
@@ -69,7 +77,7 @@ def select(ref: ModelRef, budget_s: float, command: str | None, say: Progress) -
         say(
             "select", f"{runtimes} installed here: convert --to (or pipeline --edge {runtimes}) adds them to the choice"
         )
-    return selection
+    return selection, found["samples"]
 
 
 def _whole(ref: ModelRef) -> ModelRef:
@@ -96,13 +104,19 @@ def _naive_export(ref: ModelRef, path):
 
 
 def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
-    """One line when int8 is not faster than fp32 here, or when an unverified artifact would have been faster."""
+    """One line when int8 is measurably slower than fp32 here, or when an unverified artifact would have been faster.
+
+    "Slower" only where the two medians' 95% intervals do not overlap; where they do, the
+    line says the two are not told apart.
+    """
     fp32, int8 = best.get(MODEL_FILE), best.get("model.int8.onnx")
-    if fp32 and int8 and int8["p50_ms"] >= fp32["p50_ms"]:
-        return (
-            f"int8 is not faster than fp32 on this machine ({int8['p50_ms']:.2f} vs {fp32['p50_ms']:.2f} ms): "
-            "ship fp32 or fp16 here"
-        )
+    if fp32 and int8:
+        (int8_low, int8_high), (fp32_low, fp32_high) = int8["p50_interval_ms"], fp32["p50_interval_ms"]
+        figures = f"int8 {_figure(int8)} vs fp32 {_figure(fp32)}, each at its fastest settings"
+        if int8_low > fp32_high:
+            return f"int8 is slower than fp32 on this machine ({figures}): ship fp32 or fp16 here"
+        if int8_low <= fp32_high and fp32_low <= int8_high:
+            return f"int8 and fp32 are within measurement noise of each other here ({figures})"
     faster = [name for name in left_out if name in best and best[name]["p50_ms"] < chosen["p50_ms"]]
     if faster:
         return (
@@ -110,6 +124,11 @@ def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
             "reported: quantize (or convert --precision int8) with --calib on real images to make it eligible"
         )
     return None
+
+
+def _figure(row: dict) -> str:
+    low, high = row["p50_interval_ms"]
+    return f"{row['p50_ms']:.2f} ms [95% {low:.2f}–{high:.2f}] ({settings_label(row)})"
 
 
 def _unbuilt_runtimes(ref: ModelRef) -> list[str]:

@@ -5,19 +5,49 @@ the installed packages; it is called with ``num_classes=N`` when a class count i
 else with no arguments. A plain name goes to torchvision's model registry, then timm's;
 neither is imported unless a name needs it, and a missing one is named in the error.
 Weights come only from ``--checkpoint`` (read with ``weights_only``): nothing is downloaded.
+
+A factory is code. Where the name comes from a person (``build --model``, ``ghostify``,
+``--factory``) it runs; where it comes from a file (a manifest handed over with a folder),
+it runs only if the person named the same factory (``trusted_factories``). Otherwise a
+folder could carry its own ``payload.py`` and have ``check`` run it — the door that
+``weights_only`` closes for checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import inspect
 import os
 import sys
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
 
 from .errors import UsageError
+
+_TRUSTED: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("trusted_factories", default=frozenset())
+
+
+@contextlib.contextmanager
+def trusted_factories(names: Iterable[str]) -> Iterator[None]:
+    """Within this block, a manifest may rebuild its model with any of these factories (the user named them)."""
+    token = _TRUSTED.set(_TRUSTED.get() | frozenset(names))
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def require_trusted(name: str, where: str) -> None:
+    """Refuse to import ``name`` read from ``where`` (a file) unless the user named that factory."""
+    if ":" in name and name not in _TRUSTED.get():
+        raise UsageError(
+            f"{where} names the model factory {name}; ghostexport imports code only when you name it: "
+            f"add --factory {name} if you trust that code"
+        )
 
 
 def describe_source(name: str) -> str:

@@ -15,9 +15,15 @@ Medians decide.
 Two passes, because on a small or shared machine one pass over dozens of pairs gives each
 only a few blocks: the first (two thirds of the budget) times the whole grid; the second
 re-times only the finalists — the fastest eligible pairs, the best fp32 pair and each
-reference's best pair — and the recommendation and its ratios come from the finalists'
-samples of both passes together (on a 2-core VM a pass as a whole can run 20-40% slower
-than the one before it, so neither pass alone is the better evidence).
+reference's best pair (on a 2-core VM a pass as a whole can run 20-40% slower than the one
+before it, so neither pass alone is the better evidence).
+
+One figure per (artifact, runtime, settings): every pair's median is over all its samples,
+both passes where it had two, and the table, each artifact's best, the recommendation (the
+fastest eligible row of that table), its ratios and the notes all read that one table.
+Each median comes with a 95% interval, computed over the medians of its blocks (runs
+within a block are not independent), so that "slower" is said only where intervals do not
+overlap.
 """
 
 from __future__ import annotations
@@ -61,6 +67,11 @@ class SessionSettings:
         if self.spinning is None:
             return text
         return f"{text}, spinning {'on' if self.spinning else 'off'}, {self.optimization}"
+
+
+def settings_label(row: dict) -> str:
+    """A timing row's settings in words, as ``SessionSettings.label`` says them."""
+    return SessionSettings(row["threads"], row.get("spinning"), row.get("optimization")).label()
 
 
 def settings_grid(runtime: str = ORT, cores: int | None = None) -> list[SessionSettings]:
@@ -108,19 +119,24 @@ def recommend(
     budget_s: float,
     say: Progress = silent,
     resolution: int | None = None,
+    also: tuple[SessionSettings, ...] = (),
 ) -> dict:
     """Time ``candidates`` (eligible) and ``reference`` (for ratios only) at batch 1 under every setting.
 
     ``.onnx`` files run on ORT, ``.tflite``/``.pte`` on their own runtime (``resolution`` gives
-    their input size). Returns the first pass's every (artifact, settings) median and each
-    artifact's best, the finalists' medians over both passes (and each finalist artifact's
-    fastest), and the recommendation: the fastest eligible finalist, with its ratio to each
-    finalist artifact.
+    their input size); ``also`` adds ORT settings to the grid (bench's own, so that its table
+    can show this measurement instead of taking a second one). Returns every (artifact, settings)
+    row with its median and interval, each artifact's fastest row, the finalists, the raw
+    samples, and the recommendation: the fastest eligible row, with its latency as a ratio to
+    each other artifact's fastest.
     """
     runners = {}
     for label, path in {**candidates, **reference}.items():
         runtime = runtime_of(path)
-        for settings in settings_grid(runtime):
+        grid = settings_grid(runtime)
+        # ORT sessions take any settings; an edge runtime's thread pool is sized once per process, so its grid stays
+        grid += [extra for extra in also if runtime == ORT and extra.spinning is not None and extra not in grid]
+        for settings in grid:
             runners[(label, settings)] = _runner(path, runtime, settings, resolution)
     say(
         "select",
@@ -128,22 +144,43 @@ def recommend(
     )
     spinning = frozenset(key for key in runners if key[1].may_spin)
     first = time_blocks(runners, budget_s * (1 - SECOND_PASS_SHARE), spinning)
-    rows = _rows(_medians(first), candidates, reference)
-    best = _fastest_per_artifact(rows)
-    finalists = _finalists(rows, best, candidates)
+    first_rows = _rows(first, candidates, reference)
+    finalists = _finalists(first_rows, _fastest_per_artifact(first_rows), candidates)
     say("select", f"second pass: {len(finalists)} finalists, {budget_s * SECOND_PASS_SHARE:.1f} s")
     second = time_blocks({key: runners[key] for key in finalists}, budget_s * SECOND_PASS_SHARE, spinning)
-    pooled = _rows(_medians({key: first[key] + second[key] for key in finalists}), candidates, reference)
-    chosen = next(row for row in pooled if row["artifact"] in candidates)
-    fastest = _fastest_per_artifact(pooled)
-    ratios = {f"to {label}": round(chosen["p50_ms"] / row["p50_ms"], 3) for label, row in fastest.items()}
+    samples = {key: first[key] + second.get(key, []) for key in first}
+    rows = _rows(samples, candidates, reference)
+    best = _fastest_per_artifact(rows)
+    chosen = next(row for row in rows if row["artifact"] in candidates)
+    ratios = {
+        f"to {label}": round(chosen["p50_ms"] / row["p50_ms"], 3)
+        for label, row in best.items()
+        if label != chosen["artifact"]
+    }
     return {
         "rows": rows,
         "best": best,
-        "finalists": pooled,
-        "finalists_best": fastest,
+        "finalists": [{"artifact": label, **asdict(settings)} for label, settings in finalists],
+        "samples": samples,
         "recommended": {**chosen, "ratios": ratios},
     }
+
+
+def median_interval(samples: list[float], block: int = BLOCK) -> tuple[float, float]:
+    """A distribution-free 95% interval for the median, over the medians of consecutive blocks of ``block`` runs.
+
+    Order statistics n/2 ± 0.98·√n of the block medians (the binomial interval of the
+    median); with fewer than 6 blocks, their full range.
+    """
+    values = np.asarray(samples, dtype=float)
+    whole = len(values) // block * block
+    medians = np.sort(np.median(values[:whole].reshape(-1, block), axis=1)) if whole else np.sort(values)
+    n = len(medians)
+    if n < 6:
+        return float(medians[0]), float(medians[-1])
+    half = 0.98 * np.sqrt(n)
+    low, high = int(np.floor(n / 2 - half)), int(np.ceil(n / 2 + half))
+    return float(medians[max(low, 0)]), float(medians[min(high, n - 1)])
 
 
 def _fastest_per_artifact(rows: list[dict]) -> dict[str, dict]:
@@ -166,16 +203,23 @@ def _key(row: dict) -> tuple[str, SessionSettings]:
     return row["artifact"], SessionSettings(row["threads"], row["spinning"], row["optimization"])
 
 
-def _medians(samples: dict) -> dict:
-    return {key: float(np.median(values)) for key, values in samples.items()}
-
-
-def _rows(medians: dict, candidates: dict, reference: dict) -> list[dict]:
+def _rows(samples: dict, candidates: dict, reference: dict) -> list[dict]:
+    """One row per (artifact, settings): median, its 95% interval and the sample count; fastest first."""
     paths = {**candidates, **reference}
-    return [
-        {"artifact": label, "runtime": runtime_of(paths[label]), **asdict(settings), "p50_ms": round(value, 4)}
-        for (label, settings), value in sorted(medians.items(), key=lambda item: item[1])
-    ]
+    rows = []
+    for (label, settings), values in samples.items():
+        low, high = median_interval(values)
+        rows.append(
+            {
+                "artifact": label,
+                "runtime": runtime_of(paths[label]),
+                **asdict(settings),
+                "p50_ms": round(float(np.median(values)), 4),
+                "p50_interval_ms": [round(low, 4), round(high, 4)],
+                "samples": len(values),
+            }
+        )
+    return sorted(rows, key=lambda row: row["p50_ms"])
 
 
 def _runner(path: Path, runtime: str, settings: SessionSettings, resolution: int | None) -> Callable[[], object]:

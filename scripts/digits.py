@@ -42,3 +42,23 @@ def write_folder(name: str, root: Path, limit: int | None = None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         image.save(folder / f"{name}-{index:04d}.png")
     return root
+
+
+def train(model, inputs: np.ndarray, labels: np.ndarray, epochs: int, lr: float = 2e-3, seed: int = 0):
+    """Cross-entropy training with AdamW, batches of 64 in a seeded order per epoch; the model, in eval mode."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    x, y = torch.from_numpy(inputs), torch.from_numpy(labels).long()
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        for start in range(0, len(x), 64):
+            index = order[start : start + 64]
+            loss = F.cross_entropy(model(x[index]), y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()

@@ -195,3 +195,20 @@ def test_a_full_disk_at_any_step_is_exit_2_and_changes_nothing(small_build, tmp_
     assert step >= 3
     if command == "build":  # the last step, LATEST, fails only as a warning: the folder is committed
         assert "LATEST" in result.stdout and "was not updated" in result.stdout
+
+
+@pytest.mark.slow  # two real processes racing; CI runs the slow suite too
+def test_two_quantizes_of_one_artifact_at_once_the_second_says_it_replaced_the_first(tmp_path):
+    out = tmp_path / "models"
+    built = subprocess.run(
+        [sys.executable, "-m", "ghostexport", "build", *SMALL, "--out", str(out)], capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stderr
+    folder = out / "ghostnet_050-r64"
+    command = [sys.executable, "-m", "ghostexport", "quantize", str(folder), "--no-baseline"]
+    racing = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in racing]
+    assert [process.returncode for process in racing] == [0, 0], outputs
+    said = [stdout + stderr for stdout, stderr in outputs]
+    assert sum("was written by another run while this one ran" in text for text in said) == 1, said
+    assert_consistent(folder, [{"model.onnx", "model.int8.onnx"}])

@@ -291,6 +291,8 @@ def test_foreign_onnx_with_npy_calibration(digits_build, tmp_path):
         ("missing", "does not exist"),
         ("synthetic_zero", "needs a positive sample count"),
         ("too_few", "too few to hold out"),
+        ("below_minimum", "holds 3 samples, fewer than the 8 needed"),
+        ("a_build_folder", "holds model artifacts (manifest.json), not data"),
         ("bad_exclude", "no node of that name"),
         ("accuracy_without_labels", "needs labelled evaluation data"),
     ],
@@ -310,9 +312,16 @@ def test_bad_calibration_inputs_exit_2(case, expected, fresh_build, tmp_path):
         args = ["--calib", str(tmp_path / "nowhere")]
     elif case == "synthetic_zero":
         args = ["--calib", "synthetic:0"]
-    elif case == "too_few":
-        np.save(tmp_path / "c.npy", np.zeros((6, 3, 64, 64), dtype=np.float32))
+    elif case == "too_few":  # enough to calibrate, not to hold a quarter out for evaluation
+        np.save(tmp_path / "c.npy", np.zeros((12, 3, 64, 64), dtype=np.float32))
         args = ["--calib", str(tmp_path / "c.npy")]
+    elif case == "below_minimum":
+        np.save(tmp_path / "c.npy", np.zeros((3, 3, 64, 64), dtype=np.float32))
+        args = ["--calib", str(tmp_path / "c.npy")]
+    elif case == "a_build_folder":  # it holds a PNG (a plot) beside the model: not calibration images
+        shutil.copytree(fresh_build, tmp_path / "folder")
+        digits.split("calib")[0][0].save(tmp_path / "folder" / "bench.png")
+        args = ["--calib", str(tmp_path / "folder"), "--eval", str(tmp_path / "folder")]
     elif case == "bad_exclude":
         args = ["--exclude", "/conv_stem/Convv"]
     elif case == "accuracy_without_labels":
@@ -465,3 +474,20 @@ def test_entropy_calibration_with_an_uneven_image_count(small_build, tmp_path):
     folder = Path(shutil.copytree(small_build, tmp_path / small_build.name))
     result = run_cli("quantize", str(folder), "--calib", "synthetic:30", "--method", "entropy", "--no-baseline")
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_synthetic_data_never_silently_replaces_an_artifact_verified_on_real_data(fresh_build, digit_folders):
+    """A PASS on real data is the folder's evidence: synthetic calibration is refused, unless asked for by name."""
+    verified = quantize_digits(fresh_build, digit_folders, "--no-baseline")
+    assert verified.returncode == 0, verified.stderr
+    before = sha(fresh_build / "model.int8.onnx")
+    manifest_before = (fresh_build / "manifest.json").read_bytes()
+    refused = run_cli("quantize", str(fresh_build), "--calib", "synthetic:8", "--no-baseline")
+    assert refused.returncode == 2, refused.stderr
+    assert "passed its quality gate on" in refused.stderr and "--replace-verified" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert sha(fresh_build / "model.int8.onnx") == before
+    assert (fresh_build / "manifest.json").read_bytes() == manifest_before
+    replaced = run_cli("quantize", str(fresh_build), "--calib", "synthetic:8", "--no-baseline", "--replace-verified")
+    assert replaced.returncode == 0, replaced.stderr
+    assert load_json(fresh_build / "manifest.json")["artifacts"]["model.int8.onnx"]["quality"]["verdict"] == "reported"

@@ -100,3 +100,53 @@ def resnet50(num_classes: int = 1000) -> ResNet:
 def tiny_resnet(num_classes: int = 10) -> ResNet:
     """A ResNet-18 layout at 1/8 of the width: the default suite's fast stand-in."""
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, width=8)
+
+
+def _conv_bn(inp: int, out: int, kernel: int, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:
+    """torchvision's ``Conv2dNormActivation``: conv (no bias) -> BN -> ReLU6 (none after a projection)."""
+    layers = [nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(out)]
+    return nn.Sequential(*layers, *([nn.ReLU6(inplace=True)] if relu else []))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1×1 expansion, 3×3 depthwise, linear 1×1 projection; a residual when shapes match."""
+
+    def __init__(self, inp: int, out: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = inp * expand
+        self.use_res_connect = stride == 1 and inp == out
+        layers = [_conv_bn(inp, hidden, 1)] if expand != 1 else []
+        layers += [
+            _conv_bn(hidden, hidden, 3, stride, groups=hidden),
+            nn.Conv2d(hidden, out, 1, bias=False),
+            nn.BatchNorm2d(out),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+def mobilenet_v2(num_classes: int = 1000) -> nn.Module:
+    """torchvision's MobileNetV2 (width 1.0): 3,504,872 parameters at 1000 classes, the same key names."""
+    settings = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
+    features, inp = [_conv_bn(3, 32, 3, 2)], 32
+    for expand, out, repeats, stride in settings:
+        for index in range(repeats):
+            features.append(InvertedResidual(inp, out, stride if index == 0 else 1, expand))
+            inp = out
+    features.append(_conv_bn(inp, 1280, 1))
+    model = nn.Sequential()
+    model.features = nn.Sequential(*features)
+    model.pool = nn.AdaptiveAvgPool2d(1)
+    model.flatten = nn.Flatten(1)
+    model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+    return model

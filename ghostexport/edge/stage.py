@@ -32,7 +32,7 @@ from ..fold import deploy_form
 from ..parity import FP32_TOLERANCE, parity_over_batches, random_inputs
 from ..progress import Progress
 from ..quality import INT8_GATE, judge, measure
-from ..records import file_record, record_artifact
+from ..records import committing, file_record, refuse_downgrade
 from ..reference import rebuild_from_manifest
 from ..render import parity_line, quality_line
 from .prepare import require, runtime_versions, stdout_to_stderr
@@ -55,7 +55,9 @@ class EdgeResult:
         return {"artifact": str(self.path), "verdict": self.verdict, "record": self.record}
 
 
-def convert_edge(model, to: str, precision: str, calib, eval_data, float_io: bool, say: Progress) -> EdgeResult:
+def convert_edge(
+    model, to: str, precision: str, calib, eval_data, float_io: bool, say: Progress, replace_verified: bool = False
+) -> EdgeResult:
     _validate(to, precision, calib, eval_data, float_io)
     require(to)
     ref = resolve_model(model)
@@ -67,11 +69,14 @@ def convert_edge(model, to: str, precision: str, calib, eval_data, float_io: boo
     reference = rebuild_from_manifest(ref.manifest)
     resolution = ref.manifest["model"]["resolution"]
     calibration, evaluation = _data(ref, precision, calib, eval_data, resolution, say)
+    name = edge_file(to, precision)
+    seen = ref.manifest["artifacts"].get(name)
+    synthetic = calibration is not None and (calibration.synthetic or evaluation.synthetic)
+    refuse_downgrade(ref.folder, name, seen, synthetic, replace_verified)
     tick = time.perf_counter()
     with stdout_to_stderr():
         data, conversion = _convert(to, deploy_form(reference), resolution, calibration, float_io)
     seconds = time.perf_counter() - tick
-    name = edge_file(to, precision)
     say("convert", f"{name}: {len(data) / 1e6:.1f} MB in {seconds:.1f} s; {_lowering_line(conversion)}")
     evidence = _evidence(to, data, reference, resolution, evaluation, calibration, say)
     record = file_record(
@@ -84,7 +89,9 @@ def convert_edge(model, to: str, precision: str, calib, eval_data, float_io: boo
         raise GateFailed(
             f"{to} {precision} {gate} gate failed, nothing written: {evidence[gate]['reasons'][0]}", result
         )
-    commit_files(ref.folder, {name: data}, lambda manifest: record_artifact(manifest, name, record))
+    commit_files(
+        ref.folder, {name: data}, committing(ref.folder, name, record, seen, synthetic, replace_verified, say), say
+    )
     say("write", f"{result.path}")
     return result
 

@@ -7,6 +7,15 @@ sub-folders. The teacher's logits are computed once (no augmentation), so an epo
 one student forward and backward per image. AdamW with a cosine schedule; BatchNorm in
 train mode.
 
+After every epoch the BatchNorm running statistics are measured afresh on the training
+images (``recalibrate_batchnorm``), so the held-out figure, and the exported model, compute
+what training optimised. Without it they did not: a ghost map's BatchNorm starts from the
+replaced channel's statistics, which describe another signal, and momentum-0.1 averages
+trail weights that move fast at the start of fine-tuning — a ResNet reached 99% on its
+training batches (batch statistics) and 16% held-out (running statistics) after 3 epochs.
+Training itself never reads running statistics, so the re-estimate changes no gradient and a
+resumed run still continues exactly.
+
 Deterministic with a seed: the shuffling of epoch e is drawn from a generator seeded with
 (seed, e), so a run resumed from the checkpoint written after epoch e continues exactly as
 the uninterrupted run would have. The checkpoint (``train_state.pt``) holds tensors and
@@ -38,7 +47,7 @@ class TrainRecipe:
     epochs: int = 10
     max_minutes: float = 10.0
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     temperature: float = TEMPERATURE
     seed: int = 0
@@ -117,6 +126,7 @@ def distill(
     for epoch in range(len(history), recipe.epochs):
         tick = time.perf_counter()
         loss, agreement = _epoch(student, optimizer, schedule, soft, inputs, labels, recipe, epoch, on_step)
+        recalibrate_batchnorm(student, inputs, recipe.batch_size)
         record = Epoch(epoch + 1, loss, agreement, evaluate(student), time.perf_counter() - tick)
         history.append(record)
         _save(state_dir / STATE_FILE, student, optimizer, schedule, recipe, history)
@@ -125,6 +135,33 @@ def distill(
             return history, f"time limit ({recipe.max_minutes:g} min) after epoch {epoch + 1}: --resume continues"
     student.eval()
     return history, f"{recipe.epochs} epochs"
+
+
+def recalibrate_batchnorm(model: nn.Module, inputs: np.ndarray, batch_size: int) -> None:
+    """Set every BatchNorm's running statistics to their average over ``inputs`` under the current weights.
+
+    Only the BatchNorms run in train mode (dropout and the rest stay in eval mode, so no random
+    draw is consumed); ``momentum=None`` makes PyTorch keep a cumulative average over the
+    batches instead of an exponential one. The model is left in eval mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    model.eval()
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    try:
+        with torch.no_grad():
+            # balanced chunks: no trailing batch of one image, which train-mode BatchNorm refuses
+            for chunk in np.array_split(inputs, max(1, math.ceil(len(inputs) / batch_size))):
+                model(torch.from_numpy(np.ascontiguousarray(chunk)))
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.eval()
 
 
 def _epoch(student, optimizer, schedule, soft, inputs, labels, recipe: TrainRecipe, epoch: int, on_step):
@@ -186,17 +223,21 @@ def _resume(path: Path, student, optimizer, schedule, recipe: TrainRecipe) -> li
         raise UsageError(f"--resume: no training checkpoint at {path}: drop --resume to start afresh")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        student.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
+        if not isinstance(saved, dict) or not isinstance(saved.get("recipe"), dict):
+            raise ValueError("no recipe record")
         history = [Epoch(**epoch) for epoch in saved["history"]]
+        changed = {
+            k for k, v in asdict(recipe).items() if k not in ("epochs", "max_minutes") and saved["recipe"].get(k) != v
+        }
+        if not changed:
+            student.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            schedule.load_state_dict(saved["schedule"])
     except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(
-            f"--resume: {path} is not a usable training checkpoint ({exc}): drop --resume to start afresh"
+            f"--resume: {path} is not a usable training checkpoint ({reason}): drop --resume to start afresh"
         ) from None
-    changed = {
-        k for k, v in asdict(recipe).items() if k not in ("epochs", "max_minutes") and saved["recipe"].get(k) != v
-    }
     if changed:
         raise UsageError(
             f"--resume: the checkpoint was trained with other {', '.join(sorted(changed))}: use the same settings, or drop --resume"

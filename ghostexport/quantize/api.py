@@ -28,7 +28,7 @@ from ..mobile import mobile_usability, usability_line
 from ..progress import Progress, channel
 from ..providers import cpu_session
 from ..quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
-from ..records import quantized_artifact_record, record_artifact
+from ..records import committing, quantized_artifact_record, refuse_downgrade
 from ..render import quality_line, recipe_line
 from ..runtime import input_shape, quiet_ort, run_logits
 from ..specs import QUANTIZE_MODES, QuantizeSpec
@@ -96,6 +96,10 @@ def quantize(
         say("note", "targets are checked as gates; --method auto searches for a recipe that meets them")
     source = _source(spec, say)
     name = ARTIFACT_NAMES[spec.mode] if source.ref.folder else f"{source.ref.path.stem}.{spec.mode}.onnx"
+    synthetic = source.evaluation.synthetic or bool(source.calibration and source.calibration.synthetic)
+    seen = ((source.ref.manifest or {}).get("artifacts") or {}).get(name) if source.ref.folder else None
+    if source.ref.folder:
+        refuse_downgrade(source.ref.folder, name, seen, synthetic, spec.replace_verified)
     started = time.perf_counter()
     with scratch_folder(source.ref.home) as work:  # same disk; a killed run's is removed by the next
         output, made = _make(spec, source, work / name, say, calibration_progress)
@@ -111,7 +115,8 @@ def quantize(
     if ref.folder is None:
         atomic_write_bytes(result.path, data)
     else:  # the artifact and its record land together, or neither does
-        commit_files(ref.folder, {name: data}, lambda manifest: record_artifact(manifest, name, record))
+        change = committing(ref.folder, name, record, seen, synthetic, spec.replace_verified, say)
+        commit_files(ref.folder, {name: data}, change, say)
     say("write", f"{result.path} ({len(data) / 1e6:.1f} MB)")
     return result
 
