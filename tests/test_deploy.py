@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,20 @@ def test_predict_with_custom_labels_and_bad_inputs(imagenet_build, tmp_path):
     assert ok.returncode == 0
     top = json.loads(ok.stdout)["predictions"][0]["top"]
     assert len(top) == 3 and all(entry["label"].startswith("thing ") for entry in top)
+
+
+def test_predict_without_a_model_follows_latest(imagenet_build, tmp_path):
+    """``predict IMAGE`` alone: the model is the one models/LATEST names, and it says so first."""
+    from ghostexport.artifacts import write_latest
+
+    photo = sample_photographs()[0]
+    shutil.copytree(imagenet_build, tmp_path / "models" / imagenet_build.name)
+    write_latest(tmp_path / "models", imagenet_build.name)
+    result = run_cli("predict", str(photo), "--json", "-", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"using models/{imagenet_build.name} (from models/LATEST)" in result.stderr
+    named = run_cli("predict", str(imagenet_build), str(photo), "--json", "-")
+    top = [json.loads(r.stdout)["predictions"][0]["top"] for r in (result, named)]
+    assert top[0] == top[1]
+    empty = run_cli("predict", str(imagenet_build))
+    assert empty.returncode == 2 and "no images given" in empty.stderr

@@ -154,3 +154,22 @@ def test_the_guides_library_example_runs_as_written(sandbox, monkeypatch, capsys
     printed = capsys.readouterr().out
     assert "models/ghostnet_050-r96 pass" in printed
     assert printed.count("\n") >= 5 and "model.onnx" in printed  # both modes, the check verdict, the bench rows
+
+
+def test_the_guides_transcripts_are_what_the_commands_print_today():
+    """docs/guide.md's printed outputs come from scripts/guide_transcripts.py; a change of their shape fails here.
+
+    The script re-runs every transcript's commands in a sandbox and compares their stages,
+    table rows and commands with the guide's (figures move from run to run; the shape does
+    not). Re-running it without --check rewrites the guide.
+    """
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "guide_transcripts.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]

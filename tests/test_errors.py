@@ -197,3 +197,34 @@ def test_malformed_arguments_never_crash(arguments):
         reference.create_model = original
         os.chdir(cwd)
     assert result.exit_code == 2, (arguments, result.output, result.exception)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "--json", "NOWHERE/r.json"], "the folder NOWHERE does not exist"),
+        (["info", "--json", "."], "is a folder"),
+        (["bench", "--plot", "NOWHERE/b.png"], "the folder NOWHERE does not exist"),
+        (["bench", "--plot", "b.gif"], "use a file name ending in .png, .svg, .pdf"),
+        (["bench", "--csv", "NOWHERE/b.csv"], "the folder NOWHERE does not exist"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_refused_up_front(args, message, tmp_path):
+    """A result that could not be written is one line, exit 2, before any work — never a traceback after it."""
+    folder = tmp_path / "models" / "x"
+    folder.mkdir(parents=True)
+    args = [str(tmp_path / a) if a.startswith("NOWHERE") else a for a in args]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message.replace("NOWHERE", str(tmp_path / "NOWHERE")) in one_error_line(result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_an_image_folder_given_as_a_model_is_named_for_what_it_is(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"")
+    result = run_cli("check", str(images))
+    assert result.returncode == 2
+    line = one_error_line(result.stderr)
+    assert "is not a build folder" in line and "--data" in line and "rebuild" not in line
