@@ -171,11 +171,20 @@ def _time(
             timed = {label: reused.get(label) or timed[label] for label in runners}
             rows += _rows(timed, batch, spec.streams, providers, samples, set(reused))
             times = ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch)
-            say("bench", f"batch {batch}: {times}")
+            say("bench", f"batch {batch} ({_settings_words(spec, len(targets))}): {times}")
     finally:
         if pool is not None:
             pool.shutdown()
     return rows, samples
+
+
+def _settings_words(spec: BenchSpec, count: int) -> str:
+    """The session settings every row of the table was timed with, in the words the selection uses."""
+    threads = spec.threads or physical_cores()
+    spinning = "on" if count == 1 else "off"
+    return f"{threads} thread{'s' * (threads > 1)}, spinning {spinning}, all" + (
+        f", {spec.streams} streams" if spec.streams > 1 else ""
+    )
 
 
 def _sessions(targets: list[Target], options: ProviderOptions, warnings: list[str]) -> dict[str, SessionInfo]:

@@ -402,7 +402,7 @@ def _build_spec(opset: int | None, options: dict):
     show_default=True,
     help="Stop after the epoch that passes this time (--resume continues).",
 )
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=3e-3, show_default=True, help="AdamW learning rate (cosine schedule).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initialisation and shuffling (deterministic).")
 @click.option("--resume", is_flag=True, help="Continue the fine-tuning from its last epoch checkpoint.")
@@ -432,12 +432,15 @@ def ghostify(console, model_name: str, train_data, eval_data, **options: Any) ->
     except the one reading the image; depthwise/grouped ones stay. Writes
     <out>/<model>-ghost-s<S>d<D>[-cN][-rR].ghostify/ (weights, training checkpoint, report),
     and build folders for the original and the ghosted model: compare them with
-    `ghostexport bench ORIGINAL GHOSTED`.
+    `ghostexport bench ORIGINAL GHOSTED`. The verdict is measured on --eval: exit 1 (and no
+    builds) when the ghosted model loses more than --max-drop points of held-out accuracy
+    (unlabelled images: of top-1 agreement with the original); without --eval it is
+    UNMEASURED, never PASS.
 
     \b
     Examples:
       ghostexport ghostify mynets:small_cnn --num-classes 10 --resolution 32 --no-build
-      ghostexport ghostify mynets:small_cnn --checkpoint small_cnn.pt --num-classes 10 --resolution 32 --train images --eval holdout --epochs 2
+      ghostexport ghostify mynets:small_cnn --checkpoint small_cnn.pt --num-classes 10 --resolution 32 --train images --eval holdout --epochs 5
       ghostexport ghostify resnet50 --ratio 4 --no-build   # torchvision's, when installed
     """
     from .ghostify import ghostify as run_ghostify

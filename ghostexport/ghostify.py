@@ -190,7 +190,9 @@ def _accuracy_gate(measure: str, original: float | None, after: float | None, dr
     lost = drop if measure == "accuracy" else round(100 * (1 - after), 3)
     gate["lost_points"] = lost
     if lost <= limit:
-        return {**gate, "verdict": "pass", "message": f"{measure} {lost:+.2f} points (limit {limit:g})"}
+        side = "below" if lost >= 0 else "above"
+        reference = "the original's" if measure == "accuracy" else "100% agreement"
+        return {**gate, "verdict": "pass", "message": f"{abs(lost):.2f} points {side} {reference} (limit {limit:g})"}
     what = (
         f"held-out accuracy {100 * after:.2f}% is {lost:.2f} points below the original's {100 * original:.2f}%"
         if measure == "accuracy"

@@ -412,7 +412,7 @@ class GhostifySpec:
     eval: str | None = None
     epochs: int = 10
     max_minutes: float = 10.0
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 3e-3
     seed: int = 0
     resume: bool = False
