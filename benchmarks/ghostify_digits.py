@@ -68,7 +68,6 @@ def train_original(
     shape = (3, resolution, resolution)
     data = load_dataset(str(train), preprocess_config(resolution), shape)
     held = load_dataset(str(test), preprocess_config(resolution), shape)
-    torch.manual_seed(SEED)
     started = time.perf_counter()
     model = digits.train(getattr(zoo, arch)(num_classes=10), data.inputs, data.labels, epochs, seed=SEED)
     seconds = time.perf_counter() - started

@@ -40,6 +40,7 @@ from .providers import QDQ_ON_CUDA_WARNING, ProviderOptions, SessionInfo, make_s
 from .records import append, bench_record, model_name
 from .runtime import import_onnxruntime, physical_cores
 from .specs import DEFAULT_BENCH_ITERATIONS, BenchSpec, max_threads
+from .tuning import SessionSettings
 
 __all__ = ["BenchResult", "bench", "max_threads"]
 
@@ -104,7 +105,9 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
         trt_fp16=spec.trt_fp16,
         trt_engine_cache=spec.trt_engine_cache,
     )
-    selection, measured = _select_first(spec, targets, options, say) if spec.select else (None, {})
+    # the settings every ORT row is timed with, in the selection's terms (its grid includes them)
+    settings = SessionSettings(spec.threads or physical_cores(), options.spinning, "all")
+    selection, measured = _select_first(spec, targets, settings, say) if spec.select else (None, {})
     sessions = _sessions(targets, options, warnings)
     device = next((info.device for info in sessions.values()), "cpu")
     torch_models = {
@@ -112,7 +115,7 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
         for t in targets
         if t.path is None
     }
-    rows, samples = _time(spec, targets, sessions, torch_models, warnings, say, measured)
+    rows, samples = _time(spec, targets, sessions, torch_models, warnings, say, measured, settings)
     environment = {
         **_environment(options, sessions, spec.threads, device),
         "streams": spec.streams,
@@ -130,61 +133,57 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
     return result
 
 
-def _select_first(spec: BenchSpec, targets: list[Target], options: ProviderOptions, say: Progress):
-    """The selection, and per bench target the selection's batch-1 samples at bench's own settings."""
+def _select_first(spec: BenchSpec, targets: list[Target], settings: SessionSettings, say: Progress):
+    """The selection, and per bench target the selection's batch-1 samples at bench's own ``settings``."""
     from .selection import select
-    from .tuning import SessionSettings
 
-    threads = spec.threads or physical_cores()
-    ours = {"onnxruntime": SessionSettings(threads, options.spinning, "all"), "edge": SessionSettings(threads)}
-    selection, found = select(targets[0].ref, spec.select_seconds, spec.command, say, tuple(ours.values()))
+    edge = SessionSettings(settings.threads)  # the edge runtimes take a thread count alone
+    selection, found = select(targets[0].ref, spec.select_seconds, spec.command, say, (settings,))
     if spec.streams > 1:  # a round of concurrent requests is another measurement
         return selection, {}
     measured = {}
     for target in targets:
-        key = (target.artifact, ours["edge" if target.runtime in EDGE_RUNTIMES else "onnxruntime"])
+        key = (target.artifact, edge if target.runtime in EDGE_RUNTIMES else settings)
         if target.path is not None and key in found:
             measured[target.label] = found[key]
     return selection, measured
 
 
 def _time(
-    spec: BenchSpec, targets, sessions, torch_models, warnings, say: Progress, measured: dict | None = None
+    spec: BenchSpec,
+    targets,
+    sessions,
+    torch_models,
+    warnings,
+    say: Progress,
+    measured: dict,
+    settings: SessionSettings,
 ) -> tuple[list[dict], dict]:
     """Per batch size: every model warmed up, then timed in interleaved rounds; rows and raw samples.
 
     ``measured``: batch-1 samples already taken (by the selection) per label, used instead of timing again.
     """
     rows, samples = [], {}
-    measured = measured or {}
+    streams = f", {spec.streams} streams" if spec.streams > 1 else ""
     pool = ThreadPoolExecutor(max_workers=spec.streams) if spec.streams > 1 else None
     providers = _providers(targets, sessions)
     try:
         for batch in spec.batches:
             runners = _runners(spec, targets, batch, sessions, torch_models, pool, warnings)
-            reused = {label: measured[label] for label in runners if batch == 1 and label in measured}
-            to_time = {label: run for label, run in runners.items() if label not in reused}
             if not runners:
                 continue
+            reused = {label: measured[label] for label in runners if batch == 1 and label in measured}
+            to_time = {label: run for label, run in runners.items() if label not in reused}
             rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
             timed = interleaved_samples(to_time, rounds, spec.seconds, spec.warmup) if to_time else {}
             timed = {label: reused.get(label) or timed[label] for label in runners}
             rows += _rows(timed, batch, spec.streams, providers, samples, set(reused))
             times = ", ".join(f"{r['model']} {r['p50_ms']:.2f} ms" for r in rows if r["batch"] == batch)
-            say("bench", f"batch {batch} ({_settings_words(spec, len(targets))}): {times}")
+            say("bench", f"batch {batch} ({settings.label()}{streams}): {times}")
     finally:
         if pool is not None:
             pool.shutdown()
     return rows, samples
-
-
-def _settings_words(spec: BenchSpec, count: int) -> str:
-    """The session settings every row of the table was timed with, in the words the selection uses."""
-    threads = spec.threads or physical_cores()
-    spinning = "on" if count == 1 else "off"
-    return f"{threads} thread{'s' * (threads > 1)}, spinning {spinning}, all" + (
-        f", {spec.streams} streams" if spec.streams > 1 else ""
-    )
 
 
 def _sessions(targets: list[Target], options: ProviderOptions, warnings: list[str]) -> dict[str, SessionInfo]:

@@ -21,7 +21,7 @@ import click
 
 from . import __version__
 from .errors import GateFailed, GhostexportError, UsageError
-from .specs import DEFAULT_SELECT_SECONDS, MAX_GHOSTIFY_DROP, PIPELINE_SELECT_SECONDS
+from .specs import DEFAULT_SELECT_SECONDS, GHOSTIFY_BATCH_SIZE, GHOSTIFY_LR, MAX_GHOSTIFY_DROP, PIPELINE_SELECT_SECONDS
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 #: ghostexport.arch.VARIANTS' keys, spelled out so that --help never imports torch (a test keeps them equal).
@@ -402,8 +402,8 @@ def _build_spec(opset: int | None, options: dict):
     show_default=True,
     help="Stop after the epoch that passes this time (--resume continues).",
 )
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=3e-3, show_default=True, help="AdamW learning rate (cosine schedule).")
+@click.option("--batch-size", type=int, default=GHOSTIFY_BATCH_SIZE, show_default=True)
+@click.option("--lr", type=float, default=GHOSTIFY_LR, show_default=True, help="AdamW learning rate (cosine schedule).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initialisation and shuffling (deterministic).")
 @click.option("--resume", is_flag=True, help="Continue the fine-tuning from its last epoch checkpoint.")
 @click.option(
@@ -983,7 +983,7 @@ def convert(console, model, to, precision, calib, eval_data, float_io, replace_v
 
     _announce_latest(console, model)
     options = {"precision": precision, "calib": calib, "eval": eval_data, "float_io": float_io}
-    options["replace_verified"] = replace_verified
+    options |= {"replace_verified": replace_verified}
     return run_convert(model, to=to, progress=stage_printer(console), **options).as_json()
 
 

@@ -83,9 +83,8 @@ def pipeline(spec: PipelineSpec | None = None, progress: Progress | None = None,
     spec = (spec or PipelineSpec(**fields)).validated()
     from .sources import trusted_factories
 
-    with trusted_factories(
-        [spec.build.model] if spec.build.model else []
-    ):  # the user named it: its stages may rebuild it
+    named = [spec.build.model] if spec.build.model else []  # the user named it: its stages may rebuild it
+    with trusted_factories(named):
         return _pipeline(spec, progress)
 
 

@@ -38,6 +38,10 @@ PIPELINE_BENCH_ITERATIONS = 50
 #: so a loss above 1 point is the module costing accuracy, not noise — one image in 400 is 0.25
 #: points. Without labels it bounds the disagreement with the original, which bounds the drop.
 MAX_GHOSTIFY_DROP = 1.0
+#: ghostify's fine-tuning defaults (AdamW, cosine): batch 32 gives twice the updates per epoch on
+#: small sets (MobileNetV2 on 1,400 digits, 5 epochs: 1.26 points lost at 64, 0.50 at 32)
+GHOSTIFY_BATCH_SIZE = 32
+GHOSTIFY_LR = 3e-3
 
 
 def _one_of(flag: str, value, allowed) -> None:
@@ -412,8 +416,8 @@ class GhostifySpec:
     eval: str | None = None
     epochs: int = 10
     max_minutes: float = 10.0
-    batch_size: int = 32
-    lr: float = 3e-3
+    batch_size: int = GHOSTIFY_BATCH_SIZE
+    lr: float = GHOSTIFY_LR
     seed: int = 0
     resume: bool = False
     max_drop: float = MAX_GHOSTIFY_DROP  # points of held-out accuracy (or of agreement) the ghosted may lose

@@ -71,7 +71,7 @@ class SessionSettings:
 
 def settings_label(row: dict) -> str:
     """A timing row's settings in words, as ``SessionSettings.label`` says them."""
-    return SessionSettings(row["threads"], row.get("spinning"), row.get("optimization")).label()
+    return _key(row)[1].label()
 
 
 def settings_grid(runtime: str = ORT, cores: int | None = None) -> list[SessionSettings]:

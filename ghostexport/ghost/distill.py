@@ -44,10 +44,12 @@ STATE_FILE = "train_state.pt"
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    epochs: int = 10
-    max_minutes: float = 10.0
-    batch_size: int = 32  # more steps per epoch on small sets: MobileNetV2 on 1,400 digits lost 1.26 points at 64, 0.50 at 32 (5 epochs)
-    lr: float = 3e-3
+    """How the ghosted model is fine-tuned; the defaults of the first four are ``GhostifySpec``'s."""
+
+    epochs: int
+    max_minutes: float
+    batch_size: int
+    lr: float
     weight_decay: float = 1e-4
     temperature: float = TEMPERATURE
     seed: int = 0
