@@ -30,12 +30,11 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from perf import naive_export  # noqa: E402
 
-from ghostexport import build  # noqa: E402
-from ghostexport.convert import convert  # noqa: E402
+from ghostexport import build, quantize  # noqa: E402
 from ghostexport.edge import executorch_format, litert_format  # noqa: E402
-from ghostexport.host import cpu_description  # noqa: E402
-from ghostexport.latency import interleaved_samples, summarize  # noqa: E402
-from ghostexport.quantize import quantize  # noqa: E402
+from ghostexport.runtime.latency import interleaved_samples, summarize  # noqa: E402
+from ghostexport.stages.convert import convert  # noqa: E402
+from ghostexport.targets.host import cpu_description  # noqa: E402
 
 CHECKPOINT = ROOT.parent / "tests" / "data" / "ghostnet_050-digits-r64.safetensors"
 RUNTIMES = ("executorch", "litert")

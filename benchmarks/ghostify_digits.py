@@ -34,12 +34,12 @@ import digits  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ghostexport.bench import bench  # noqa: E402
-from ghostexport.data import load_dataset  # noqa: E402
-from ghostexport.ghostify import ghostify  # noqa: E402
-from ghostexport.host import cpu_description  # noqa: E402
-from ghostexport.quantize import quantize  # noqa: E402
-from ghostexport.records import preprocess_config  # noqa: E402
+from ghostexport import quantize  # noqa: E402
+from ghostexport.evidence.data import load_dataset  # noqa: E402
+from ghostexport.folder.records import preprocess_config  # noqa: E402
+from ghostexport.stages.bench import bench  # noqa: E402
+from ghostexport.stages.ghostify import ghostify  # noqa: E402
+from ghostexport.targets.host import cpu_description  # noqa: E402
 
 SEED = 0
 TRAIN, HELD_OUT, CALIBRATION = 1400, 397, 200
@@ -80,7 +80,7 @@ def train_original(
 
 def one_architecture(arch: str, folders: dict[str, Path], work: Path, args) -> dict:
     """Train, ghostify, quantize and time one architecture; its figures."""
-    from ghostexport.errors import GateFailed
+    from ghostexport.base.errors import GateFailed
 
     checkpoint = work / f"{arch}-digits.safetensors"
     teacher_accuracy, teacher_seconds = train_original(

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ghostexport.arch.ghostnet import GhostModule, GhostNet, SqueezeExcite
+from ghostexport.model.arch.ghostnet import GhostModule, GhostNet, SqueezeExcite
 
 
 def _ghost_forward(self: GhostModule, x: torch.Tensor) -> torch.Tensor:

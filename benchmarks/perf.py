@@ -34,10 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from official_style import official_style
 
-from ghostexport import build
-from ghostexport.arch import create_model
-from ghostexport.latency import concurrent, interleaved_samples, summarize
-from ghostexport.quantize import quantize
+from ghostexport import build, quantize
+from ghostexport.model.arch import create_model
+from ghostexport.runtime.latency import concurrent, interleaved_samples, summarize
 
 BATCHES = (1, 8, 32)
 THREADS = (1, 2)

@@ -23,10 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import digits  # noqa: E402
 
-from ghostexport import build  # noqa: E402
-from ghostexport.latency import interleaved  # noqa: E402
-from ghostexport.providers import cpu_session  # noqa: E402
-from ghostexport.quantize import quantize  # noqa: E402
+from ghostexport import build, quantize  # noqa: E402
+from ghostexport.runtime.latency import interleaved  # noqa: E402
+from ghostexport.runtime.providers import cpu_session  # noqa: E402
 
 CHECKPOINT = ROOT / "tests" / "data" / "ghostnet_050-digits-r64.safetensors"
 

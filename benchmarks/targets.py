@@ -31,13 +31,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from perf import naive_export
 
-from ghostexport import build
-from ghostexport.artifacts import EDGE_RUNTIMES, edge_file, runtime_installed
-from ghostexport.convert import convert
-from ghostexport.host import cpu_description
-from ghostexport.quantize import quantize
-from ghostexport.targets import host_class
-from ghostexport.tuning import recommend
+from ghostexport import build, quantize
+from ghostexport.choose.trials import recommend
+from ghostexport.folder.artifacts import EDGE_RUNTIMES, edge_file, runtime_installed
+from ghostexport.stages.convert import convert
+from ghostexport.targets.host import cpu_description
+from ghostexport.targets.profiles import host_class
 
 SEED = 0
 RESOLUTION = 224

@@ -1,5 +1,5 @@
 """``python -m ghostexport`` runs the same CLI as the ``ghostexport`` script."""
 
-from .cli import main
+from ghostexport.cli import main
 
 main(prog_name="ghostexport")

@@ -19,14 +19,20 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .errors import GateFailed, GhostexportError, UsageError
-from .specs import DEFAULT_SELECT_SECONDS, GHOSTIFY_BATCH_SIZE, GHOSTIFY_LR, MAX_GHOSTIFY_DROP, PIPELINE_SELECT_SECONDS
+from ghostexport.base.errors import GateFailed, GhostexportError, UsageError
+from ghostexport.base.version import __version__
+from ghostexport.stages.specs import (
+    DEFAULT_SELECT_SECONDS,
+    GHOSTIFY_BATCH_SIZE,
+    GHOSTIFY_LR,
+    MAX_GHOSTIFY_DROP,
+    PIPELINE_SELECT_SECONDS,
+)
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
-#: ghostexport.arch.VARIANTS' keys, spelled out so that --help never imports torch (a test keeps them equal).
+#: ghostexport.model.arch.VARIANTS' keys, spelled out so that --help never imports torch (a test keeps them equal).
 VARIANT_NAMES = ("ghostnet", "ghostnetv2", "ghostnetv3")
-#: ghostexport.targets.TARGETS' keys, likewise (the same test keeps them equal)
+#: ghostexport.targets.profiles.TARGETS' keys, likewise (the same test keeps them equal)
 TARGET_NAMES = ("host", "x86-avx2", "x86-avx512", "x86-vnni", "arm64", "mobile", "cuda", "tensorrt")
 
 
@@ -63,7 +69,7 @@ def common_options(function: Callable) -> Callable:
     @click.option("--verbose", is_flag=True, help="Show tracebacks for errors.")
     @functools.wraps(function)
     def wrapper(json_path: str | None, verbose: bool, **kwargs: Any) -> None:
-        from .commit import Terminated, install_termination_handler
+        from ghostexport.folder.commit import Terminated, install_termination_handler
 
         install_termination_handler()
         _refuse_empty_values(json_path)
@@ -158,7 +164,7 @@ def _emit_json(path: str | None, payload: dict) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        from .files import atomic_write_text
+        from ghostexport.base.files import atomic_write_text
 
         atomic_write_text(path, text)
 
@@ -196,7 +202,7 @@ def factory_option(function: Callable) -> Callable:
     )
     @functools.wraps(function)
     def wrapper(factories: tuple[str, ...], **kwargs: Any):
-        from .sources import trusted_factories
+        from ghostexport.model.sources import trusted_factories
 
         with trusted_factories(factories):
             return function(**kwargs)
@@ -336,15 +342,15 @@ def build(console, opset: int | None, **options: Any) -> dict:
       ghostexport build --width 1.0 --target arm64
       ghostexport build --model mynets:small_cnn --checkpoint small_cnn.pt --num-classes 10 --resolution 32
     """
-    from .builder import build as run_build
-    from .render import build_summary, stage_printer
+    from ghostexport.render.console import build_summary, stage_printer
+    from ghostexport.stages.build import build as run_build
 
     spec = _build_spec(opset, options)
     return _summarized(console, build_summary, lambda: run_build(spec, progress=stage_printer(console))).as_json()
 
 
 def _build_spec(opset: int | None, options: dict):
-    from .specs import DEFAULT_OPSET, BuildSpec
+    from ghostexport.stages.specs import DEFAULT_OPSET, BuildSpec
 
     return BuildSpec(**options, opset=DEFAULT_OPSET if opset is None else opset, command=_command_line())
 
@@ -443,9 +449,9 @@ def ghostify(console, model_name: str, train_data, eval_data, **options: Any) ->
       ghostexport ghostify mynets:small_cnn --checkpoint small_cnn.pt --num-classes 10 --resolution 32 --train images --eval holdout --epochs 5
       ghostexport ghostify resnet50 --ratio 4 --no-build   # torchvision's, when installed
     """
-    from .ghostify import ghostify as run_ghostify
-    from .render import ghostify_summary, stage_printer, training_bar
-    from .specs import GhostifySpec
+    from ghostexport.render.console import ghostify_summary, stage_printer, training_bar
+    from ghostexport.stages.ghostify import ghostify as run_ghostify
+    from ghostexport.stages.specs import GhostifySpec
 
     spec = GhostifySpec(model_name, train=train_data, eval=eval_data, command=_command_line(), **options)
     with training_bar(console) as on_step:
@@ -559,9 +565,9 @@ def quantize(
       ghostexport quantize --calib images/ --method auto --target-sqnr 30 --max-accuracy-drop 0.5
       ghostexport quantize --calib calib.npy --exclude /conv_head/Conv
     """
-    from .quantize import quantize as run_quantize
-    from .render import calibration_bar, quantize_summary, stage_printer
-    from .specs import QuantizeSpec
+    from ghostexport.render.console import calibration_bar, quantize_summary, stage_printer
+    from ghostexport.stages.quantize import quantize as run_quantize
+    from ghostexport.stages.specs import QuantizeSpec
 
     _announce_latest(console, model)
 
@@ -600,7 +606,7 @@ def _model_and_images(paths: tuple[str, ...]) -> tuple[str | None, list[str]]:
 def _announce_latest(console, model: str | None) -> None:
     """With no MODEL, say first which folder models/LATEST picked."""
     if model is None:
-        from .artifacts import read_latest
+        from ghostexport.folder.artifacts import read_latest
 
         console.print(f"using {read_latest()} (from models/LATEST)")
 
@@ -709,9 +715,9 @@ def check(
       ghostexport check models/ghostnet_100 --provider cuda
       ghostexport check other.onnx --reference models/ghostnet_100/model.onnx --localize
     """
-    from .check import check as run_check
-    from .render import check_summary, stage_printer
-    from .specs import CheckSpec
+    from ghostexport.render.console import check_summary, stage_printer
+    from ghostexport.stages.check import check as run_check
+    from ghostexport.stages.specs import CheckSpec
 
     spec = CheckSpec(
         model,
@@ -819,10 +825,10 @@ def bench(
         problem = path and _output_path_problem(option, path, suffixes)
         if problem:
             raise UsageError(problem)
-    from .bench import bench as run_bench
-    from .render import bench_plot as plot
-    from .render import bench_summary, stage_printer
-    from .specs import BenchSpec
+    from ghostexport.render.console import bench_summary, stage_printer
+    from ghostexport.render.plot import bench_plot as plot
+    from ghostexport.stages.bench import bench as run_bench
+    from ghostexport.stages.specs import BenchSpec
 
     spec = BenchSpec(
         tuple(models),
@@ -908,9 +914,9 @@ def pipeline(
       ghostexport pipeline --width 0.5 --provider cuda --bench-batches 1,32
       ghostexport pipeline --align-channels 16 --split-concat-convs --float-ends none   # fastest on x86
     """
-    from .pipeline import pipeline as run_pipeline
-    from .render import stage_printer
-    from .specs import PipelineSpec
+    from ghostexport.render.console import stage_printer
+    from ghostexport.stages.pipeline import pipeline as run_pipeline
+    from ghostexport.stages.specs import PipelineSpec
 
     spec = PipelineSpec(
         _build_spec(opset, options),
@@ -978,8 +984,8 @@ def convert(console, model, to, precision, calib, eval_data, float_io, replace_v
       ghostexport convert --to executorch
       ghostexport convert --to litert
     """
-    from .convert import convert as run_convert
-    from .render import stage_printer
+    from ghostexport.render.console import stage_printer
+    from ghostexport.stages.convert import convert as run_convert
 
     _announce_latest(console, model)
     options = {"precision": precision, "calib": calib, "eval": eval_data, "float_io": float_io}
@@ -1011,8 +1017,8 @@ def predict(console, paths, topk, labels) -> dict:
     """
     from rich.markup import escape
 
-    from .predict import predict as run_predict
-    from .render import predict_tables
+    from ghostexport.render.console import predict_tables
+    from ghostexport.stages.predict import predict as run_predict
 
     model, images = _model_and_images(paths)
     if not images:
@@ -1041,11 +1047,11 @@ def info(console, model, schema) -> dict:
       ghostexport info some/other/model.onnx --json -
       ghostexport info --schema > manifest.schema.json
     """
-    from .info import info as run_info
-    from .render import info_summary
+    from ghostexport.render.console import info_summary
+    from ghostexport.stages.info import info as run_info
 
     if schema:
-        from .manifest import manifest_schema
+        from ghostexport.folder.manifest import manifest_schema
 
         click.echo(json.dumps(manifest_schema(), indent=2))
         return {"schema": manifest_schema()}

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from wrong_input import KINDS, wrong_input
 
-from ghostexport.builder import build
-from ghostexport.figures import input_dependence
-from ghostexport.reference import prepare_model
+from ghostexport.evidence.comparison import input_dependence
+from ghostexport.folder.reference import prepare_model
+from ghostexport.stages.build import build
 
 VARIANTS = ("ghostnet", "ghostnetv2", "ghostnetv3")
 

@@ -363,7 +363,7 @@ def _checkpoint(root: Path) -> Path:
     """A real checkpoint (0.5×, 10 classes) to corrupt."""
     global _CHECKPOINT
     if _CHECKPOINT is None:
-        from ghostexport.reference import prepare_model
+        from ghostexport.folder.reference import prepare_model
 
         _CHECKPOINT = root / "good.pth"
         torch.save(prepare_model("ghostnet", 0.5, 10, 3, resolution=64).state_dict(), _CHECKPOINT)

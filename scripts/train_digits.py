@@ -23,9 +23,9 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digits import split
 
-from ghostexport.arch import GhostNet, GhostNetConfig
-from ghostexport.preprocess import preprocess_image
-from ghostexport.records import preprocess_config
+from ghostexport.evidence.preprocess import preprocess_image
+from ghostexport.folder.records import preprocess_config
+from ghostexport.model.arch import GhostNet, GhostNetConfig
 
 
 def tensors(name: str, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:

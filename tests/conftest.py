@@ -56,7 +56,7 @@ def run_cli(
 def _in_process(args: list[str], cwd: Path | None, env: dict) -> subprocess.CompletedProcess:
     from click.testing import CliRunner
 
-    from ghostexport import files
+    from ghostexport.base import files
     from ghostexport.cli import main
 
     saved_cwd, saved_argv, saved_threads = os.getcwd(), sys.argv, torch.get_num_threads()
@@ -144,7 +144,7 @@ def manifests_follow_the_schema(request):
         return
     import jsonschema
 
-    from ghostexport.manifest import manifest_problem, manifest_schema
+    from ghostexport.folder.manifest import manifest_problem, manifest_schema
 
     validator = jsonschema.Draft202012Validator(manifest_schema())
     for path in folder.rglob("manifest.json"):

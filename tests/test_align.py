@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghostexport.align import align_channels, ghost_layout
-from ghostexport.arch import create_model
-from ghostexport.fold import deploy_form
+from ghostexport.model.align import align_channels, ghost_layout
+from ghostexport.model.arch import create_model
+from ghostexport.model.fold import deploy_form
 
 from .conftest import SMALL, run_cli
 

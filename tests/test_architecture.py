@@ -1,9 +1,9 @@
-"""The package is a one-way house: no import cycles, and no stage reaching into another stage.
+"""The package is a one-way house: layered subpackages, imports pointing only down, no cycles.
 
-Read from the source with ``ast`` (lazy imports inside functions included), so a cycle hidden
-behind a function-level import is caught too. Stages are the commands' modules; everything
-else is a shared floor below them. Only the pipeline and ghostify (which run stages in order),
-the CLI and the package's top-level API may import stages.
+Read from the source with ``ast`` (lazy imports inside functions included), so an upward
+import or a cycle hidden behind a function-level import is caught too. Each subpackage sits
+on one floor of ``LAYERS`` and may import only its own floor and the floors below; within
+``stages`` no command reaches into another, except the two that run commands in order.
 """
 
 from __future__ import annotations
@@ -12,9 +12,32 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ghostexport"
-STAGES = {"builder", "quantize", "check", "bench", "convert", "predict", "info", "pipeline", "ghostify"}
+#: the floors, lowest first; a module may import from its own floor and those below it
+LAYERS = (
+    "resources",
+    "base",
+    "targets",
+    "model",
+    "graph",
+    "runtime",
+    "evidence",
+    "folder",
+    "quantization",
+    "render",
+    "edge",
+    "choose",
+    "stages",
+    "cli",
+    "__main__",
+    "__init__",
+)
+#: the commands' modules; stages.specs is their shared contract, not a command
+STAGES = {
+    f"stages.{name}"
+    for name in ("build", "quantize", "check", "bench", "convert", "predict", "info", "pipeline", "ghostify")
+}
 #: the pipeline and ghostify run other stages in order (ghostify builds the original and the ghosted model)
-MAY_IMPORT_STAGES = {"pipeline", "ghostify", "cli", "__init__", "__main__"}
+MAY_IMPORT_STAGES = {"stages.pipeline", "stages.ghostify"}
 
 
 def module_name(path: Path) -> str:
@@ -34,7 +57,9 @@ def imports(path: Path) -> set[str]:
                 target = [*base, *(node.module.split(".") if node.module else [])]
                 names = [".".join(target)] if node.module else [".".join([*base, a.name]) for a in node.names]
             elif node.module and node.module.startswith("ghostexport"):
-                names = [node.module.removeprefix("ghostexport").lstrip(".")]
+                module = node.module.removeprefix("ghostexport").lstrip(".")
+                # ``from ghostexport import x`` runs the package root: an import of ``__init__``
+                names = [module or "__init__", *(f"{module}.{a.name}".lstrip(".") for a in node.names)]
             else:
                 continue
             found.update(name for name in names if name)
@@ -54,6 +79,10 @@ def graph() -> dict[str, set[str]]:
 
 def top(name: str) -> str:
     return name.split(".")[0]
+
+
+def floor(name: str) -> int:
+    return LAYERS.index(top(name))
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -80,15 +109,29 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def stage_offences(edges: dict[str, set[str]]) -> list[str]:
-    """Every import of a stage by a module that is neither that stage nor allowed to run stages."""
-    return [
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    """Every import of a module on a higher floor than the importer's."""
+    return sorted(
         f"{name} imports {target}"
         for name, targets in edges.items()
-        if top(name) not in MAY_IMPORT_STAGES
         for target in targets
-        if top(target) in STAGES and top(target) != top(name)
-    ]
+        if floor(target) > floor(name)
+    )
+
+
+def stage_offences(edges: dict[str, set[str]]) -> list[str]:
+    """Every import of a command by another command that does not run commands."""
+    return sorted(
+        f"{name} imports {target}"
+        for name, targets in edges.items()
+        if name in STAGES and name not in MAY_IMPORT_STAGES
+        for target in targets
+        if target in STAGES
+    )
+
+
+def test_every_module_is_on_a_floor():
+    assert [name for name in graph() if top(name) not in LAYERS] == []
 
 
 def test_no_import_cycles():
@@ -96,23 +139,31 @@ def test_no_import_cycles():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+def test_imports_point_only_down():
+    assert upward_imports(graph()) == []
+
+
 def test_no_stage_imports_another_stage():
     assert stage_offences(graph()) == []
 
 
 def test_the_rules_can_fail():
-    """The checkers find a cycle and a stage-to-stage import when they are planted in the real graph."""
+    """Each checker finds what it names when it is planted in the real graph."""
     edges = graph()
-    assert "commit" in edges["builder"] and "reference" in edges["check"]  # it reads real imports
-    assert any(top(t) in STAGES for t in edges["pipeline"])  # the one sanctioned stage user
+    assert "folder.commit" in edges["stages.build"] and "folder.reference" in edges["stages.check"]
+    assert any(t in STAGES for t in edges["stages.pipeline"])  # the one sanctioned stage user
     planted = {name: set(targets) for name, targets in edges.items()}
-    planted["commit"] = {*planted["commit"], "builder"}  # builder -> commit -> builder
+    planted["base.files"] = {*planted["base.files"], "folder.commit"}  # commit -> files -> commit
     cycle = find_cycle(planted)
     assert cycle is not None and cycle[-1] in cycle[:-1]
-    assert {"builder", "commit"} <= set(cycle)
+    assert {"base.files", "folder.commit"} <= set(cycle)
+    assert "base.files imports folder.commit" in upward_imports(planted)
     planted = {name: set(targets) for name, targets in edges.items()}
-    planted["check"] = {*planted["check"], "bench"}
-    assert stage_offences(planted) == ["check imports bench"]
+    planted["stages.check"] = {*planted["stages.check"], "stages.bench"}
+    assert stage_offences(planted) == ["stages.check imports stages.bench"]
+    planted = {name: set(targets) for name, targets in edges.items()}
+    planted["model.fold"] = {*planted["model.fold"], "render.console"}
+    assert upward_imports(planted) == ["model.fold imports render.console"]
 
 
 #: a stage reads as spec -> run -> record, in functions short enough to read at once

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ghostexport.runtime import physical_cores
+from ghostexport.runtime.ort import physical_cores
 
 from .conftest import SMALL, load_json, run_cli
 
@@ -146,7 +146,7 @@ def test_torch_needs_a_manifest(quantized_build, tmp_path):
 
 def test_select_recommends_the_fastest_passing_artifact_and_records_it(quantized_build, tmp_path):
     """Every artifact and the naive export under every session setting; only gated artifacts can win."""
-    from ghostexport.tuning import settings_grid
+    from ghostexport.choose.trials import settings_grid
 
     folder = Path(shutil.copytree(quantized_build, tmp_path / quantized_build.name))
     result = run_cli("bench", str(folder), "--select", "--select-seconds", "1", "--iters", "3", "--json", "-")

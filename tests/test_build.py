@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from ghostexport.arch import create_model
-from ghostexport.artifacts import folder_name
-from ghostexport.reference import rebuild_from_manifest
+from ghostexport.folder.artifacts import folder_name
+from ghostexport.folder.reference import rebuild_from_manifest
+from ghostexport.model.arch import create_model
 
 from .conftest import SMALL, load_json, reference_state, run_cli, visible_entries
 

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from ghostexport.files import sha256_file
+from ghostexport.base.files import sha256_file
 
 from .conftest import SMALL, load_json, run_cli
 
@@ -171,8 +171,8 @@ def test_silent_fallback_after_load_is_caught(monkeypatch, quantized_build):
     CUDA build whose CUDA libraries failed to load (the session comes up on the CPU)."""
     import onnxruntime as ort
 
-    from ghostexport.errors import UsageError
-    from ghostexport.providers import ProviderOptions, make_session
+    from ghostexport.base.errors import UsageError
+    from ghostexport.runtime.providers import ProviderOptions, make_session
 
     real_session = ort.InferenceSession
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
@@ -219,7 +219,7 @@ def test_real_data_enforces_int8_gate(tmp_path):
     ],
 )
 def test_module_for_scope(scope, module):
-    from ghostexport.localize import module_for_scope
+    from ghostexport.evidence.localize import module_for_scope
 
     assert module_for_scope(scope) == module
 

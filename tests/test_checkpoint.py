@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ghostexport.arch import create_model
-from ghostexport.checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
-from ghostexport.errors import UsageError
+from ghostexport.base.errors import UsageError
+from ghostexport.model.arch import create_model
+from ghostexport.model.checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
 
 from .conftest import SMALL, run_cli, visible_entries
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ghostexport.artifacts import resolve_model, select_artifacts
-from ghostexport.check import check
+from ghostexport.folder.artifacts import resolve_model, select_artifacts
+from ghostexport.stages.check import check
 
 from .conftest import SMALL, load_json, run_cli
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ghostexport.arch import create_model
+from ghostexport.model.arch import create_model
 
 from .conftest import SMALL, load_json, run_cli, visible_entries
 
@@ -156,8 +156,8 @@ def imagenet_build(tmp_path_factory) -> Path:
 
 
 def test_predict_agrees_with_pytorch_on_real_photographs(imagenet_build):
-    from ghostexport.preprocess import load_image
-    from ghostexport.reference import rebuild_from_manifest
+    from ghostexport.evidence.preprocess import load_image
+    from ghostexport.folder.reference import rebuild_from_manifest
 
     photos = sample_photographs()
     result = run_cli("predict", str(imagenet_build), *map(str, photos), "--json", "-")
@@ -165,7 +165,7 @@ def test_predict_agrees_with_pytorch_on_real_photographs(imagenet_build):
     predictions = json.loads(result.stdout)["predictions"]
     manifest = load_json(imagenet_build / "manifest.json")
     model = rebuild_from_manifest(manifest)
-    from ghostexport.predict import RANDOM_WEIGHTS_WARNING, imagenet_labels
+    from ghostexport.stages.predict import RANDOM_WEIGHTS_WARNING, imagenet_labels
 
     names = imagenet_labels()
     for photo, prediction in zip(photos, predictions, strict=True):
@@ -203,7 +203,7 @@ def test_predict_with_custom_labels_and_bad_inputs(imagenet_build, tmp_path):
 
 def test_predict_without_a_model_follows_latest(imagenet_build, tmp_path):
     """``predict IMAGE`` alone: the model is the one models/LATEST names, and it says so first."""
-    from ghostexport.artifacts import write_latest
+    from ghostexport.folder.artifacts import write_latest
 
     photo = sample_photographs()[0]
     shutil.copytree(imagenet_build, tmp_path / "models" / imagenet_build.name)

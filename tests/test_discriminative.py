@@ -18,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ghostexport.builder import build
-from ghostexport.check import check
-from ghostexport.errors import GateFailed
-from ghostexport.figures import centred_figures, input_dependence
-from ghostexport.reference import prepare_model
+from ghostexport.base.errors import GateFailed
+from ghostexport.evidence.comparison import centred_figures, input_dependence
+from ghostexport.folder.reference import prepare_model
+from ghostexport.stages.build import build
+from ghostexport.stages.check import check
 
 from .conftest import run_cli
 
@@ -125,9 +125,9 @@ def test_centred_figures_ignore_offsets_and_scale_but_not_the_order_of_answers(l
     st.one_of(st.just(float("nan")), st.just(float("inf")), st.just(-float("inf")), st.floats(-1e9, -1e-12)),
 )
 def test_no_tolerance_value_can_switch_a_gate_off(field, value):
-    from ghostexport.errors import UsageError
-    from ghostexport.parity import Tolerance
-    from ghostexport.quality import QualityGate
+    from ghostexport.base.errors import UsageError
+    from ghostexport.evidence.parity import Tolerance
+    from ghostexport.evidence.quality import QualityGate
 
     if field.startswith("min_") and -1 <= value <= 1:
         value = -1.5  # a negative cosine bar within [-1, 1] is legal; out of range is not

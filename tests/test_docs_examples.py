@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ghostexport.artifacts import write_latest
+from ghostexport.folder.artifacts import write_latest
 
 from .conftest import run_cli
 from .test_deploy import sample_photographs
@@ -64,9 +64,9 @@ EXAMPLES = list(dict.fromkeys([*readme_examples(), *help_examples()]))
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory) -> Path:
-    from ghostexport.preprocess import preprocess_image
-    from ghostexport.records import preprocess_config
-    from ghostexport.reference import prepare_model
+    from ghostexport.evidence.preprocess import preprocess_image
+    from ghostexport.folder.records import preprocess_config
+    from ghostexport.folder.reference import prepare_model
 
     root = tmp_path_factory.mktemp("examples")
     torch.save(prepare_model("ghostnet", 1.0, 1000, seed=5).state_dict(), root / "ghostnet_1x.pth")

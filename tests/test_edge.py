@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ghostexport.edge.run import thread_counts
-from ghostexport.errors import UsageError
-from ghostexport.runtime import physical_cores
+from ghostexport.base.errors import UsageError
+from ghostexport.runtime.edge import thread_counts
+from ghostexport.runtime.ort import physical_cores
 
 from .conftest import SMALL, load_json, run_cli
 
@@ -36,7 +36,7 @@ def test_a_missing_runtime_is_one_line_naming_its_extra(runtime, package, small_
 
 
 def test_edge_options_are_checked_before_any_work(small_build):
-    from ghostexport.convert import convert
+    from ghostexport.stages.convert import convert
 
     with pytest.raises(UsageError, match="--precision tf32: use fp32 or int8"):
         convert(small_build, to="executorch", precision="tf32")

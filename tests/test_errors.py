@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghostexport.arch import create_model
+from ghostexport.model.arch import create_model
 
 from .conftest import SMALL, load_json, run_cli, visible_entries
 
@@ -110,12 +110,12 @@ def test_nan_checkpoint_fails_the_gate_exit_1_and_writes_nothing(tmp_path):
 
 
 def test_internal_error_is_exit_3_with_report_hint(monkeypatch):
-    import ghostexport.builder
+    import ghostexport.stages.build
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(ghostexport.builder, "build", explode)
+    monkeypatch.setattr(ghostexport.stages.build, "build", explode)
     from ghostexport.cli import main
 
     result = CliRunner().invoke(main, ["build", "--json", "-"])
@@ -128,8 +128,8 @@ def test_internal_error_is_exit_3_with_report_hint(monkeypatch):
 def test_missing_onnxruntime_names_the_extra(tmp_path):
     code = (
         "import sys; sys.modules['onnxruntime'] = None\n"
-        "from ghostexport.runtime import import_onnxruntime\n"
-        "from ghostexport.errors import UsageError\n"
+        "from ghostexport.runtime.ort import import_onnxruntime\n"
+        "from ghostexport.base.errors import UsageError\n"
         "try:\n    import_onnxruntime()\nexcept UsageError as e:\n    print(e)\n"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -138,8 +138,8 @@ def test_missing_onnxruntime_names_the_extra(tmp_path):
 
 def test_both_onnxruntime_wheels_are_reported(monkeypatch):
     """Both wheels cannot be installed on a CPU-only CI box, so the metadata lookup is faked."""
-    from ghostexport import runtime
-    from ghostexport.errors import UsageError
+    from ghostexport.base.errors import UsageError
+    from ghostexport.runtime import ort as runtime
 
     monkeypatch.setattr(runtime, "installed_ort_distributions", lambda: ["onnxruntime", "onnxruntime-gpu"])
     with pytest.raises(UsageError, match="pip uninstall -y onnxruntime onnxruntime-gpu"):
@@ -179,8 +179,8 @@ class _ValidatedOnly(BaseException):  # not an Exception: the CLI must not turn 
 )
 def test_malformed_arguments_never_crash(arguments):
     """Whatever the argument soup, the CLI answers exit 2 or reaches model construction."""
-    from ghostexport import reference
     from ghostexport.cli import main
+    from ghostexport.folder import reference
 
     def stop(*_args, **_kwargs):
         raise _ValidatedOnly

@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from ghostexport.arch import VARIANTS
-from ghostexport.counting import count_macs, count_params
-from ghostexport.fold import fold_batchnorm
+from ghostexport.model.arch import VARIANTS
+from ghostexport.model.counting import count_macs, count_params
+from ghostexport.model.fold import fold_batchnorm
 
 from .conftest import REFERENCE, SMALL, reference_state, run_cli
 
@@ -53,7 +53,7 @@ def test_cli_variant_names_match_the_registry():
 
     assert tuple(VARIANTS) == VARIANT_NAMES
     from ghostexport.cli import TARGET_NAMES
-    from ghostexport.targets import TARGETS
+    from ghostexport.targets.profiles import TARGETS
 
     assert tuple(TARGETS) == TARGET_NAMES
 
@@ -97,7 +97,7 @@ def test_v2_quantize_and_check(tmp_path):
     "width, name", [(0.5, "ghostnetv3_050"), (1.0, "ghostnetv3_100"), (1.3, "ghostnetv3_130"), (1.6, "ghostnetv3_160")]
 )
 def test_v3_training_and_deploy_counts_match_reference(width, name):
-    from ghostexport.fold import reparameterized
+    from ghostexport.model.fold import reparameterized
 
     facts = json.loads((REFERENCE / "ghostnet_family_facts.json").read_text())[name]
     model = VARIANTS["ghostnetv3"](width, 1000).eval()
@@ -116,8 +116,8 @@ def test_v3_key_layout_matches_timm():
 
 
 def test_v3_deploy_form_equals_training_form():
-    from ghostexport.arch import create_model
-    from ghostexport.fold import deploy_form
+    from ghostexport.model.arch import create_model
+    from ghostexport.model.fold import deploy_form
 
     model = create_model("ghostnetv3", 0.5, 10, seed=3)
     x = torch.randn(3, 3, 64, 64)
@@ -156,7 +156,7 @@ def test_v3_quantize_and_check(tmp_path):
 
 @pytest.mark.slow  # three builds from quirky checkpoints; CI runs the slow suite too
 def test_checkpoint_quirks_are_fixed_and_reported(tmp_path):
-    from ghostexport.arch import create_model
+    from ghostexport.model.arch import create_model
 
     v2 = create_model("ghostnetv2", 0.5, 10, seed=1).state_dict()
     v2 = {**v2, "total_ops": torch.zeros(1), "blocks.0.0.total_params": torch.zeros(1)}
@@ -178,7 +178,7 @@ def test_checkpoint_quirks_are_fixed_and_reported(tmp_path):
 
 
 def test_wrong_variant_checkpoint_names_the_right_one(tmp_path):
-    from ghostexport.arch import create_model
+    from ghostexport.model.arch import create_model
 
     torch.save(create_model("ghostnetv3", 0.5, 10, seed=1).state_dict(), tmp_path / "v3.pth")
     result = build_with_checkpoint("ghostnetv2", tmp_path / "v3.pth", tmp_path / "m", *SMALL)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from ghostexport.graph import merge_split_convs, split_concat_convs
-from ghostexport.providers import cpu_session
-from ghostexport.quantize.forms import stem_space_to_depth
+from ghostexport.quantization.forms import stem_space_to_depth
+from ghostexport.runtime.providers import cpu_session
 
 
 def run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from ghostexport.errors import UsageError
-from ghostexport.ghost import GhostConv2d, GhostLinear, GhostRule, ghostify_model
+from ghostexport.base.errors import UsageError
+from ghostexport.model.ghost import GhostConv2d, GhostLinear, GhostRule, ghostify_model
 
 from .conftest import load_json, run_cli
 from .torchvision_like import resnet50, tiny_resnet
@@ -48,7 +48,7 @@ def test_a_ghost_module_has_the_convs_shape_keeps_its_first_maps_and_folds_exact
 ):
     """Any conv (→ BN): same output shape; the first m = ⌈n/s⌉ maps are the original's (warm start); with a
     BN inside, the deploy form (both conv → BN pairs folded) computes the same as the module."""
-    from ghostexport.fold import deploy_form
+    from ghostexport.model.fold import deploy_form
 
     torch.manual_seed(0)
     conv = nn.Conv2d(inp, out, kernel, stride, kernel // 2, bias=bias).eval()
@@ -101,7 +101,7 @@ def test_resnet50_counts_against_the_paper():
 
     Convolutions only (the default): MACs within 3% of the paper's 2.2B / 1.2B, params above its
     13.0M / 6.5M by the classifier's 2.05M; with the classifier ghosted too, both within 3%."""
-    from ghostexport.counting import count_macs, count_params
+    from ghostexport.model.counting import count_macs, count_params
 
     model = resnet50()
     assert count_params(model) == 25_557_032 and count_macs(model, 224) == 4_089_184_256
@@ -350,8 +350,8 @@ def trained_teacher(tmp_path_factory, digits_full) -> tuple[Path, float]:
     """The tiny ResNet trained on 1,237 digits at 32² (a few seconds): (checkpoint, held-out accuracy)."""
     from safetensors.torch import save_file
 
-    from ghostexport.data import load_dataset
-    from ghostexport.records import preprocess_config
+    from ghostexport.evidence.data import load_dataset
+    from ghostexport.folder.records import preprocess_config
 
     train, test = (load_dataset(str(f), preprocess_config(32), (3, 32, 32)) for f in digits_full)
     torch.manual_seed(0)
@@ -381,9 +381,9 @@ def test_a_ghosted_model_keeps_the_originals_held_out_accuracy(trained_teacher, 
     """
     from safetensors.torch import load_file
 
-    from ghostexport.data import load_dataset
-    from ghostexport.records import preprocess_config
-    from ghostexport.reference import prepare_custom_model
+    from ghostexport.evidence.data import load_dataset
+    from ghostexport.folder.records import preprocess_config
+    from ghostexport.folder.reference import prepare_custom_model
 
     checkpoint, original = trained_teacher
     assert original >= 0.9  # a real model: the margin below means something

@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 from onnx import helper
 from PIL import Image
 
-from ghostexport.artifacts import resolve_model, select_artifacts
-from ghostexport.data import load_dataset
-from ghostexport.errors import UsageError
-from ghostexport.manifest import read_manifest
-from ghostexport.preprocess import load_image
-from ghostexport.providers import cpu_session
-from ghostexport.reference import rebuild_from_manifest
+from ghostexport.base.errors import UsageError
+from ghostexport.evidence.data import load_dataset
+from ghostexport.evidence.preprocess import load_image
+from ghostexport.folder.artifacts import resolve_model, select_artifacts
+from ghostexport.folder.manifest import read_manifest
+from ghostexport.folder.reference import rebuild_from_manifest
+from ghostexport.runtime.providers import cpu_session
 
 from .conftest import SMALL, run_cli
 

@@ -9,10 +9,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghostexport.arch import GhostNet, GhostNetConfig, create_model
-from ghostexport.arch.ghostnet import make_divisible
-from ghostexport.counting import count_macs, count_params
-from ghostexport.fold import fold_batchnorm
+from ghostexport.model.arch import GhostNet, GhostNetConfig, create_model
+from ghostexport.model.arch.ghostnet import make_divisible
+from ghostexport.model.counting import count_macs, count_params
+from ghostexport.model.fold import fold_batchnorm
 
 
 @pytest.mark.parametrize("width, name", [(0.5, "ghostnet_050"), (1.0, "ghostnet_100"), (1.3, "ghostnet_130")])

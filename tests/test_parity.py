@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ghostexport.parity import FP32_TOLERANCE, Tolerance, compare, parity_over_batches
+from ghostexport.evidence.parity import FP32_TOLERANCE, Tolerance, compare, parity_over_batches
 
 finite = st.floats(-50, 50, allow_nan=False, width=32)
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghostexport.errors import GateFailed
-from ghostexport.preprocess import preprocess_image
-from ghostexport.records import preprocess_config
+from ghostexport.base.errors import GateFailed
+from ghostexport.evidence.preprocess import preprocess_image
+from ghostexport.folder.records import preprocess_config
 
 from .conftest import load_json, run_cli, visible_entries
 
@@ -158,7 +158,7 @@ def test_calibration_from_npy_with_held_out_evaluation(fresh_build, tmp_path):
 
 def test_image_folder_equals_npy_preprocessing(digit_folders):
     """The folder loader and the Pillow transform agree bit for bit (same transform)."""
-    from ghostexport.data import load_dataset
+    from ghostexport.evidence.data import load_dataset
 
     calib, _ = digit_folders
     loaded = load_dataset(str(calib), preprocess_config(64), (3, 64, 64))
@@ -399,7 +399,7 @@ def test_each_recipe_branch_beats_the_stock_recipe_with_the_same_types(
 ):
     """The recipe's own merit, per branch: ORT's stock recipe with the same types and reduce_range,
     measured by the same exact kernels, is the bar."""
-    from ghostexport.quantize import api
+    from ghostexport.stages import quantize as api
 
     calib, test = digit_folders
     try:
@@ -459,7 +459,7 @@ def test_pipeline_with_only_calib_never_evaluates_on_calibration_images(digit_fo
 def test_calibration_batches_are_equal_and_cover_every_image(count, static_batch):
     """ORT's entropy and percentile calibrators stack every batch into one array, so the batches
     must be the same size (150 images in batches of 8 once crashed ``--method auto``)."""
-    from ghostexport.quantize.static import CALIBRATION_BATCH, BatchReader
+    from ghostexport.quantization.static import CALIBRATION_BATCH, BatchReader
 
     inputs = np.arange(count, dtype=np.float32).reshape(count, 1)
     batches = BatchReader(inputs, "input", None, static_batch).batches

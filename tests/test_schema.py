@@ -9,9 +9,9 @@ from pathlib import Path
 
 import jsonschema
 
-from ghostexport.bench import bench
-from ghostexport.check import check
-from ghostexport.manifest import manifest_schema
+from ghostexport.folder.manifest import manifest_schema
+from ghostexport.stages.bench import bench
+from ghostexport.stages.check import check
 
 from .conftest import run_cli
 

@@ -9,8 +9,15 @@ from pathlib import Path
 import onnx
 import pytest
 
-from ghostexport.errors import UsageError
-from ghostexport.targets import HOST_LAYOUTS, TARGETS, host_class, int8_types, not_measured_here, target_profile
+from ghostexport.base.errors import UsageError
+from ghostexport.targets.profiles import (
+    HOST_LAYOUTS,
+    TARGETS,
+    host_class,
+    int8_types,
+    not_measured_here,
+    target_profile,
+)
 
 from .conftest import SMALL, SMALL_SIZE, load_json, run_cli
 
@@ -67,7 +74,7 @@ def arm_build(tmp_path_factory) -> Path:
 
 
 def test_quantize_takes_the_builds_target_and_says_where_latency_was_not_measured(arm_build, tmp_path):
-    from ghostexport.quantize import quantize
+    from ghostexport import quantize
 
     folder = Path(shutil.copytree(arm_build, tmp_path / arm_build.name))
     result = quantize(folder, baseline=False)
@@ -106,12 +113,12 @@ def test_unknown_targets_are_refused_before_any_work(tmp_path):
 )
 def test_this_machine_is_described_as_one_of_the_classes(flags, machine, expected, monkeypatch):
     """Forced CPU descriptions (inputs, not claims about this host): the class and the warning follow them."""
-    import ghostexport.host
-    import ghostexport.targets
+    import ghostexport.targets.host
+    import ghostexport.targets.profiles
 
     assert host_class(flags, machine) == expected
-    monkeypatch.setattr(ghostexport.host, "cpu_description", lambda: ("forced", flags))
-    monkeypatch.setattr(ghostexport.targets.platform, "machine", lambda: machine)
+    monkeypatch.setattr(ghostexport.targets.host, "cpu_description", lambda: ("forced", flags))
+    monkeypatch.setattr(ghostexport.targets.profiles.platform, "machine", lambda: machine)
     assert not_measured_here(TARGETS[expected]) is None
     other = "arm64" if expected != "arm64" else "x86-avx2"
     assert f"on a {expected} machine" in not_measured_here(TARGETS[other])
@@ -124,11 +131,11 @@ def test_this_machine_is_described_as_one_of_the_classes(flags, machine, expecte
 
 def test_the_default_build_takes_the_host_layout(monkeypatch, tmp_path):
     """With this machine forced to AVX2, a build without --target is aligned to 8 and split, and says so."""
-    import ghostexport.host
-    import ghostexport.targets
+    import ghostexport.targets.host
+    import ghostexport.targets.profiles
 
-    monkeypatch.setattr(ghostexport.host, "cpu_description", lambda: ("forced", ["avx2", "fma"]))
-    monkeypatch.setattr(ghostexport.targets.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(ghostexport.targets.host, "cpu_description", lambda: ("forced", ["avx2", "fma"]))
+    monkeypatch.setattr(ghostexport.targets.profiles.platform, "machine", lambda: "x86_64")
     result = run_cli("build", "--width", "0.5", "--resolution", "64", "--out", str(tmp_path), "--json", "-")
     assert result.returncode == 0, result.stderr
     manifest = json.loads(result.stdout)["manifest"]
@@ -160,7 +167,7 @@ def test_mobile_build_is_one_partition_on_nnapi_and_coreml_with_parity_unchanged
 @pytest.mark.slow  # a second build; CI runs the slow suite too
 def test_the_usability_check_can_fail(mobile_build, tmp_path):
     """The same model as exported (a static batch, no mobile forms): NNAPI loses the HardSigmoids."""
-    from ghostexport.mobile import mobile_usability
+    from ghostexport.runtime.mobile import mobile_usability
 
     assert run_cli("build", *SMALL, "--batch", "1", "--out", str(tmp_path)).returncode == 0
     plain = mobile_usability(onnx.load(str(tmp_path / "ghostnet_050-r64-b1" / "model.onnx")))["eps"]

@@ -10,13 +10,14 @@ import onnx
 import pytest
 from onnx.reference import ReferenceEvaluator
 
-from ghostexport.builder import build
-from ghostexport.convert import convert
-from ghostexport.errors import GateFailed, UsageError
-from ghostexport.providers import cpu_session
-from ghostexport.quantize import api, quantize
-from ghostexport.runtime import run_logits
-from ghostexport.validate import validate_model
+from ghostexport import quantize
+from ghostexport.base.errors import GateFailed, UsageError
+from ghostexport.evidence.validate import validate_model
+from ghostexport.runtime.ort import run_logits
+from ghostexport.runtime.providers import cpu_session
+from ghostexport.stages import quantize as api
+from ghostexport.stages.build import build
+from ghostexport.stages.convert import convert
 
 
 @pytest.fixture(scope="module")

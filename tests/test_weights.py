@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 import torch
 
-from ghostexport.arch import create_model
+from ghostexport.model.arch import create_model
 
 from .conftest import SMALL, load_json, run_cli, visible_entries
 
@@ -93,8 +93,8 @@ def test_registry_entry_fixes_variant_and_width(tmp_path):
 
 
 def test_registry_entries_are_complete_and_distinct():
-    from ghostexport.arch import VARIANTS
-    from ghostexport.weights import REGISTRY
+    from ghostexport.model.arch import VARIANTS
+    from ghostexport.model.weights import REGISTRY
 
     assert {"ghostnet_100.in1k", "ghostnetv2_100.in1k"} <= set(REGISTRY)
     for name, spec in REGISTRY.items():

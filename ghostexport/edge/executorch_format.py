@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .prepare import calibrate, export_batch1
+from ghostexport.edge.prepare import calibrate, export_batch1
 
 RECIPE_INT8 = "PT2E static int8: symmetric per-channel weights, per-tensor activations (XNNPACKQuantizer)"
 

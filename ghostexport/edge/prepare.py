@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ..artifacts import EDGE_RUNTIMES
-from ..errors import UsageError
+from ghostexport.base.errors import UsageError
+from ghostexport.folder.artifacts import EDGE_RUNTIMES
 
 
 def require(runtime: str) -> None:

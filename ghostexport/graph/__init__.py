@@ -1,8 +1,8 @@
 """Exact ONNX graph rewrites, in one place: the shared machinery and each rewrite with its inverse."""
 
-from .concat_split import merge_split_convs, split_concat_convs
-from .mobile_forms import mobile_forms
-from .rewrite import apply_replacements, attributes, consumers, producers, repeat_until_unchanged
+from ghostexport.graph.concat_split import merge_split_convs, split_concat_convs
+from ghostexport.graph.mobile_forms import mobile_forms
+from ghostexport.graph.rewrite import apply_replacements, attributes, consumers, producers, repeat_until_unchanged
 
 __all__ = [
     "apply_replacements",

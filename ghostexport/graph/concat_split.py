@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .rewrite import apply_replacements, attributes, consumers, producers, repeat_until_unchanged
+from ghostexport.graph.rewrite import apply_replacements, attributes, consumers, producers, repeat_until_unchanged
 
 #: ``<conv>_part<i>``: the i-th partial conv of a split conv (its weight: ``<weight>_part<i>``)
 _PART = re.compile(r"^(?P<conv>.+)_part(?P<index>\d+)$")

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .rewrite import apply_replacements, attributes
+from ghostexport.graph.rewrite import apply_replacements, attributes
 
 
 def mobile_forms(proto: onnx.ModelProto, batch: int) -> tuple[onnx.ModelProto, int]:

@@ -1,0 +1,27 @@
+"""Every closed set of values a user may pass, and the defaults that several floors share, once.
+
+The spec dataclasses (``stages.specs``) validate against these, the CLI builds its
+``click.Choice`` lists from them, and the modules that act on a value (the exporter, the
+quantizer, the provider chain) import it from here, so a new exporter or calibration method
+is one edit. Importing this module costs nothing: no torch, no onnx.
+"""
+
+from __future__ import annotations
+
+#: the largest static batch a build may export, and the largest batch check and bench may run
+MAX_BATCH = 1024
+#: the opsets each exporter writes correctly (torch.onnx's TorchScript and dynamo exporters)
+OPSET_RANGE = {"torchscript": (13, 20), "dynamo": (18, 23)}
+EXPORTERS = tuple(OPSET_RANGE)
+DEFAULT_OPSET = 17
+#: channel blocks a GhostNet v1 build may pad to (0: no padding; 8: AVX2's NCHWc block; 16: AVX-512's)
+ALIGNMENTS = (0, 8, 16)
+QUANTIZE_MODES = ("int8", "fp16", "int8-dynamic")
+#: int8 calibration methods (ORT's calibrators); ``auto`` searches them and the float layers
+METHODS = ("minmax", "entropy", "percentile")
+#: which ends of the network stay float (the logits always do: see quantize.static)
+FLOAT_ENDS = ("both", "stem", "classifier", "none")
+#: the execution providers by their short names
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+PROVIDER_NAMES = tuple(PROVIDERS)
+CUDNN_ALGO_SEARCH = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")

@@ -1,0 +1,137 @@
+"""``bench --select``: the fastest artifact of a folder that passed its gates, with its session settings.
+
+Candidates are the folder's artifacts whose gates passed (fp32 parity; int8/fp16 quality
+enforced on real data — an artifact whose figures were only reported is timed and named,
+but not recommended): the ONNX artifacts on ORT, and the LiteRT/ExecuTorch artifacts on
+their own runtime where it is installed (a missing one is named, not timed). The plain
+``torch.onnx.export`` of the same PyTorch model (rebuilt from the manifest, not simplified,
+nothing folded by ghostexport) is timed alongside as the naive reference, never recommended. The result goes into the manifest's ``recommended`` (the
+latest selection replaces the previous one) with the machine described.
+"""
+
+from __future__ import annotations
+
+from ghostexport.base.errors import UsageError
+from ghostexport.base.progress import Progress
+from ghostexport.choose.trials import SessionSettings, recommend, settings_label
+from ghostexport.folder.artifacts import (
+    EDGE_ARTIFACTS,
+    EDGE_RUNTIMES,
+    MODEL_FILE,
+    ModelRef,
+    edge_artifacts,
+    runtime_installed,
+    select_artifacts,
+)
+from ghostexport.folder.commit import scratch_folder, update_manifest
+from ghostexport.folder.records import now
+from ghostexport.render.console import recommendation_line
+from ghostexport.targets.host import cpu_description
+
+NAIVE = "naive export"
+
+
+def select(
+    ref: ModelRef, budget_s: float, command: str | None, say: Progress, also: tuple[SessionSettings, ...] = ()
+) -> tuple[dict, dict]:
+    """Time, choose and record; (the selection as recorded, the raw samples per (artifact, settings)).
+
+    ``also``: settings timed besides the grid (bench's own, whose batch-1 rows then reuse
+    these samples: one measurement per artifact and settings).
+    """
+    if ref.folder is None or ref.manifest is None:
+        raise UsageError(
+            f"--select needs a build folder (its manifest says which artifacts passed); {ref.path} has none"
+        )
+    candidates, left_out, skipped = {}, {}, []
+    edge = [
+        (name, ref.folder / name, ref.manifest["artifacts"][name]) for name, _ in edge_artifacts(ref, "cpu", skipped)
+    ]
+    for name, path, record in select_artifacts(_whole(ref)) + edge:
+        (candidates if _passed(record) else left_out)[name] = path
+    resolution = ref.manifest["model"]["resolution"]
+    with scratch_folder(ref.folder) as scratch:  # the artifacts left out are timed too, for the record
+        naive = _naive_export(ref, scratch / "naive.onnx")
+        found = recommend(candidates, {NAIVE: naive, **left_out}, budget_s, say, resolution, also)
+    cpu, flags = cpu_description()
+    chosen = found["recommended"]
+    selection = {
+        "created": now(),
+        "command": command or "ghostexport.stages.bench(select=True)",
+        "recommended": chosen,
+        "best_per_artifact": found["best"],
+        "left_out": {name: "its gates were reported, not enforced (synthetic data)" for name in left_out},
+        "not_timed": skipped,
+        "not_built": _unbuilt_runtimes(ref),
+        "budget_seconds": budget_s,
+        "environment": {"cpu": cpu, "cpu_flags": flags},
+        "note": _note(found["best"], chosen, left_out),
+        "ratio_meaning": "the recommendation's median latency divided by each artifact's fastest: below 1, it is faster",
+        "rows": found["rows"],
+        "finalists": found["finalists"],
+    }
+    update_manifest(ref.folder, lambda manifest: manifest.__setitem__("recommended", selection))
+    say("select", recommendation_line(selection))
+    if selection["not_built"]:
+        runtimes = ",".join(selection["not_built"])
+        say(
+            "select", f"{runtimes} installed here: convert --to (or pipeline --edge {runtimes}) adds them to the choice"
+        )
+    return selection, found["samples"]
+
+
+def _whole(ref: ModelRef) -> ModelRef:
+    ref.whole_folder = True  # a folder means all its artifacts here
+    return ref
+
+
+def _passed(record: dict | None) -> bool:
+    record = record or {}
+    block = record.get("quality") or record.get("parity") or {}
+    return block.get("verdict") == "pass"
+
+
+def _naive_export(ref: ModelRef, path):
+    """``torch.onnx.export`` of the model as a user would write it: unfolded, unsimplified, dynamic batch."""
+    import onnx
+
+    from ghostexport.folder.reference import rebuild_from_manifest
+    from ghostexport.graph.export import export_onnx
+
+    model = rebuild_from_manifest(ref.manifest)
+    onnx.save(export_onnx(model, ref.manifest["model"]["resolution"], None), str(path))
+    return path
+
+
+def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
+    """One line when int8 is measurably slower than fp32 here, or when an unverified artifact would have been faster.
+
+    "Slower" only where the two medians' 95% intervals do not overlap; where they do, the
+    line says the two are not told apart.
+    """
+    fp32, int8 = best.get(MODEL_FILE), best.get("model.int8.onnx")
+    if fp32 and int8:
+        (int8_low, int8_high), (fp32_low, fp32_high) = int8["p50_interval_ms"], fp32["p50_interval_ms"]
+        figures = f"int8 {_figure(int8)} vs fp32 {_figure(fp32)}, each at its fastest settings"
+        if int8_low > fp32_high:
+            return f"int8 is slower than fp32 on this machine ({figures}): ship fp32 or fp16 here"
+        if fp32_low <= int8_high:  # and int8_low <= fp32_high: the intervals overlap
+            return f"int8 and fp32 are within measurement noise of each other here ({figures})"
+    faster = [name for name in left_out if name in best and best[name]["p50_ms"] < chosen["p50_ms"]]
+    if faster:
+        return (
+            f"{', '.join(faster)} would be faster here but {'their' if len(faster) > 1 else 'its'} gates were only "
+            "reported: quantize (or convert --precision int8) with --calib on real images to make it eligible"
+        )
+    return None
+
+
+def _figure(row: dict) -> str:
+    low, high = row["p50_interval_ms"]
+    return f"{row['p50_ms']:.2f} ms [95% {low:.2f}–{high:.2f}] ({settings_label(row)})"
+
+
+def _unbuilt_runtimes(ref: ModelRef) -> list[str]:
+    """Edge runtimes installed here whose artifacts the folder lacks: they could be in the choice too."""
+    built = {owner for name, owner in EDGE_ARTIFACTS.items() if name in ref.manifest["artifacts"]}
+    return [runtime for runtime in EDGE_RUNTIMES if runtime not in built and runtime_installed(runtime)]

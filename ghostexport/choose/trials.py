@@ -1,0 +1,239 @@
+"""The fastest verified artifact here, and the session settings it runs fastest with.
+
+Every candidate artifact is timed with every combination of the settings worth trying on a
+CPU, within a time budget: for ONNX Runtime, intra-op threads (1 or one per physical core),
+thread spinning on or off and graph optimisation ALL or EXTENDED; for the edge runtimes
+(LiteRT, ExecuTorch: XNNPACK), the thread count alone (ExecuTorch: one per physical core,
+as its thread pool is one per process). Settings that make sessions disturb
+each other (spinning) rule out timing them interleaved one run at a time, so each
+(artifact, settings) pair runs a short block of consecutive runs, and the blocks are
+interleaved round-robin until the budget is spent: background load still hits every pair
+alike, and spinning still shows what it buys within a block; a block whose pool may spin is
+followed by a short pause, so that its workers are idle before the next block starts.
+Medians decide.
+
+Two passes, because on a small or shared machine one pass over dozens of pairs gives each
+only a few blocks: the first (two thirds of the budget) times the whole grid; the second
+re-times only the finalists — the fastest eligible pairs, the best fp32 pair and each
+reference's best pair (on a 2-core VM a pass as a whole can run 20-40% slower than the one
+before it, so neither pass alone is the better evidence).
+
+One figure per (artifact, runtime, settings): every pair's median is over all its samples,
+both passes where it had two, and the table, each artifact's best, the recommendation (the
+fastest eligible row of that table), its ratios and the notes all read that one table.
+Each median comes with a 95% interval, computed over the medians of its blocks (runs
+within a block are not independent), so that "slower" is said only where intervals do not
+overlap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ghostexport.base.progress import Progress, silent
+from ghostexport.folder.artifacts import MODEL_FILE, runtime_of
+from ghostexport.runtime.ort import physical_cores
+from ghostexport.runtime.providers import ProviderOptions, make_session
+
+BLOCK = 5
+#: after a block whose thread pool spins (ORT with spinning on; XNNPACK's pthreadpool with more
+#: than one thread), the time its workers need to go idle; without it they stole a core from the
+#: next block (measured: the naive export 8.4 ms instead of 5.2 ms after one, LiteRT 2.3× slower)
+SPIN_PAUSE_S = 0.03
+MIN_ROUNDS = 3
+FINALISTS = 3  # eligible pairs re-timed in the second pass
+SECOND_PASS_SHARE = 1 / 3
+ORT = "onnxruntime"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    threads: int
+    spinning: bool | None = None  # ONNX Runtime only
+    optimization: str | None = None  # ONNX Runtime only: "all" | "extended"
+
+    @property
+    def may_spin(self) -> bool:
+        """Whether the pool keeps spinning after a call: ORT with spinning on, XNNPACK with more than one thread."""
+        return bool(self.spinning) if self.spinning is not None else self.threads > 1
+
+    def label(self) -> str:
+        text = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        if self.spinning is None:
+            return text
+        return f"{text}, spinning {'on' if self.spinning else 'off'}, {self.optimization}"
+
+
+def settings_label(row: dict) -> str:
+    """A timing row's settings in words, as ``SessionSettings.label`` says them."""
+    return _key(row)[1].label()
+
+
+def settings_grid(runtime: str = ORT, cores: int | None = None) -> list[SessionSettings]:
+    """The settings tried for one runtime: ORT's full grid, or thread counts alone for XNNPACK runtimes."""
+    cores = cores or physical_cores()
+    threads = sorted({1, cores})
+    if runtime != ORT:
+        from ghostexport.runtime.edge import thread_counts
+
+        return [SessionSettings(t) for t in thread_counts(runtime, cores)]
+    return [
+        SessionSettings(t, spinning, optimization)
+        for t in threads
+        for spinning in (True, False)
+        for optimization in ("all", "extended")
+    ]
+
+
+def time_blocks(runners: dict, budget_s: float, spinning: frozenset = frozenset()) -> dict:
+    """Per key, the latencies (ms) of blocks of ``BLOCK`` runs, interleaved round-robin until the budget is spent.
+
+    Each block starts with one untimed call; after a block of a key in ``spinning`` the next
+    waits ``SPIN_PAUSE_S`` (untimed).
+    """
+    for run in runners.values():  # warm-up: kernels chosen, memory planned
+        run()
+    samples: dict = {key: [] for key in runners}
+    started, rounds = time.perf_counter(), 0
+    while rounds < MIN_ROUNDS or time.perf_counter() - started < budget_s:
+        for key, run in runners.items():
+            run()  # untimed: wakes the pool the last pause put to sleep, refills the caches
+            for _ in range(BLOCK):
+                tick = time.perf_counter()
+                run()
+                samples[key].append((time.perf_counter() - tick) * 1000.0)
+            if key in spinning:
+                time.sleep(SPIN_PAUSE_S)
+        rounds += 1
+    return samples
+
+
+def recommend(
+    candidates: dict[str, Path],
+    reference: dict[str, Path],
+    budget_s: float,
+    say: Progress = silent,
+    resolution: int | None = None,
+    also: tuple[SessionSettings, ...] = (),
+) -> dict:
+    """Time ``candidates`` (eligible) and ``reference`` (for ratios only) at batch 1 under every setting.
+
+    ``.onnx`` files run on ORT, ``.tflite``/``.pte`` on their own runtime (``resolution`` gives
+    their input size); ``also`` adds ORT settings to the grid (bench's own, so that its table
+    can show this measurement instead of taking a second one). Returns every (artifact, settings)
+    row with its median and interval, each artifact's fastest row, the finalists, the raw
+    samples, and the recommendation: the fastest eligible row, with its latency as a ratio to
+    each other artifact's fastest.
+    """
+    runners = {}
+    for label, path in {**candidates, **reference}.items():
+        runtime = runtime_of(path)
+        grid = settings_grid(runtime)
+        # ORT sessions take any settings; an edge runtime's thread pool is sized once per process, so its grid stays
+        grid += [extra for extra in also if runtime == ORT and extra.spinning is not None and extra not in grid]
+        for settings in grid:
+            runners[(label, settings)] = _runner(path, runtime, settings, resolution)
+    say(
+        "select",
+        f"{len(candidates)} eligible of {len(candidates) + len(reference)} timed, {len(runners)} pairs, {budget_s:g} s",
+    )
+    spinning = frozenset(key for key in runners if key[1].may_spin)
+    first = time_blocks(runners, budget_s * (1 - SECOND_PASS_SHARE), spinning)
+    first_rows = _rows(first, candidates, reference)
+    finalists = _finalists(first_rows, _fastest_per_artifact(first_rows), candidates)
+    say("select", f"second pass: {len(finalists)} finalists, {budget_s * SECOND_PASS_SHARE:.1f} s")
+    second = time_blocks({key: runners[key] for key in finalists}, budget_s * SECOND_PASS_SHARE, spinning)
+    samples = {key: first[key] + second.get(key, []) for key in first}
+    rows = _rows(samples, candidates, reference)
+    best = _fastest_per_artifact(rows)
+    chosen = next(row for row in rows if row["artifact"] in candidates)
+    ratios = {
+        f"to {label}": round(chosen["p50_ms"] / row["p50_ms"], 3)
+        for label, row in best.items()
+        if label != chosen["artifact"]
+    }
+    return {
+        "rows": rows,
+        "best": best,
+        "finalists": [{"artifact": label, **asdict(settings)} for label, settings in finalists],
+        "samples": samples,
+        "recommended": {**chosen, "ratios": ratios},
+    }
+
+
+def median_interval(samples: list[float], block: int = BLOCK) -> tuple[float, float]:
+    """A distribution-free 95% interval for the median, over the medians of consecutive blocks of ``block`` runs.
+
+    Order statistics n/2 ± 0.98·√n of the block medians (the binomial interval of the
+    median); with fewer than 6 blocks, their full range.
+    """
+    values = np.asarray(samples, dtype=float)
+    whole = len(values) // block * block
+    medians = np.sort(np.median(values[:whole].reshape(-1, block), axis=1)) if whole else np.sort(values)
+    n = len(medians)
+    if n < 6:
+        return float(medians[0]), float(medians[-1])
+    half = 0.98 * np.sqrt(n)
+    low, high = int(np.floor(n / 2 - half)), int(np.ceil(n / 2 + half))
+    return float(medians[max(low, 0)]), float(medians[min(high, n - 1)])
+
+
+def _fastest_per_artifact(rows: list[dict]) -> dict[str, dict]:
+    """Each artifact's fastest row (``rows`` sorted fastest first)."""
+    fastest: dict[str, dict] = {}
+    for row in rows:
+        fastest.setdefault(row["artifact"], row)
+    return fastest
+
+
+def _finalists(rows: list[dict], best: dict, candidates: dict) -> list[tuple]:
+    """The fastest ``FINALISTS`` eligible pairs, the best fp32 pair and every other artifact's best pair."""
+    eligible = [row for row in rows if row["artifact"] in candidates][:FINALISTS]
+    others = [row for label, row in best.items() if label not in candidates or label == MODEL_FILE]
+    keys = [_key(row) for row in eligible + others]
+    return list(dict.fromkeys(keys))
+
+
+def _key(row: dict) -> tuple[str, SessionSettings]:
+    return row["artifact"], SessionSettings(row["threads"], row["spinning"], row["optimization"])
+
+
+def _rows(samples: dict, candidates: dict, reference: dict) -> list[dict]:
+    """One row per (artifact, settings): median, its 95% interval and the sample count; fastest first."""
+    paths = {**candidates, **reference}
+    rows = []
+    for (label, settings), values in samples.items():
+        median = float(np.median(values))
+        low, high = median_interval(values)
+        low, high = min(low, median), max(high, median)  # the median of all runs, where blocks put it just outside
+        rows.append(
+            {
+                "artifact": label,
+                "runtime": runtime_of(paths[label]),
+                **asdict(settings),
+                "p50_ms": round(median, 4),
+                "p50_interval_ms": [round(low, 4), round(high, 4)],
+                "samples": len(values),
+            }
+        )
+    return sorted(rows, key=lambda row: row["p50_ms"])
+
+
+def _runner(path: Path, runtime: str, settings: SessionSettings, resolution: int | None) -> Callable[[], object]:
+    if runtime != ORT:
+        if resolution is None:
+            raise ValueError(f"{path.name}: the input resolution is needed to time an edge artifact")
+        from ghostexport.runtime.edge import batch1_call
+
+        return batch1_call(runtime, path, resolution, settings.threads)
+    options = ProviderOptions("cpu", threads=settings.threads, spinning=settings.spinning)
+    session = make_session(str(path), options, optimization=settings.optimization).session
+    first = session.get_inputs()[0]
+    shape = [1 if not isinstance(d, int) else d for d in first.shape]
+    feed = {first.name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
+    return lambda: session.run(None, feed)
