@@ -31,7 +31,7 @@ import onnxruntime as ort  # noqa: E402
 from perf import naive_export  # noqa: E402
 
 from ghostexport import build, quantize  # noqa: E402
-from ghostexport.edge import executorch_format, litert_format  # noqa: E402
+from ghostexport.runtime.edge import runner  # noqa: E402
 from ghostexport.runtime.latency import interleaved_samples, summarize  # noqa: E402
 from ghostexport.stages.convert import convert  # noqa: E402
 from ghostexport.targets.host import cpu_description  # noqa: E402
@@ -51,7 +51,7 @@ def ort_runner(path: Path, threads: int):
 
 def edge_runner(path: Path, threads: int):
     data = path.read_bytes()
-    run = (litert_format if path.suffix == ".tflite" else executorch_format).runner(data, threads)
+    run = runner("litert" if path.suffix == ".tflite" else "executorch", data, threads)
     feed = np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
     return lambda: run(feed)
 

@@ -33,7 +33,7 @@ from perf import naive_export
 
 from ghostexport import build, quantize
 from ghostexport.choose.trials import recommend
-from ghostexport.folder.artifacts import EDGE_RUNTIMES, edge_file, runtime_installed
+from ghostexport.runtime.edge import EDGE_RUNTIMES, edge_file, runtime_installed
 from ghostexport.stages.convert import convert
 from ghostexport.targets.host import cpu_description
 from ghostexport.targets.profiles import host_class

@@ -606,7 +606,7 @@ def _model_and_images(paths: tuple[str, ...]) -> tuple[str | None, list[str]]:
 def _announce_latest(console, model: str | None) -> None:
     """With no MODEL, say first which folder models/LATEST picked."""
     if model is None:
-        from ghostexport.folder.artifacts import read_latest
+        from ghostexport.folder.naming import read_latest
 
         console.print(f"using {read_latest()} (from models/LATEST)")
 

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from ghostexport.folder.artifacts import folder_name
+from ghostexport.folder.naming import folder_name
 from ghostexport.folder.reference import rebuild_from_manifest
 from ghostexport.model.arch import create_model
 

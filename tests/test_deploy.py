@@ -203,7 +203,7 @@ def test_predict_with_custom_labels_and_bad_inputs(imagenet_build, tmp_path):
 
 def test_predict_without_a_model_follows_latest(imagenet_build, tmp_path):
     """``predict IMAGE`` alone: the model is the one models/LATEST names, and it says so first."""
-    from ghostexport.folder.artifacts import write_latest
+    from ghostexport.folder.naming import write_latest
 
     photo = sample_photographs()[0]
     shutil.copytree(imagenet_build, tmp_path / "models" / imagenet_build.name)

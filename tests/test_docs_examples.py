@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ghostexport.folder.artifacts import write_latest
+from ghostexport.folder.naming import write_latest
 
 from .conftest import run_cli
 from .test_deploy import sample_photographs

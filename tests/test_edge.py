@@ -166,7 +166,7 @@ def test_an_executorch_program_loaded_before_a_pool_resize_refuses_to_run(digits
     pytest.importorskip("executorch")
     import numpy as np
 
-    from ghostexport.edge.executorch_format import runner
+    from ghostexport.runtime.executorch import runner
 
     folder = Path(shutil.copytree(digits_folder[0], tmp_path / "models"))
     assert run_cli("convert", str(folder), "--to", "executorch").returncode == 0

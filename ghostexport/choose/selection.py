@@ -14,18 +14,11 @@ from __future__ import annotations
 from ghostexport.base.errors import UsageError
 from ghostexport.base.progress import Progress
 from ghostexport.choose.trials import SessionSettings, recommend, settings_label
-from ghostexport.folder.artifacts import (
-    EDGE_ARTIFACTS,
-    EDGE_RUNTIMES,
-    MODEL_FILE,
-    ModelRef,
-    edge_artifacts,
-    runtime_installed,
-    select_artifacts,
-)
+from ghostexport.folder.artifacts import MODEL_FILE, ModelRef, edge_artifacts, select_artifacts
 from ghostexport.folder.commit import scratch_folder, update_manifest
 from ghostexport.folder.records import now
 from ghostexport.render.console import recommendation_line
+from ghostexport.runtime.edge import EDGE_ARTIFACTS, EDGE_RUNTIMES, runtime_installed
 from ghostexport.targets.host import cpu_description
 
 NAIVE = "naive export"

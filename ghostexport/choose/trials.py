@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from ghostexport.base.progress import Progress, silent
-from ghostexport.folder.artifacts import MODEL_FILE, runtime_of
+from ghostexport.folder.artifacts import MODEL_FILE
+from ghostexport.runtime.edge import runtime_of
 from ghostexport.runtime.ort import physical_cores
 from ghostexport.runtime.providers import ProviderOptions, make_session
 

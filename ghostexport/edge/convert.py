@@ -30,12 +30,13 @@ from ghostexport.edge.prepare import require, runtime_versions, stdout_to_stderr
 from ghostexport.evidence.data import load_dataset, split_holdout
 from ghostexport.evidence.parity import FP32_TOLERANCE, parity_over_batches, random_inputs
 from ghostexport.evidence.quality import INT8_GATE, judge, measure
-from ghostexport.folder.artifacts import EDGE_RUNTIMES, MODEL_FILE, edge_file, resolve_model, verify_artifact
+from ghostexport.folder.artifacts import MODEL_FILE, resolve_model, verify_artifact
 from ghostexport.folder.commit import commit_files
 from ghostexport.folder.records import committing, file_record, refuse_downgrade
 from ghostexport.folder.reference import rebuild_from_manifest
 from ghostexport.model.fold import deploy_form
 from ghostexport.render.console import parity_line, quality_line
+from ghostexport.runtime.edge import EDGE_RUNTIMES, edge_file, runner
 
 PARITY_SAMPLES = 8
 DEFAULT_CALIBRATION = "synthetic:32"
@@ -142,16 +143,8 @@ def _convert(to: str, deploy: torch.nn.Module, resolution: int, calibration, flo
     return data, conversion
 
 
-def _runner(to: str, data: bytes):
-    if to == "executorch":
-        from ghostexport.edge.executorch_format import runner
-    else:
-        from ghostexport.edge.litert_format import runner
-    return runner(data)
-
-
 def _evidence(to: str, data: bytes, reference, resolution: int, evaluation, calibration, say: Progress) -> dict:
-    run = _runner(to, data)
+    run = runner(to, data)
     if evaluation is None:
         inputs = random_inputs(PARITY_SAMPLES, resolution, seed=0)
         expected = _torch_logits(reference, inputs)

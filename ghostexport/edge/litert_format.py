@@ -11,12 +11,11 @@ then places the quantize and dequantize inside the model. The record names the I
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
 from ghostexport.edge.prepare import calibrate, export_batch1
+from ghostexport.runtime.litert import io_types
 
 RECIPE_INT8 = "PT2E static int8: symmetric per-channel weights, per-tensor activations (litert-torch PT2EQuantizer)"
 
@@ -44,7 +43,7 @@ def convert(
     example = (torch.zeros(1, 3, resolution, resolution),)
     edge = litert_torch.convert(module, example, **options)
     data = _serialized(edge)
-    io = _io_types(data)
+    io = io_types(data)
     return data, {"noop_aliases_removed": removed, "io": io}
 
 
@@ -71,51 +70,3 @@ def _serialized(edge) -> bytes:
         path = Path(scratch) / "model.tflite"
         edge.export(str(path))
         return path.read_bytes()
-
-
-def _io_types(data: bytes) -> dict:
-    interpreter = _interpreter(data, 1)
-    return {
-        "input": str(np.dtype(interpreter.get_input_details()[0]["dtype"])),
-        "output": str(np.dtype(interpreter.get_output_details()[0]["dtype"])),
-    }
-
-
-def _interpreter(data: bytes, threads: int | None):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=data, num_threads=threads)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def runner(data: bytes, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """Logits (float) for N×3×H×W float32 images, one image per call; int8 I/O converted at the edges."""
-    interpreter = _interpreter(data, threads)
-    source, sink = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-
-    def run(images: np.ndarray) -> np.ndarray:
-        rows = []
-        for image in images:
-            interpreter.set_tensor(source["index"], _to(source, image[None]))
-            interpreter.invoke()
-            rows.append(_from(sink, interpreter.get_tensor(sink["index"])))
-        return np.concatenate(rows)
-
-    return run
-
-
-def _to(detail: dict, value: np.ndarray) -> np.ndarray:
-    dtype = np.dtype(detail["dtype"])
-    if dtype == np.float32:
-        return value.astype(np.float32)
-    scale, zero = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(value / scale) + zero, info.min, info.max).astype(dtype)
-
-
-def _from(detail: dict, value: np.ndarray) -> np.ndarray:
-    if np.dtype(detail["dtype"]) == np.float32:
-        return value.astype(np.float32)
-    scale, zero = detail["quantization"]
-    return ((value.astype(np.float32) - zero) * scale).astype(np.float32)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ghostexport.base.errors import UsageError
-from ghostexport.folder.artifacts import EDGE_RUNTIMES
+from ghostexport.runtime.edge import EDGE_RUNTIMES
 
 
 def require(runtime: str) -> None:

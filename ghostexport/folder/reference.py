@@ -14,7 +14,7 @@ import torch
 
 from ghostexport.base.errors import UsageError
 from ghostexport.base.files import sha256_file
-from ghostexport.folder.artifacts import CUSTOM_VARIANT
+from ghostexport.folder.naming import CUSTOM_VARIANT
 from ghostexport.model.arch import VARIANTS, calibrate_batchnorm, create_model
 from ghostexport.model.checkpoint import apply_state_dict, checkpoint_num_classes, load_state_dict
 

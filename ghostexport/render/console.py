@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ghostexport.folder.artifacts import EDGE_RUNTIMES
 from ghostexport.folder.records import model_name
+from ghostexport.runtime.edge import EDGE_RUNTIMES
 from ghostexport.runtime.providers import provider_label
 
 

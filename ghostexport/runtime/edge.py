@@ -1,9 +1,8 @@
-"""One way to run any edge artifact: a batch-1 call with a thread count, for bench and ``bench --select``."""
+"""The edge runtimes beside ONNX Runtime, in one table, and one way to run any of their artifacts."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 
 def batch1_call(runtime: str, path: Path, resolution: int, threads: int | None) -> Callable[[], object]:
     """One inference of the artifact at ``path`` on a fixed seeded image, with ``threads`` threads."""
-    run = import_module(f".{runtime}_format", __package__).runner(Path(path).read_bytes(), threads)
+    run = runner(runtime, Path(path).read_bytes(), threads)
     feed = np.random.default_rng(1).standard_normal((1, 3, resolution, resolution), dtype=np.float32)
     return lambda: run(feed)
 
@@ -20,3 +19,59 @@ def thread_counts(runtime: str, cores: int) -> list[int]:
     """The thread counts one process can time a runtime with: LiteRT's are per interpreter,
     ExecuTorch's XNNPACK pool is one per process (resizing it invalidates loaded programs), so all cores only."""
     return [cores] if runtime == "executorch" else sorted({1, cores})
+
+
+#: The edge runtimes (``convert --to litert|executorch``), in one table: the file suffix, the name
+#: in tables, the module that converts and the one that runs (their import says whether the extra is
+#: installed), and the packages whose versions a record names.
+EDGE_RUNTIMES = {
+    "litert": {
+        "suffix": "tflite",
+        "label": "LiteRT (XNNPACK)",
+        "converter": "litert_torch",
+        "runtime": "ai_edge_litert",
+        "packages": ("litert-torch", "ai-edge-litert", "torchao"),
+    },
+    "executorch": {
+        "suffix": "pte",
+        "label": "ExecuTorch (XNNPACK)",
+        "converter": "executorch",
+        "runtime": "executorch",
+        "packages": ("executorch", "torchao"),
+    },
+}
+
+
+def edge_file(runtime: str, precision: str) -> str:
+    """``model.tflite``, ``model.int8.tflite``, ``model.pte``, ``model.int8.pte``."""
+    return f"model{'.int8' if precision == 'int8' else ''}.{EDGE_RUNTIMES[runtime]['suffix']}"
+
+
+def runtime_installed(runtime: str, part: str = "runtime") -> bool:
+    """Whether an edge runtime's module (``part``: "runtime" runs, "converter" converts) imports here."""
+    try:
+        __import__(EDGE_RUNTIMES[runtime][part])
+    except ImportError:
+        return False
+    return True
+
+
+def runtime_of(path: Path) -> str:
+    """The runtime that runs an artifact file, by its suffix: an edge runtime's name, else ``onnxruntime``."""
+    suffix = Path(path).suffix.lstrip(".")
+    return next((name for name, entry in EDGE_RUNTIMES.items() if entry["suffix"] == suffix), "onnxruntime")
+
+
+#: a folder's edge artifacts and the runtime each needs, in the order they are timed and checked
+EDGE_ARTIFACTS = {edge_file(runtime, precision): runtime for runtime in EDGE_RUNTIMES for precision in ("fp32", "int8")}
+
+
+def runner(runtime: str, data: bytes, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from N×3×H×W float32 images to float logits, for an edge artifact's bytes."""
+    if runtime == "litert":
+        from ghostexport.runtime import litert as module
+    elif runtime == "executorch":
+        from ghostexport.runtime import executorch as module
+    else:
+        raise ValueError(f"no edge runtime {runtime!r}: one of {', '.join(EDGE_RUNTIMES)}")
+    return module.runner(data, threads)

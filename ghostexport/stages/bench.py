@@ -27,7 +27,6 @@ from ghostexport.base.errors import UsageError
 from ghostexport.base.progress import Progress, channel
 from ghostexport.choose.trials import SessionSettings
 from ghostexport.folder.artifacts import (
-    EDGE_RUNTIMES,
     MODEL_FILE,
     ModelRef,
     edge_artifacts,
@@ -36,6 +35,7 @@ from ghostexport.folder.artifacts import (
     select_artifacts,
 )
 from ghostexport.folder.records import append, bench_record, model_name
+from ghostexport.runtime.edge import EDGE_RUNTIMES
 from ghostexport.runtime.latency import concurrent, interleaved_samples, summarize
 from ghostexport.runtime.ort import import_onnxruntime, physical_cores
 from ghostexport.runtime.providers import (

@@ -20,9 +20,10 @@ from ghostexport.base.files import atomic_write_bytes, sha256_file
 from ghostexport.base.progress import Progress, channel
 from ghostexport.evidence.comparison import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING
 from ghostexport.evidence.parity import FP32_TOLERANCE, parity_over_batches, random_inputs
-from ghostexport.folder.artifacts import MODEL_FILE, folder_name, output_root, write_latest
+from ghostexport.folder.artifacts import MODEL_FILE
 from ghostexport.folder.commit import replace_folder
 from ghostexport.folder.manifest import write_manifest
+from ghostexport.folder.naming import folder_name, output_root, write_latest
 from ghostexport.folder.records import (
     built_artifact_record,
     model_record,
@@ -162,7 +163,7 @@ def _prepare(spec: BuildSpec, root: Path, seconds: dict, say: Progress) -> _Prep
 
 def _prepare_custom(spec: BuildSpec, root: Path, seconds: dict, say: Progress) -> _Prepared:
     """A user's model (``--model``), ghosted or not: the same record, counts and gates as GhostNet's."""
-    from ghostexport.folder.artifacts import custom_folder_name
+    from ghostexport.folder.naming import custom_folder_name
     from ghostexport.folder.reference import prepare_custom_model
 
     tick = time.perf_counter()

@@ -21,7 +21,6 @@ from ghostexport.evidence.data import load_dataset, split_holdout
 from ghostexport.evidence.parity import FP32_TOLERANCE, Tolerance, compare, random_inputs
 from ghostexport.evidence.quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
 from ghostexport.folder.artifacts import (
-    EDGE_RUNTIMES,
     MODEL_FILE,
     ModelRef,
     edge_artifacts,
@@ -31,6 +30,7 @@ from ghostexport.folder.artifacts import (
 )
 from ghostexport.folder.records import append, check_record
 from ghostexport.render.console import check_line
+from ghostexport.runtime.edge import EDGE_RUNTIMES
 from ghostexport.runtime.ort import input_shape, run_logits, static_batch
 from ghostexport.runtime.providers import QDQ_ON_CUDA_WARNING, ProviderOptions, cpu_session, make_session
 from ghostexport.stages.specs import CheckSpec
@@ -182,13 +182,12 @@ def _check_artifact(spec: CheckSpec, ref: ModelRef, target, info, inputs: _Input
 
 def _check_edge(spec: CheckSpec, ref: ModelRef, name: str, runtime: str, inputs: _Inputs) -> dict:
     """A .tflite/.pte against PyTorch (what it was converted from), on its own runtime, at batch 1."""
-    from ghostexport.edge import executorch_format, litert_format
+    from ghostexport.runtime.edge import runner
 
     precision = ref.manifest["artifacts"][name].get("precision", "fp32")
-    module = litert_format if runtime == "litert" else executorch_format
     reference_logits = _reference_logits("torch", ref, inputs)
     judged = _judge(
-        reference_logits, module.runner((ref.folder / name).read_bytes())(inputs.values), inputs, precision, spec
+        reference_logits, runner(runtime, (ref.folder / name).read_bytes())(inputs.values), inputs, precision, spec
     )
     reasons = [f"batch 1: {reason}" for reason in judged["reasons"]]
     return {

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ghostexport.base.errors import GateFailed
 from ghostexport.base.progress import Progress, channel
-from ghostexport.folder.artifacts import output_root
+from ghostexport.folder.naming import output_root
 from ghostexport.stages.specs import BuildSpec, GhostifySpec
 
 WEIGHTS_FILE = "weights.safetensors"

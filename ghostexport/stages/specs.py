@@ -458,6 +458,6 @@ class GhostifySpec:
 
     def folder_stem(self) -> str:
         """``<model>-ghost-s<s>d<d>-r<R>``: the name of ghostify's work folder beside the builds."""
-        from ghostexport.folder.artifacts import custom_folder_name
+        from ghostexport.folder.naming import custom_folder_name
 
         return custom_folder_name(self.model, self.rule().as_dict(), self.num_classes, self.resolution, None)
