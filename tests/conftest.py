@@ -135,8 +135,9 @@ def reference_state(variant_file: str, seed: int = 11) -> dict[str, torch.Tensor
 def manifests_follow_the_schema(request):
     """After every test with a tmp_path: each manifest.json written there follows the published schema.
 
-    Manifests a test broke on purpose (the hostile-input tests) are those ghostexport itself
-    refuses; they are left out.
+    The published JSON Schema is checked by jsonschema, apart from the pydantic model it was
+    generated from; manifests a test broke on purpose (the hostile-input tests) are those
+    ghostexport itself refuses, and are left out.
     """
     folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield

@@ -230,8 +230,8 @@ def test_auto_meets_its_target(fresh_build, digit_folders):
     assert record["auto"]["target_met"] and record["auto"]["methods_tried"] == ["minmax", "entropy", "percentile"]
     kept = record["recipe"]["kept_float"]
     assert 1 < len(kept) < 209  # more than the rule (the stem), far fewer than everything
-    assert {"fp32", "int8 (chosen)"} <= set(record["latency"])
-    assert record["latency"]["int8 (chosen)"]["p50_ms"] > 0
+    assert {"fp32", "int8 (chosen)"} <= set(record["latency"]["runs"])
+    assert record["latency"]["runs"]["int8 (chosen)"]["p50_ms"] > 0
 
 
 def test_missed_gate_is_exit_1_and_writes_nothing(fresh_build, digit_folders):

@@ -1,6 +1,6 @@
 """The manifest's records: their types, how each is made, and how a folder's history grows.
 
-``manifest.json`` (schema 1, published as ``resources/manifest.schema.json``) is written by
+``manifest.json`` (its types in ``folder.schema``) is written by
 every stage; this module is the one place that says what goes into it. Stages compute
 figures and hand them here; ``manifest.py`` reads, writes and validates the file.
 
@@ -18,12 +18,13 @@ import math
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from ghostexport.base.errors import UsageError
 from ghostexport.base.version import __version__
 from ghostexport.folder.commit import update_manifest
 from ghostexport.folder.manifest import SCHEMA, read_manifest
+from ghostexport.folder.schema import Artifact, BenchEntry, CheckEntry, Manifest, Model, Preprocess
 from ghostexport.targets.host import environment
 
 #: previous builds of a folder kept in its manifest's ``history``
@@ -35,84 +36,11 @@ DEFAULT_CROP_PCT = 0.875
 DEFAULT_INTERPOLATION = "bicubic"
 
 
-class PreprocessRecord(TypedDict):
-    resize: int
-    crop_pct: float
-    interpolation: str
-    mean: list[float]
-    std: list[float]
-
-
-class ModelRecord(TypedDict, total=False):
-    variant: str
-    width: float
-    num_classes: int
-    resolution: int
-    batch: int | str  # "dynamic" or the static batch
-    params: int
-    deploy_params: int
-    macs: int
-    checkpoint: dict | None  # {"path", "sha256", "fixes"} or None for random init
-    seed: int
-    bn_statistics: dict | None
-    preprocess: PreprocessRecord
-    target: dict  # name, runs_on, profile, applied, reason (absent in manifests written before targets)
-
-
-class ArtifactRecord(TypedDict, total=False):
-    sha256: str
-    bytes: int
-    parent: str | None  # sha256 of the model.onnx it was made from; None for model.onnx itself
-    nodes: int
-    opset: int
-    ops: dict[str, int]
-    export: dict  # model.onnx: exporter, simplifier, node counts, rewrites
-    parity: dict  # model.onnx and .ort: figures per stage, tolerance, verdict
-    mode: str  # int8 | fp16 | int8-dynamic
-    recipe: dict
-    quality: dict  # figures, gate, enforced, verdict, reasons
-    validation: dict
-    calibration: dict | None
-    evaluation: dict
-    environment: dict
-    seconds: float
-
-
-class CheckRecord(TypedDict):
-    created: str
-    command: str
-    provider: str
-    verdict: str
-    warnings: list[str]
-    results: list[dict]
-
-
-class BenchRecord(TypedDict):
-    created: str
-    command: str
-    provider: str
-    environment: dict
-    results: list[dict]
-
-
-class Manifest(TypedDict, total=False):
-    schema: int
-    ghostexport: str
-    created: str
-    command: str
-    model: ModelRecord
-    environment: dict
-    artifacts: dict[str, ArtifactRecord]
-    checks: list[CheckRecord]
-    benchmarks: list[BenchRecord]
-    history: list[dict]
-
-
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def new_manifest(command: str, model: ModelRecord, artifacts: dict[str, ArtifactRecord]) -> Manifest:
+def new_manifest(command: str, model: Model, artifacts: dict[str, Artifact]) -> Manifest:
     return {
         "schema": SCHEMA,
         "ghostexport": __version__,
@@ -135,7 +63,7 @@ def model_name(model: dict) -> str:
     return source["model"] + (f", ghosted s={rule['ratio']} d={rule['dw_size']}" if rule else "")
 
 
-def preprocess_config(resolution: int) -> PreprocessRecord:
+def preprocess_config(resolution: int) -> Preprocess:
     """The eval transform a build records: resize to resolution/crop_pct, centre crop, ImageNet normalisation."""
     return {
         "resize": math.floor(resolution / DEFAULT_CROP_PCT),
@@ -146,7 +74,7 @@ def preprocess_config(resolution: int) -> PreprocessRecord:
     }
 
 
-def model_record(spec, num_classes: int, counts: dict, checkpoint: dict | None, bn_statistics) -> ModelRecord:
+def model_record(spec, num_classes: int, counts: dict, checkpoint: dict | None, bn_statistics) -> Model:
     """What was built, from a validated ``BuildSpec`` and what building it found (class count, counts)."""
     return {
         "variant": spec.variant,
@@ -200,7 +128,7 @@ def target_record(spec) -> dict:
     }
 
 
-def onnx_metadata(model: ModelRecord) -> dict[str, str]:
+def onnx_metadata(model: Model) -> dict[str, str]:
     """The manifest's model fields that a lone .onnx must carry (metadata_props)."""
     pre = model["preprocess"]
     return {
@@ -219,23 +147,23 @@ def onnx_metadata(model: ModelRecord) -> dict[str, str]:
     }
 
 
-def file_record(data: bytes, parent: str | None, **fields: Any) -> ArtifactRecord:
+def file_record(data: bytes, parent: str | None, **fields: Any) -> Artifact:
     """Every artifact record starts with its bytes' hash and size and the sha256 it was made from."""
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "parent": parent, **fields}
 
 
-def built_artifact_record(data: bytes, opset: int, nodes: int, export: dict, parity: dict) -> ArtifactRecord:
+def built_artifact_record(data: bytes, opset: int, nodes: int, export: dict, parity: dict) -> Artifact:
     return file_record(data, None, opset=opset, nodes=nodes, export=export, parity=parity)
 
 
-def quantized_artifact_record(data: bytes, proto, parent: str, made: dict, measured: dict) -> ArtifactRecord:
+def quantized_artifact_record(data: bytes, proto, parent: str, made: dict, measured: dict) -> Artifact:
     """``made``: mode, recipe and what the recipe recorded; ``measured``: quality, data, environment, time."""
     from ghostexport.graph.export import op_counts
 
     return file_record(data, parent, nodes=len(proto.graph.node), ops=op_counts(proto), **made, **measured)
 
 
-def record_artifact(manifest: Manifest, name: str, record: ArtifactRecord) -> None:
+def record_artifact(manifest: Manifest, name: str, record: Artifact) -> None:
     """Add ``name`` — unless the artifact it was made from changed meanwhile (then nothing is written)."""
     source = record.get("source", "model.onnx")
     current = manifest["artifacts"].get(source, {}).get("sha256")
@@ -268,7 +196,7 @@ def refuse_downgrade(folder: Path, name: str, existing: dict | None, synthetic: 
 
 
 def committing(
-    folder: Path, name: str, record: ArtifactRecord, seen: dict | None, synthetic: bool, allowed: bool, say
+    folder: Path, name: str, record: Artifact, seen: dict | None, synthetic: bool, allowed: bool, say
 ) -> Callable[[Manifest], None]:
     """The manifest change that records ``name``, checked again under the folder's lock.
 
@@ -324,7 +252,7 @@ def with_history(manifest: Manifest, replaced: dict | None) -> Manifest:
 
 def check_record(
     command: str | None, provider: str, verdict: str, warnings: list[str], results: list[dict]
-) -> CheckRecord:
+) -> CheckEntry:
     return {
         "created": now(),
         "command": command or "ghostexport.stages.check(...)",
@@ -335,7 +263,7 @@ def check_record(
     }
 
 
-def bench_record(command: str | None, provider: str, environment: dict, rows: list[dict]) -> BenchRecord:
+def bench_record(command: str | None, provider: str, environment: dict, rows: list[dict]) -> BenchEntry:
     return {
         "created": now(),
         "command": command or "ghostexport.stages.bench(...)",
@@ -345,6 +273,6 @@ def bench_record(command: str | None, provider: str, environment: dict, rows: li
     }
 
 
-def append(folder: Path, key: str, record: CheckRecord | BenchRecord) -> None:
+def append(folder: Path, key: str, record: CheckEntry | BenchEntry) -> None:
     """Append a check or bench record to ``folder``'s manifest, under its lock."""
     update_manifest(folder, lambda manifest: manifest.setdefault(key, []).append(record))

@@ -263,8 +263,7 @@ def quantize_summary(result) -> Table:
         latency = record["latency"]
         rows = [
             f"{label} {stats['p50_ms']:.2f} ms ({stats['ratio_to_fp32']:.2f}×)"
-            for label, stats in latency.items()
-            if isinstance(stats, dict)
+            for label, stats in latency["runs"].items()
         ]
         table.add_row("latency (b1, 1 thread)", "; ".join(rows))
     gate = {k: v for k, v in quality["gate"].items() if v is not None}

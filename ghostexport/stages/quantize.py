@@ -348,5 +348,5 @@ def _latency_cost(fp32_path: Path, chosen: Path, work: Path, sample: np.ndarray)
         "batch": 1,
         "threads": 1,
         "rounds": LATENCY_ROUNDS,
-        **{label: {**s, "ratio_to_fp32": round(s["p50_ms"] / base, 3)} for label, s in stats.items()},
+        "runs": {label: {**s, "ratio_to_fp32": round(s["p50_ms"] / base, 3)} for label, s in stats.items()},
     }

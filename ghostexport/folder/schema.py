@@ -1,0 +1,639 @@
+"""The manifest, typed: every record a stage writes into ``manifest.json``, defined once.
+
+Why TypedDicts and not classes: the manifest is JSON on disk and the stages build it as plain
+dicts, so a TypedDict describes exactly what is written (``json.dumps`` needs no conversion
+layer) while a type checker sees every key. pydantic reads the same definitions twice: its
+``TypeAdapter`` generates the published JSON Schema (``info --schema``), closed with
+``additionalProperties: false`` everywhere, and validates each manifest read from disk, so a
+record the code writes and the schema the users read cannot drift apart. A key marked
+``NotRequired`` is written only by some stages or some kinds of artifact.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, with_config
+from typing_extensions import NotRequired, TypedDict
+
+#: every record is closed (an unknown key is an error) and strictly typed (no "1" for 1)
+CLOSED = ConfigDict(extra="forbid", strict=True)
+SCHEMA_VERSION = 1
+
+Verdict = Literal["pass", "fail"]
+GateVerdict = Literal["pass", "fail", "reported"]
+#: a figure a stage could not compute is null, never a made-up number
+Figure = float | None
+
+
+# --- the model a folder holds -------------------------------------------------------------
+
+
+@with_config(CLOSED)
+class Preprocess(TypedDict):
+    """The eval transform: resize the shorter side, centre-crop, scale, normalise."""
+
+    resize: int
+    crop_pct: float
+    interpolation: Literal["bicubic", "bilinear", "nearest", "lanczos"]
+    mean: list[float]
+    std: list[float]
+
+
+@with_config(CLOSED)
+class Checkpoint(TypedDict):
+    path: str
+    sha256: str
+    fixes: list[str]
+
+
+@with_config(CLOSED)
+class BnStatistics(TypedDict):
+    """BatchNorm statistics re-estimated after a width or resolution change."""
+
+    method: str
+    inputs: str
+    samples: int
+    layers: int
+
+
+@with_config(CLOSED)
+class TargetLayout(TypedDict):
+    align_channels: int
+    op_forms: str
+    split_concat_convs: bool
+    static_batch: int | None
+
+
+@with_config(CLOSED)
+class Target(TypedDict):
+    """The deployment target a build was made for, what its profile asks and what was applied."""
+
+    name: str
+    runs_on: str
+    profile: TargetLayout
+    applied: TargetLayout
+    reason: str
+
+
+@with_config(CLOSED)
+class ImageSet(TypedDict):
+    """Where a set of images came from (a folder, a file, or a seeded synthetic draw)."""
+
+    source: str
+    origin: str | None
+    samples: int
+    labelled: bool
+    synthetic: bool
+
+
+@with_config(CLOSED)
+class Calibration(ImageSet):
+    warning: str | None
+
+
+@with_config(CLOSED)
+class TrainRecipe(TypedDict):
+    epochs: int
+    max_minutes: float
+    batch_size: int
+    lr: float
+    weight_decay: float
+    temperature: float
+    optimizer: str
+    loss: str
+    seed: int
+
+
+@with_config(CLOSED)
+class Epoch(TypedDict):
+    epoch: int
+    loss: float
+    train_accuracy: float
+    eval_accuracy: Figure
+    seconds: float
+
+
+@with_config(CLOSED)
+class GhostifyGate(TypedDict):
+    verdict: Literal["pass", "fail", "unmeasured"]
+    measure: str
+    max_drop_points: float
+    lost_points: Figure
+    weights: str
+    message: str
+
+
+@with_config(CLOSED)
+class Training(TypedDict):
+    """ghostify's fine-tuning: the recipe, each epoch, the accuracy before and after, its gate."""
+
+    recipe: TrainRecipe
+    train: ImageSet
+    eval: ImageSet | None
+    measure: str
+    warm_start: str
+    before: dict[str, Figure]
+    after: Figure
+    drop_points: Figure
+    epochs: list[Epoch]
+    seconds: float
+    stopped: str
+    gate: GhostifyGate
+
+
+@with_config(CLOSED)
+class GhostifyCounts(TypedDict):
+    layers_considered: int
+    layers_replaced: int
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    resolution: int
+
+
+@with_config(CLOSED)
+class Ghostify(TypedDict):
+    """How a user's model was ghosted: the rule, what it replaced, and the fine-tuning."""
+
+    ratio: int
+    dw_size: int
+    include: list[str]
+    exclude: list[str]
+    keep_image_convs: bool
+    ghost_classifier: bool
+    counts: GhostifyCounts
+    weights: str
+    training: NotRequired[Training]
+
+
+@with_config(CLOSED)
+class Source(TypedDict):
+    """A user's model (``--model``): the factory or registry name it is rebuilt from."""
+
+    kind: str
+    model: str
+    num_classes: int
+    ghostify: Ghostify | None
+
+
+@with_config(CLOSED)
+class Model(TypedDict):
+    variant: str
+    width: float
+    num_classes: int
+    resolution: int
+    batch: int | Literal["dynamic"]
+    params: int
+    deploy_params: NotRequired[int]
+    macs: int
+    checkpoint: Checkpoint | None
+    seed: int
+    bn_statistics: BnStatistics | None
+    preprocess: Preprocess
+    target: NotRequired[Target]
+    source: NotRequired[Source]
+
+
+# --- the evidence: parity and quality figures -----------------------------------------------
+
+
+@with_config(CLOSED)
+class Tolerance(TypedDict, total=False):
+    """The thresholds a comparison was gated by; a null threshold is not applied."""
+
+    atol: float
+    rtol: float
+    min_cosine: float
+    min_centred_cosine: Figure
+    min_centred_sqnr_db: Figure
+    min_sqnr_db: Figure
+    min_mean_cosine: Figure
+    min_agreement: Figure
+    max_accuracy_drop: Figure
+
+
+@with_config(CLOSED)
+class Figures(TypedDict, total=False):
+    """One comparison of a candidate's logits with the reference's: every figure, the gate, the verdict."""
+
+    samples: int
+    elements: int
+    max_abs: Figure
+    max_rel: Figure
+    worst_ratio: Figure
+    failing_elements: int
+    nonfinite: int
+    min_cosine: Figure
+    mean_cosine: Figure
+    centred_cosine: Figure
+    centred_sqnr_db: Figure
+    centred_gate: str
+    sqnr_db: Figure
+    input_dependence: Figure
+    top1_agreement: Figure
+    top5_agreement: Figure
+    accuracy: Figure
+    accuracy_reference: Figure
+    accuracy_drop_points: Figure
+    tolerance: Tolerance
+    gate: Tolerance
+    enforced: bool
+    reasons: list[str]
+    verdict: GateVerdict
+
+
+@with_config(CLOSED)
+class Parity(Figures, total=False):
+    """fp32 against PyTorch at every batch size run (``per_batch``, keyed by the batch size)."""
+
+    reference: str
+    inputs: str
+    provider: str
+    batches: list[int]
+    per_batch: dict[str, Figures]
+    warnings: list[str]
+    export: Parity
+    simplified: Parity
+
+
+@with_config(CLOSED)
+class Quality(Figures, total=False):
+    """A quantized artifact against its fp32 parent on the evaluation images."""
+
+    note: str
+
+
+@with_config(CLOSED)
+class Baseline(TypedDict):
+    """ONNX Runtime's stock int8 recipe on the same images, for comparison."""
+
+    recipe: str
+    types: str
+    sqnr_db: Figure
+    centred_sqnr_db: Figure
+    centred_cosine: Figure
+    mean_cosine: Figure
+    top1_agreement: Figure
+    accuracy: Figure
+    accuracy_drop_points: Figure
+
+
+# --- what made an artifact --------------------------------------------------------------------
+
+
+@with_config(CLOSED)
+class Export(TypedDict):
+    """How model.onnx was exported and simplified."""
+
+    exporter: str
+    simplifier: str
+    bn_folded: bool
+    channel_alignment: int | None
+    concat_convs_split: int
+    mobile_forms: NotRequired[int]
+    executed_macs: NotRequired[int]
+    nodes_exported: int
+    ops: dict[str, int]
+    unclean_ops: dict[str, int]
+
+
+@with_config(CLOSED)
+class Recipe(TypedDict, total=False):
+    """The quantization recipe: types, calibration method, float layers (or the edge converter's recipe)."""
+
+    format: str
+    activation_type: str
+    weight_type: str
+    types_reason: str
+    activations: str
+    per_channel: bool
+    reduce_range: bool
+    method: str
+    float_ends: str
+    exclude: list[str]
+    kept_float: list[str]
+    shared_concat_scales: bool
+    preprocessed: bool
+    converter: str
+    keep_io_types: bool
+
+
+@with_config(CLOSED)
+class GraphForms(TypedDict):
+    stem: str
+    float_logits: bool
+    split_convs_merged: int
+
+
+@with_config(CLOSED)
+class Validation(TypedDict):
+    checks: str
+    verdict: Verdict
+
+
+@with_config(CLOSED)
+class CpuRecord(TypedDict):
+    cpu: str
+    cpu_flags: list[str]
+
+
+@with_config(CLOSED)
+class Trial(TypedDict):
+    method: str
+    kept_float: int
+    sqnr_db: Figure
+    top1_agreement: Figure
+    accuracy_drop_points: Figure
+
+
+@with_config(CLOSED)
+class AutoSearch(TypedDict):
+    """``--method auto``: each calibration method tried, then the fewest float nodes that meet the gate."""
+
+    methods_tried: list[str]
+    chosen_method: str
+    trials: list[Trial]
+    ranked_nodes: list[str]
+    target_met: bool
+
+
+@with_config(CLOSED)
+class Timing(TypedDict):
+    iterations: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    ratio_to_fp32: NotRequired[float]
+
+
+@with_config(CLOSED)
+class LatencyCost(TypedDict):
+    """What keeping nodes in float costs: fp32, the chosen int8 and all-int8, timed interleaved."""
+
+    batch: int
+    threads: int
+    rounds: int
+    runs: dict[str, Timing]
+
+
+@with_config(CLOSED)
+class EpUsability(TypedDict):
+    nodes: int
+    supported_nodes: int
+    partitions: int
+    unsupported_ops: list[str]
+    verdict: str
+
+
+@with_config(CLOSED)
+class MobileUsability(TypedDict):
+    checker: str
+    eps: dict[str, EpUsability]
+
+
+@with_config(CLOSED)
+class EdgeConversion(TypedDict, total=False):
+    """What converting to LiteRT or ExecuTorch did (delegation, I/O types, aliases removed)."""
+
+    noop_aliases_removed: int
+    io: dict[str, str]
+    delegate_calls: int
+    ops_outside: dict[str, int]
+    outside_total: int
+    recipe: str
+
+
+@with_config(CLOSED)
+class Artifact(TypedDict):
+    """One file of the folder: its bytes, where it came from, and the evidence it earned.
+
+    ``parent`` is the sha256 of the model.onnx a derived artifact was made from (null for
+    model.onnx itself); model.onnx carries ``export`` and ``parity``, a quantized artifact
+    ``recipe``, ``calibration``, ``evaluation`` and ``quality``, an edge artifact its conversion.
+    """
+
+    sha256: str
+    bytes: int
+    parent: str | None
+    nodes: NotRequired[int]
+    opset: NotRequired[int]
+    ops: NotRequired[dict[str, int]]
+    export: NotRequired[Export]
+    parity: NotRequired[Parity]
+    mode: NotRequired[Literal["int8", "fp16", "int8-dynamic"]]
+    precision: NotRequired[Literal["fp32", "fp16", "int8"]]
+    runtime: NotRequired[str]
+    format: NotRequired[str]
+    source: NotRequired[str]
+    target: NotRequired[str]
+    optimization_style: NotRequired[str]
+    required_operators: NotRequired[str]
+    recipe: NotRequired[Recipe]
+    graph_forms: NotRequired[GraphForms]
+    validation: NotRequired[Validation]
+    calibration: NotRequired[Calibration | None]
+    evaluation: NotRequired[ImageSet]
+    quality: NotRequired[Quality]
+    baseline: NotRequired[Baseline]
+    auto: NotRequired[AutoSearch]
+    latency: NotRequired[LatencyCost]
+    mobile_usability: NotRequired[MobileUsability]
+    conversion: NotRequired[EdgeConversion]
+    versions: NotRequired[dict[str, str | None]]
+    environment: NotRequired[CpuRecord]
+    seconds: NotRequired[float]
+
+
+# --- what later commands add --------------------------------------------------------------------
+
+
+@with_config(CLOSED)
+class Localized(TypedDict):
+    node: str
+    op: str
+    tensor: str
+    max_abs: Figure
+    sqnr_db: Figure
+    nonfinite: int
+    fails: bool
+
+
+@with_config(CLOSED)
+class Localization(TypedDict):
+    """Where an artifact first diverges from the fp32 graph, and its worst nodes."""
+
+    rule: str
+    matching: str
+    compared: int
+    first_divergence: Localized | None
+    worst: list[Localized]
+
+
+@with_config(CLOSED)
+class CheckResult(Figures, total=False):
+    artifact: str
+    path: str
+    reference: str
+    inputs: str
+    precision: str
+    provider: str
+    providers_used: list[str]
+    fallback: bool
+    batches: list[int]
+    per_batch: dict[str, Figures]
+    localize: Localization
+
+
+@with_config(CLOSED)
+class CheckEntry(TypedDict):
+    created: str
+    command: str
+    provider: str
+    verdict: GateVerdict
+    warnings: list[str]
+    results: list[CheckResult]
+
+
+@with_config(CLOSED)
+class BenchEnvironment(TypedDict, total=False):
+    cpu: str
+    cpu_flags: list[str]
+    onnxruntime: str
+    provider: str
+    provider_requested: str
+    providers_in_use: dict[str, str]
+    graph_optimization_level: str
+    threads: int | str
+    thread_spinning: bool
+    streams: int
+    subject: str
+    settings: str
+
+
+@with_config(CLOSED)
+class BenchRow(TypedDict, total=False):
+    model: str
+    batch: int
+    iterations: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    throughput_ips: float
+    ratio_to_first: float
+    provider: str
+    runtime: str
+    streams: int
+    measured_by: str
+
+
+@with_config(CLOSED)
+class BenchEntry(TypedDict):
+    created: str
+    command: str
+    provider: str
+    environment: BenchEnvironment
+    results: list[BenchRow]
+
+
+@with_config(CLOSED)
+class Finalist(TypedDict):
+    """A candidate re-timed in the selection's second pass."""
+
+    artifact: str
+    threads: int
+    spinning: bool
+    optimization: str
+
+
+@with_config(CLOSED)
+class Settings(Finalist):
+    """One way to run an artifact: its runtime, threads, spinning and graph optimisation."""
+
+    runtime: str
+
+
+@with_config(CLOSED)
+class TimedSettings(Settings):
+    p50_ms: float
+    p50_interval_ms: list[float]
+    samples: int
+
+
+@with_config(CLOSED)
+class Recommended(TimedSettings):
+    ratios: dict[str, float]
+
+
+@with_config(CLOSED)
+class Selection(TypedDict):
+    """``bench --select``: every candidate timed, the finalists re-timed, the fastest that passed its gates."""
+
+    created: str
+    command: str
+    environment: CpuRecord
+    budget_seconds: float
+    rows: list[TimedSettings]
+    best_per_artifact: dict[str, TimedSettings]
+    finalists: list[Finalist]
+    recommended: Recommended
+    ratio_meaning: str
+    note: str | None
+    left_out: dict[str, str]
+    not_built: list[str]
+    not_timed: list[str]
+
+
+@with_config(CLOSED)
+class ReplacedBuild(TypedDict):
+    """A build a rebuild replaced: its command, files and their hashes."""
+
+    created: str
+    command: str
+    replaced: str
+    artifacts: dict[str, str]
+    checks: int
+    benchmarks: int
+    removed_files: list[str]
+
+
+@with_config(CLOSED)
+class Environment(TypedDict):
+    python: str
+    platform: str
+    torch: str
+    onnx: str
+    onnxruntime: str | None
+    onnxsim: str | None
+    onnxslim: str | None
+    cpu: str
+    cpu_flags: list[str]
+
+
+@with_config(CLOSED)
+class Manifest(TypedDict):
+    """``manifest.json``: the model, the environment it was built in, each artifact with its evidence."""
+
+    schema: Literal[1]
+    ghostexport: str
+    created: str
+    command: str
+    model: Model
+    environment: Environment
+    artifacts: dict[str, Artifact]
+    checks: list[CheckEntry]
+    benchmarks: list[BenchEntry]
+    recommended: NotRequired[Selection]
+    history: NotRequired[list[ReplacedBuild]]
+
+
+def manifest_adapter() -> Any:
+    """pydantic's validator and schema generator for :class:`Manifest` (built on first use: ~50 ms)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Manifest)
