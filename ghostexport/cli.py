@@ -19,21 +19,46 @@ from typing import Any
 
 import click
 
+from ghostexport.base.choices import CONVERT_FORMATS, EDGE_PRECISIONS
 from ghostexport.base.errors import GateFailed, GhostexportError, UsageError
 from ghostexport.base.version import __version__
 from ghostexport.stages.specs import (
-    DEFAULT_SELECT_SECONDS,
-    GHOSTIFY_BATCH_SIZE,
-    GHOSTIFY_LR,
-    MAX_GHOSTIFY_DROP,
-    PIPELINE_SELECT_SECONDS,
+    DEFAULT_BENCH_ITERATIONS,
+    BenchSpec,
+    BuildSpec,
+    CheckSpec,
+    GhostifySpec,
+    PipelineSpec,
+    QuantizeSpec,
+    default_of,
 )
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
-#: ghostexport.model.arch.VARIANTS' keys, spelled out so that --help never imports torch (a test keeps them equal).
-VARIANT_NAMES = ("ghostnet", "ghostnetv2", "ghostnetv3")
-#: ghostexport.targets.profiles.TARGETS' keys, likewise (the same test keeps them equal)
-TARGET_NAMES = ("host", "x86-avx2", "x86-avx512", "x86-vnni", "arm64", "mobile", "cuda", "tensorrt")
+
+
+def spec_option(spec: type, name: str, *decls: str, **settings: Any) -> Callable:
+    """A click option for a spec field: its default and its choices are the spec's, written once there.
+
+    ``decls`` are the flags (default ``--field-name``); a field declared with ``one_of`` becomes a
+    ``click.Choice`` (numbers converted back), a field with a default shows it in ``--help``.
+    """
+    default = default_of(spec, name)
+    settings.setdefault("default", default)
+    if default is not None and default != () and "show_default" not in settings:
+        settings["show_default"] = True
+    field_choices = next(f for f in _fields(spec) if f.name == name).metadata.get("choices")
+    if field_choices is not None and "type" not in settings:
+        settings["type"] = click.Choice([str(choice) for choice in field_choices])
+        if all(isinstance(choice, int) for choice in field_choices):
+            settings["callback"] = lambda _ctx, _param, value: None if value is None else int(value)
+            settings["default"] = None if default is None else str(default)
+    return click.option(*(decls or (f"--{name.replace('_', '-')}",)), name, **settings)
+
+
+def _fields(spec: type):
+    from dataclasses import fields
+
+    return fields(spec)
 
 
 class BatchType(click.ParamType):
@@ -214,9 +239,13 @@ def factory_option(function: Callable) -> Callable:
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 #: execution provider, shared by check, bench and pipeline
-PROVIDER_OPTION = click.option(
-    "--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True
+PROVIDER_OPTION = spec_option(CheckSpec, "provider")
+#: run on the CPU when the provider cannot start; shared by check, bench and pipeline
+ALLOW_FALLBACK_OPTION = click.option(
+    "--allow-fallback", is_flag=True, help="Run on the CPU if the provider cannot start (reported)."
 )
+#: cuDNN's convolution algorithm search (CUDA provider), shared by check and bench
+CUDNN_ALGO_OPTION = spec_option(CheckSpec, "cudnn_conv_algo_search", "--cudnn-algo")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -242,9 +271,7 @@ BUILD_OPTIONS = [
         help="Any CNN instead of GhostNet: a factory (imported from the current folder first) or a "
         "torchvision/timm model name; same export, simplify and parity gates.",
     ),
-    click.option(
-        "--variant", type=click.Choice(VARIANT_NAMES), default=None, help="Architecture family.  [default: ghostnet]"
-    ),
+    spec_option(BuildSpec, "variant", help="Architecture family.  [default: ghostnet]"),
     click.option("--width", type=float, default=None, help="Width multiplier (> 0).  [default: 1.0]"),
     click.option(
         "--num-classes", type=int, default=None, help="Classifier size.  [default: the checkpoint's, else 1000]"
@@ -264,41 +291,23 @@ BUILD_OPTIONS = [
     click.option(
         "--reset-head", is_flag=True, help="Replace the checkpoint's classifier with a new one of --num-classes."
     ),
-    click.option(
-        "--seed",
-        type=int,
-        default=0,
-        show_default=True,
-        help="Seed for random init, 0 to 2**32-1 (recorded for rebuilds).",
-    ),
-    click.option("--resolution", type=int, default=224, show_default=True, help="Input height and width."),
-    click.option("--opset", type=int, default=None, help="ONNX opset.  [default: 17]"),
+    spec_option(BuildSpec, "seed", type=int, help="Seed for random init, 0 to 2**32-1 (recorded for rebuilds)."),
+    spec_option(BuildSpec, "resolution", type=int, help="Input height and width."),
+    spec_option(BuildSpec, "opset", type=int, help="ONNX opset."),
     click.option(
         "--batch", type=BatchType(), default="dynamic", show_default=True, help="'dynamic' or a static batch size."
     ),
-    click.option(
-        "--simplifier", type=click.Choice(["onnxsim", "onnxslim", "none"]), default="onnxsim", show_default=True
-    ),
-    click.option(
-        "--exporter",
-        type=click.Choice(["torchscript", "dynamo"]),
-        default="torchscript",
-        show_default=True,
-        help="torch.onnx exporter.",
-    ),
-    click.option(
-        "--target",
-        type=click.Choice(TARGET_NAMES),
-        default="host",
-        show_default=True,
+    spec_option(BuildSpec, "simplifier"),
+    spec_option(BuildSpec, "exporter", help="torch.onnx exporter."),
+    spec_option(
+        BuildSpec,
+        "target",
         help="The machine class the artifact is for: its int8 types, channel alignment and Concat split "
         "(docs/design.md, Targets); host: this machine's int8 types, the graph as built.",
     ),
-    click.option(
-        "--align-channels",
-        type=click.Choice(["0", "8", "16"]),
-        default=None,
-        callback=lambda _ctx, _param, value: None if value is None else int(value),
+    spec_option(
+        BuildSpec,
+        "align_channels",
         help="Zero-pad Ghost halves to multiples of N for ORT's x86 NCHWc kernels (16: AVX-512, 8: AVX2; v1 only).  "
         "[default: the target's]",
     ),
@@ -308,13 +317,7 @@ BUILD_OPTIONS = [
         help="Move each Ghost Concat past the 1x1 and depthwise convs that consume it: exact, 9-14% off fp32 "
         "latency on x86; quantize merges it back, so int8 keeps its quality.  [default: the target's]",
     ),
-    click.option(
-        "--out",
-        type=NonEmptyPath(file_okay=False, path_type=Path),
-        default=Path("models"),
-        show_default=True,
-        help="Artifact root.",
-    ),
+    spec_option(BuildSpec, "out", type=NonEmptyPath(file_okay=False, path_type=Path), help="Artifact root."),
 ]
 
 
@@ -328,7 +331,7 @@ def build_options(function: Callable) -> Callable:
 @main.command()
 @build_options
 @common_options
-def build(console, opset: int | None, **options: Any) -> dict:
+def build(console, **options: Any) -> dict:
     """Build GhostNet, export it to ONNX, simplify it, and gate it on parity with PyTorch.
 
     Writes <out>/<variant>_<width*100>[-cN][-rR][-bN]/ with model.onnx and manifest.json
@@ -345,14 +348,8 @@ def build(console, opset: int | None, **options: Any) -> dict:
     from ghostexport.render.console import build_summary, stage_printer
     from ghostexport.stages.build import build as run_build
 
-    spec = _build_spec(opset, options)
+    spec = BuildSpec(**options, command=_command_line())
     return _summarized(console, build_summary, lambda: run_build(spec, progress=stage_printer(console))).as_json()
-
-
-def _build_spec(opset: int | None, options: dict):
-    from ghostexport.stages.specs import DEFAULT_OPSET, BuildSpec
-
-    return BuildSpec(**options, opset=DEFAULT_OPSET if opset is None else opset, command=_command_line())
 
 
 @main.command()
@@ -364,14 +361,13 @@ def _build_spec(opset: int | None, options: dict):
     help="The original model's state dict (.pth/.pt/.safetensors).  [default: random init]",
 )
 @click.option("--num-classes", type=int, default=None, help="Passed to the model factory.  [default: its own]")
-@click.option(
-    "--ratio",
+@spec_option(
+    GhostifySpec,
+    "ratio",
     type=int,
-    default=2,
-    show_default=True,
     help="s: each primary map makes s-1 cheap ghost maps (params and MACs ≈ 1/s).",
 )
-@click.option("--dw-size", type=int, default=3, show_default=True, help="d: the cheap depthwise kernel (odd).")
+@spec_option(GhostifySpec, "dw_size", type=int, help="d: the cheap depthwise kernel (odd).")
 @click.option(
     "--include",
     multiple=True,
@@ -385,7 +381,7 @@ def _build_spec(opset: int | None, options: dict):
     help="Compress the fully connected classifier by s too (how the paper's ResNet-50 counts come out; "
     "costs accuracy with few classes).",
 )
-@click.option("--resolution", type=int, default=224, show_default=True, help="Input height and width.")
+@spec_option(GhostifySpec, "resolution", type=int, help="Input height and width.")
 @click.option(
     "--train",
     "train_data",
@@ -400,35 +396,33 @@ def _build_spec(opset: int | None, options: dict):
     default=None,
     help="Held-out images: accuracy (labelled) or top-1 agreement with the original, before and after.",
 )
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option(
-    "--max-minutes",
+@spec_option(GhostifySpec, "epochs", type=int)
+@spec_option(
+    GhostifySpec,
+    "max_minutes",
     type=float,
-    default=10.0,
-    show_default=True,
     help="Stop after the epoch that passes this time (--resume continues).",
 )
-@click.option("--batch-size", type=int, default=GHOSTIFY_BATCH_SIZE, show_default=True)
-@click.option("--lr", type=float, default=GHOSTIFY_LR, show_default=True, help="AdamW learning rate (cosine schedule).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Initialisation and shuffling (deterministic).")
+@spec_option(GhostifySpec, "batch_size", type=int)
+@spec_option(GhostifySpec, "lr", type=float, help="AdamW learning rate (cosine schedule).")
+@spec_option(GhostifySpec, "seed", type=int, help="Initialisation and shuffling (deterministic).")
 @click.option("--resume", is_flag=True, help="Continue the fine-tuning from its last epoch checkpoint.")
-@click.option(
-    "--max-drop",
+@spec_option(
+    GhostifySpec,
+    "max_drop",
     type=float,
-    default=MAX_GHOSTIFY_DROP,
-    show_default=True,
     metavar="PT",
     help="Most held-out accuracy points (unlabelled --eval: points of agreement with the original) "
     "the ghosted model may lose; more fails (exit 1) and builds nothing.",
 )
-@click.option(
+@spec_option(
+    GhostifySpec,
+    "build",
     "--build/--no-build",
-    default=True,
-    show_default=True,
     help="Export the original and the ghosted model through build's gates.",
 )
-@click.option("--target", type=click.Choice(TARGET_NAMES), default="host", show_default=True)
-@click.option("--out", type=NonEmptyPath(file_okay=False, path_type=Path), default=Path("models"), show_default=True)
+@spec_option(GhostifySpec, "target")
+@spec_option(GhostifySpec, "out", type=NonEmptyPath(file_okay=False, path_type=Path))
 @common_options
 def ghostify(console, model_name: str, train_data, eval_data, **options: Any) -> dict:
     """Replace a CNN's convolutions with Ghost modules, fine-tune by distillation, build both.
@@ -451,7 +445,6 @@ def ghostify(console, model_name: str, train_data, eval_data, **options: Any) ->
     """
     from ghostexport.render.console import ghostify_summary, stage_printer, training_bar
     from ghostexport.stages.ghostify import ghostify as run_ghostify
-    from ghostexport.stages.specs import GhostifySpec
 
     spec = GhostifySpec(model_name, train=train_data, eval=eval_data, command=_command_line(), **options)
     with training_bar(console) as on_step:
@@ -465,7 +458,7 @@ CALIB_OPTION = click.option(
     metavar="DIR|FILE.npy|synthetic:N",
     default=None,
     help="Calibration images (folder, recursively), preprocessed N×3×H×W .npy, or synthetic:N.  "
-    "[default: synthetic:64, with a warning]",
+    "[default: synthetic images, with a warning: figures reported, not enforced]",
 )
 
 #: the guard on a folder's verified artifacts, shared by quantize and convert
@@ -476,11 +469,9 @@ REPLACE_VERIFIED_OPTION = click.option(
 )
 
 #: int8 recipe choice shared by quantize and pipeline
-FLOAT_ENDS_OPTION = click.option(
-    "--float-ends",
-    type=click.Choice(["both", "stem", "classifier", "none"]),
-    default="stem",
-    show_default=True,
+FLOAT_ENDS_OPTION = spec_option(
+    QuantizeSpec,
+    "float_ends",
     help="Ends kept in float (logits always stay float): the stem conv (accurate), both, the "
     "classifier, or none (fastest: the stem runs int8 in a space-to-depth form, ~6% off).",
 )
@@ -488,7 +479,7 @@ FLOAT_ENDS_OPTION = click.option(
 
 @main.command()
 @click.argument("model", required=False)
-@click.option("--mode", type=click.Choice(["int8", "fp16", "int8-dynamic"]), default="int8", show_default=True)
+@spec_option(QuantizeSpec, "mode")
 @CALIB_OPTION
 @click.option(
     "--eval",
@@ -497,14 +488,12 @@ FLOAT_ENDS_OPTION = click.option(
     default=None,
     help="Evaluation data.  [default: every 4th calibration item, held out]",
 )
-@click.option(
-    "--method",
-    type=click.Choice(["minmax", "entropy", "percentile", "auto"]),
-    default="minmax",
-    show_default=True,
+@spec_option(
+    QuantizeSpec,
+    "method",
     help="Calibration method; auto searches methods and float layers for --target-sqnr/--max-accuracy-drop.",
 )
-@click.option("--per-channel/--per-tensor", default=True, show_default=True, help="Weight quantization granularity.")
+@spec_option(QuantizeSpec, "per_channel", "--per-channel/--per-tensor", help="Weight quantization granularity.")
 @click.option("--exclude", multiple=True, metavar="NODE", help="Keep this node in float (repeatable).")
 @click.option("--target-sqnr", type=float, default=None, metavar="DB", help="Minimum logits SQNR (dB) to meet.")
 @click.option(
@@ -515,43 +504,26 @@ FLOAT_ENDS_OPTION = click.option(
     help="Maximum top-1 accuracy drop (points); needs labels.",
 )
 @FLOAT_ENDS_OPTION
-@click.option(
+@spec_option(
+    QuantizeSpec,
+    "shared_concat_scales",
     "--share-concat-scales/--no-share-concat-scales",
-    default=True,
-    show_default=True,
     help="One quantization range per Concat (inputs and output): a copy instead of a requantization.",
 )
-@click.option(
-    "--target",
-    type=click.Choice(TARGET_NAMES),
-    default=None,
+@spec_option(
+    QuantizeSpec,
+    "target",
     help="The machine class the artifact is for (its int8 types).  [default: the build's target, else host]",
 )
-@click.option(
+@spec_option(
+    QuantizeSpec,
+    "baseline",
     "--baseline/--no-baseline",
-    default=True,
-    show_default=True,
     help="Also measure ORT's stock per-channel MinMax recipe on the same data, for comparison.",
 )
 @REPLACE_VERIFIED_OPTION
 @common_options
-def quantize(
-    console,
-    model: str | None,
-    mode: str,
-    calib,
-    eval_data,
-    method,
-    per_channel,
-    exclude,
-    target_sqnr,
-    max_accuracy_drop,
-    float_ends,
-    share_concat_scales,
-    target,
-    baseline,
-    replace_verified,
-) -> dict:
+def quantize(console, model: str | None, eval_data, exclude, **options: Any) -> dict:
     """Quantize MODEL (build folder or .onnx; default: models/LATEST) and prove its quality.
 
     Writes model.int8.onnx / model.fp16.onnx / model.int8-dynamic.onnx beside model.onnx
@@ -567,26 +539,10 @@ def quantize(
     """
     from ghostexport.render.console import calibration_bar, quantize_summary, stage_printer
     from ghostexport.stages.quantize import quantize as run_quantize
-    from ghostexport.stages.specs import QuantizeSpec
 
     _announce_latest(console, model)
 
-    spec = QuantizeSpec(
-        model,
-        mode=mode,
-        calib=calib,
-        eval=eval_data,
-        method=method,
-        per_channel=per_channel,
-        exclude=tuple(exclude),
-        target_sqnr=target_sqnr,
-        max_accuracy_drop=max_accuracy_drop,
-        float_ends=float_ends,
-        shared_concat_scales=share_concat_scales,
-        baseline=baseline,
-        target=target,
-        replace_verified=replace_verified,
-    )
+    spec = QuantizeSpec(model, eval=eval_data, exclude=tuple(exclude), **options)
 
     def run():
         with calibration_bar(console) as on_batch:
@@ -611,7 +567,7 @@ def _announce_latest(console, model: str | None) -> None:
         console.print(f"using {read_latest()} (from models/LATEST)")
 
 
-def batches_options(flag: str, default: str, help_text: str) -> Callable[[Callable], Callable]:
+def batches_options(flag: str, default: tuple[int, ...], help_text: str) -> Callable[[Callable], Callable]:
     """``--batches`` (a comma-separated list), and its former spelling kept working but hidden.
 
     build's ``--batch`` is one static export batch; check, bench and the pipeline take a list,
@@ -623,7 +579,8 @@ def batches_options(flag: str, default: str, help_text: str) -> Callable[[Callab
         function = click.option(old, "legacy_batches", default=None, hidden=True, help=f"Former name of {flag}.")(
             function
         )
-        return click.option(flag, "batches", default=default, show_default=True, help=help_text)(function)
+        listed = ",".join(map(str, default))
+        return click.option(flag, "batches", default=listed, show_default=True, help=help_text)(function)
 
     return decorate
 
@@ -642,15 +599,9 @@ def _int_list(value: str, flag: str) -> tuple[int, ...]:
     return numbers
 
 
-def select_seconds_option(default: float):
-    """``--select-seconds``, shared by bench and pipeline (each with its own default budget)."""
-    return click.option(
-        "--select-seconds",
-        type=float,
-        default=default,
-        show_default=True,
-        help="Time budget of --select, [1, 3600].",
-    )
+def select_seconds_option(spec: type):
+    """``--select-seconds``, shared by bench and pipeline (each spec with its own default budget)."""
+    return spec_option(spec, "select_seconds", type=float, help="Time budget of --select, [1, 3600].")
 
 
 @main.command()
@@ -665,8 +616,8 @@ def select_seconds_option(default: float):
 @click.option(
     "--data", default=None, metavar="DIR|FILE.npy", help="Real inputs (int8/fp16 gates are enforced only on real data)."
 )
-@click.option("--samples", type=int, default=8, show_default=True, help="Random inputs when no --data (at least 2).")
-@batches_options("--batches", "1,4", "Batch sizes, comma-separated.")
+@spec_option(CheckSpec, "samples", type=int, help="Random inputs when no --data (at least 2).")
+@batches_options("--batches", default_of(CheckSpec, "batches"), "Batch sizes, comma-separated.")
 @click.option("--atol", type=float, default=None, help="fp32 absolute tolerance, finite, >= 0.  [default: 1e-4]")
 @click.option("--rtol", type=float, default=None, help="fp32 relative tolerance, finite, >= 0.  [default: 1e-3]")
 @click.option(
@@ -679,10 +630,8 @@ def select_seconds_option(default: float):
     "--min-agreement", type=float, default=None, help="Top-1 agreement in [0, 1].  [default: 0.99 fp16, 0.95 int8]"
 )
 @click.option("--localize", is_flag=True, help="Name the first node whose output leaves tolerance.")
-@click.option("--allow-fallback", is_flag=True, help="Run on the CPU if the provider cannot start (reported).")
-@click.option(
-    "--cudnn-algo", type=click.Choice(["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]), default="HEURISTIC", show_default=True
-)
+@ALLOW_FALLBACK_OPTION
+@CUDNN_ALGO_OPTION
 @common_options
 @factory_option
 def check(
@@ -701,7 +650,7 @@ def check(
     min_agreement,
     localize,
     allow_fallback,
-    cudnn_algo,
+    cudnn_conv_algo_search,
 ) -> dict:
     """Check every artifact of MODEL against its reference; exit 1 if any fails.
 
@@ -717,7 +666,6 @@ def check(
     """
     from ghostexport.render.console import check_summary, stage_printer
     from ghostexport.stages.check import check as run_check
-    from ghostexport.stages.specs import CheckSpec
 
     spec = CheckSpec(
         model,
@@ -733,7 +681,7 @@ def check(
         min_agreement=min_agreement,
         localize=localize,
         allow_fallback=allow_fallback,
-        cudnn_conv_algo_search=cudnn_algo,
+        cudnn_conv_algo_search=cudnn_conv_algo_search,
         command=_command_line(),
     )
     _announce_latest(console, model)
@@ -743,22 +691,27 @@ def check(
 @main.command()
 @click.argument("models", nargs=-1)
 @PROVIDER_OPTION
-@batches_options("--batches", "1", "Batch sizes, comma-separated (e.g. 1,8,32).")
+@batches_options("--batches", default_of(BenchSpec, "batches"), "Batch sizes, comma-separated (e.g. 1,8,32).")
 @click.option(
     "--threads",
     type=int,
     default=None,
     help="intra-op threads, 1 to 4 per CPU.  [default: ORT's, one per physical core]",
 )
-@click.option(
-    "--streams",
+@spec_option(
+    BenchSpec,
+    "streams",
     type=int,
-    default=1,
-    show_default=True,
     help="Concurrent requests per model, 1 to 4 per CPU (throughput mode; threads default to cores / streams).",
 )
-@click.option("--warmup", type=int, default=10, show_default=True, help="Warm-up runs per model and batch size (>= 0).")
-@click.option("--iters", type=int, default=None, help="Timed rounds, 1 to 1,000,000.  [default: 100]")
+@spec_option(BenchSpec, "warmup", type=int, help="Warm-up runs per model and batch size (>= 0).")
+@spec_option(
+    BenchSpec,
+    "iterations",
+    "--iters",
+    type=int,
+    help=f"Timed rounds, 1 to 1,000,000.  [default: {DEFAULT_BENCH_ITERATIONS}]",
+)
 @click.option("--seconds", type=float, default=None, help="Time budget per batch size instead of --iters, (0, 3600].")
 @click.option(
     "--torch", "torch_eager", is_flag=True, help="Add PyTorch eager (rebuilt from the manifest), same device."
@@ -773,10 +726,8 @@ def check(
     default=None,
     help="Write a PNG: latency distribution and throughput per batch (needs [plot]).",
 )
-@click.option("--allow-fallback", is_flag=True, help="Run on the CPU if the provider cannot start (reported).")
-@click.option(
-    "--cudnn-algo", type=click.Choice(["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]), default="HEURISTIC", show_default=True
-)
+@ALLOW_FALLBACK_OPTION
+@CUDNN_ALGO_OPTION
 @click.option(
     "--select",
     is_flag=True,
@@ -784,32 +735,12 @@ def check(
     "runtime) under each setting (threads; ORT: spinning, graph optimisation) and the naive export, "
     "and record the fastest as recommended.",
 )
-@select_seconds_option(DEFAULT_SELECT_SECONDS)
+@select_seconds_option(BenchSpec)
 @click.option("--trt-fp16", is_flag=True, help="TensorRT: allow fp16 kernels.")
-@click.option("--trt-cache", default=None, metavar="DIR", help="TensorRT: engine cache folder.")
+@click.option("--trt-cache", "trt_engine_cache", default=None, metavar="DIR", help="TensorRT: engine cache folder.")
 @common_options
 @factory_option
-def bench(
-    console,
-    models,
-    provider,
-    batches,
-    legacy_batches,
-    threads,
-    streams,
-    warmup,
-    iters,
-    seconds,
-    torch_eager,
-    csv_path,
-    plot_path,
-    allow_fallback,
-    cudnn_algo,
-    select,
-    select_seconds,
-    trt_fp16,
-    trt_cache,
-) -> dict:
+def bench(console, models, batches, legacy_batches, csv_path, plot_path, **options: Any) -> dict:
     """Time MODELS side by side (a folder means all its artifacts), interleaved.
 
     \b
@@ -828,26 +759,9 @@ def bench(
     from ghostexport.render.console import bench_summary, stage_printer
     from ghostexport.render.plot import bench_plot as plot
     from ghostexport.stages.bench import bench as run_bench
-    from ghostexport.stages.specs import BenchSpec
 
-    spec = BenchSpec(
-        tuple(models),
-        provider=provider,
-        batches=_batches(batches, legacy_batches, "--batches"),
-        threads=threads,
-        streams=streams,
-        warmup=warmup,
-        iterations=iters,
-        seconds=seconds,
-        torch_eager=torch_eager,
-        allow_fallback=allow_fallback,
-        cudnn_conv_algo_search=cudnn_algo,
-        trt_fp16=trt_fp16,
-        trt_engine_cache=trt_cache,
-        select=select,
-        select_seconds=select_seconds,
-        command=_command_line(),
-    )
+    batches = _batches(batches, legacy_batches, "--batches")
+    spec = BenchSpec(tuple(models), batches=batches, command=_command_line(), **options)
     if not models:
         _announce_latest(console, None)
     result = run_bench(spec, progress=stage_printer(console))
@@ -874,21 +788,22 @@ def bench(
     metavar="litert,executorch",
     help="Also convert to these runtimes, fp32 and int8 (convert --to RUNTIME), gated, benched beside ORT.",
 )
-@batches_options("--bench-batches", "1", "Batch sizes to benchmark, comma-separated.")
-@click.option("--bench-iters", type=int, default=50, show_default=True, help="Timed rounds per batch size (>= 1).")
-@click.option("--allow-fallback", is_flag=True, help="Check/bench on the CPU if the provider cannot start (reported).")
+@batches_options(
+    "--bench-batches", default_of(PipelineSpec, "bench_batches"), "Batch sizes to benchmark, comma-separated."
+)
+@spec_option(PipelineSpec, "bench_iterations", "--bench-iters", type=int, help="Timed rounds per batch size (>= 1).")
+@ALLOW_FALLBACK_OPTION
 @click.option(
     "--select/--no-select",
     default=None,
     help="End with bench --select: the fastest artifact that passed, and its settings "
     "[default: on for --provider cpu].",
 )
-@select_seconds_option(PIPELINE_SELECT_SECONDS)
+@select_seconds_option(PipelineSpec)
 @FLOAT_ENDS_OPTION
 @common_options
 def pipeline(
     console,
-    opset,
     calib,
     eval_data,
     provider,
@@ -896,7 +811,7 @@ def pipeline(
     edge,
     batches,
     legacy_batches,
-    bench_iters,
+    bench_iterations,
     allow_fallback,
     select,
     select_seconds,
@@ -916,17 +831,16 @@ def pipeline(
     """
     from ghostexport.render.console import stage_printer
     from ghostexport.stages.pipeline import pipeline as run_pipeline
-    from ghostexport.stages.specs import PipelineSpec
 
     spec = PipelineSpec(
-        _build_spec(opset, options),
+        BuildSpec(**options, command=_command_line()),
         calib=calib,
         eval=eval_data,
         provider=provider,
         ort=ort,
         edge=tuple(name.strip() for name in (edge or "").split(",") if name.strip()),
         bench_batches=_batches(batches, legacy_batches, "--bench-batches"),
-        bench_iterations=bench_iters,
+        bench_iterations=bench_iterations,
         allow_fallback=allow_fallback,
         float_ends=float_ends,
         select=select,
@@ -950,19 +864,19 @@ def pipeline(
 @click.option(
     "--to",
     "to",
-    type=click.Choice(["ort", "litert", "executorch"]),
+    type=click.Choice(CONVERT_FORMATS),
     required=True,
     help="ort: ONNX Runtime's mobile format; litert: .tflite ([litert] extra); executorch: .pte, XNNPACK "
     "([executorch] extra).",
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "int8"]),
-    default="fp32",
+    type=click.Choice(EDGE_PRECISIONS),
+    default=EDGE_PRECISIONS[0],
     show_default=True,
     help="litert/executorch: fp32 (parity-gated) or int8 (PT2E static, quality-gated).",
 )
-@click.option("--calib", metavar="DIR|FILE.npy|synthetic:N", default=None, help="int8 calibration images.")
+@CALIB_OPTION
 @click.option("--eval", "eval_data", metavar="DIR|FILE.npy", default=None, help="int8 evaluation images.")
 @click.option("--float-io", is_flag=True, help="litert int8: float input and output (quantized inside the model).")
 @REPLACE_VERIFIED_OPTION

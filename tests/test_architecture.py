@@ -178,7 +178,9 @@ def long_functions(limit_for) -> list[str]:
         name = module_name(path)
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                lines = node.end_lineno - node.lineno + 1
+                # from the first decorator: a 48-line stack of options is part of what a reader reads
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                lines = node.end_lineno - start + 1
                 if lines > limit_for(name):
                     found.append(f"{name}.{node.name}: {lines} lines")
     return found
@@ -186,7 +188,9 @@ def long_functions(limit_for) -> list[str]:
 
 def test_stage_functions_are_short():
     def limit(name: str) -> int:
-        return STAGE_FUNCTION_LINES if top(name) in STAGES | {"specs", "records"} else FUNCTION_LINES
+        return STAGE_FUNCTION_LINES if name in STAGES | {"stages.specs", "folder.records"} else FUNCTION_LINES
 
     assert long_functions(limit) == []
     assert long_functions(lambda _name: 20)  # the measure sees real functions
+    # and it counts decorators: the CLI's commands are their option stacks plus their bodies
+    assert any(entry.startswith("cli.") for entry in long_functions(lambda _name: 30))

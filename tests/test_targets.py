@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import pytest
 
 from ghostexport.base.errors import UsageError
 from ghostexport.targets.profiles import (
-    HOST_LAYOUTS,
     TARGETS,
     host_class,
     int8_types,
@@ -25,28 +25,48 @@ from .conftest import SMALL, SMALL_SIZE, load_json, run_cli
 ALL_TARGETS = [pytest.param(name, marks=[] if name == "x86-avx2" else [pytest.mark.slow]) for name in TARGETS]
 
 
+#: what each named target must apply, written out here (not read from the profiles under test):
+#: (channel alignment, Concat split, static batch, op forms); host is the x86 class layout of any x86 machine
+EXPECTED_LAYOUTS = {
+    "host": (0, False, None, "as exported")
+    if platform.machine().lower() in ("aarch64", "arm64")
+    else (8, True, None, "as exported"),
+    "x86-avx2": (8, True, None, "as exported"),
+    "x86-avx512": (16, True, None, "as exported"),
+    "x86-vnni": (16, True, None, "as exported"),
+    "arm64": (0, False, None, "as exported"),
+    "mobile": (0, False, 1, "mobile"),
+    "cuda": (0, False, None, "as exported"),
+    "tensorrt": (0, False, None, "as exported"),
+}
+
+
+def test_every_target_has_an_expected_layout():
+    assert set(EXPECTED_LAYOUTS) == set(TARGETS)
+
+
 @pytest.mark.parametrize("name", ALL_TARGETS)
 def test_a_build_for_a_target_applies_and_records_its_profile(name, tmp_path):
     result = run_cli("build", *SMALL_SIZE, "--target", name, "--out", str(tmp_path), "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr + result.stdout
     folder = Path(load_json(tmp_path / "r.json")["folder"])
     manifest = load_json(folder / "manifest.json")
-    profile = target_profile(name)  # host: resolved to this machine's class layout
+    align, split, batch, forms = EXPECTED_LAYOUTS[name]
     target = manifest["model"]["target"]
-    assert target["name"] == name and target["runs_on"] == profile.runs_on
+    assert target["name"] == name and target["runs_on"] == TARGETS[name].runs_on
     assert target["applied"] == {
-        "align_channels": profile.align_channels,
-        "split_concat_convs": profile.split_concat_convs,
-        "static_batch": profile.static_batch,
-        "op_forms": profile.op_forms,
+        "align_channels": align,
+        "split_concat_convs": split,
+        "static_batch": batch,
+        "op_forms": forms,
     }
-    assert manifest["model"]["batch"] == (profile.static_batch or "dynamic")
+    assert manifest["model"]["batch"] == (batch or "dynamic")
     export = manifest["artifacts"]["model.onnx"]["export"]
-    assert export["channel_alignment"] == (profile.align_channels or None)
-    assert (export["concat_convs_split"] > 0) == profile.split_concat_convs
+    assert export["channel_alignment"] == (align or None)
+    assert (export["concat_convs_split"] > 0) == split
     metadata = {p.key: p.value for p in onnx.load(str(folder / "model.onnx")).metadata_props}
     assert metadata["ghostexport.target"] == name
-    assert f"{name}: {profile.runs_on}" in run_cli("info", str(folder)).stdout.replace("\n", " ")
+    assert f"{name}: {TARGETS[name].runs_on}" in run_cli("info", str(folder)).stdout.replace("\n", " ")
 
 
 def test_explicit_flags_win_over_the_profile_and_both_are_recorded(tmp_path):
@@ -126,7 +146,12 @@ def test_this_machine_is_described_as_one_of_the_classes(flags, machine, expecte
     # the host's layout is the one measured fastest on its class: aligned to 8 and split on x86, as built on ARM
     host = target_profile("host")
     assert (host.align_channels, host.split_concat_convs) == ((0, False) if expected == "arm64" else (8, True))
-    assert host.layout_reason == HOST_LAYOUTS[expected][2]
+    assert host.layout_reason.startswith("as built" if expected == "arm64" else "aligned to 8 and split")
+    # and its int8 types: symmetric s8 on ARM, u8/s8 on x86, reduce_range only without VNNI
+    assert int8_types(host)[:3] == {
+        "arm64": ("int8", "int8", False),
+        "x86-vnni": ("uint8", "int8", False),
+    }.get(expected, ("uint8", "int8", True))
 
 
 def test_the_default_build_takes_the_host_layout(monkeypatch, tmp_path):

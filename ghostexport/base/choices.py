@@ -25,3 +25,10 @@ FLOAT_ENDS = ("both", "stem", "classifier", "none")
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 PROVIDER_NAMES = tuple(PROVIDERS)
 CUDNN_ALGO_SEARCH = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
+#: GhostNet's variants (``model.arch.VARIANTS`` builds each)
+VARIANT_NAMES = ("ghostnet", "ghostnetv2", "ghostnetv3")
+SIMPLIFIERS = ("onnxsim", "onnxslim", "none")
+#: what ``convert --to`` writes, and at which precisions
+CONVERT_FORMATS = ("ort", "litert", "executorch")
+EDGE_RUNTIME_NAMES = ("litert", "executorch")
+EDGE_PRECISIONS = ("fp32", "int8")

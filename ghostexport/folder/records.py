@@ -106,9 +106,7 @@ def source_record(spec) -> dict:
 
 def target_record(spec) -> dict:
     """The target a build was made for, its profile, and the layout it got (a flag may override the profile)."""
-    from ghostexport.targets.profiles import target_profile
-
-    profile = target_profile(spec.target)
+    profile = spec.profile
     return {
         "name": profile.name,
         "runs_on": profile.runs_on,

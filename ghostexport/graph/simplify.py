@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import onnx
 
+from ghostexport.base.choices import SIMPLIFIERS
 from ghostexport.base.errors import GhostexportError, UsageError
 
-SIMPLIFIERS = ("onnxsim", "onnxslim", "none")
 #: Ops a clean GhostNet graph never needs; their presence means a wasted layout or shape op.
 UNCLEAN_OPS = ("Slice", "Shape", "Gather", "Unsqueeze", "Reshape", "Identity", "Clip", "Div")
 

@@ -45,7 +45,6 @@ from ghostexport.runtime.mobile import mobile_usability, usability_line
 from ghostexport.runtime.ort import run_logits
 from ghostexport.runtime.providers import cpu_session
 from ghostexport.stages.specs import BuildSpec
-from ghostexport.targets.profiles import target_profile
 
 PARITY_SAMPLES = 8
 PARITY_BATCHES = (1, 4)
@@ -272,7 +271,7 @@ def _export_and_gate(spec: BuildSpec, prepared: _Prepared, seconds: dict, say: P
     }
     parity = _parity_record(parity_export, parity_final, samples, spec.seed, say)
     record = built_artifact_record(model_bytes, spec.opset, nodes[1], export, parity)
-    if target_profile(spec.target).op_forms == "mobile":
+    if spec.profile.op_forms == "mobile":
         record["mobile_usability"] = mobile_usability(simplified)
         say("mobile", usability_line(record["mobile_usability"]))
     return model_bytes, record
@@ -284,7 +283,7 @@ def _rewritten(spec: BuildSpec, simplified) -> tuple:
     if spec.split_concat_convs:
         simplified, split_convs = split_concat_convs(simplified)
     rewrites = {"concat_convs_split": split_convs}
-    if target_profile(spec.target).op_forms == "mobile":
+    if spec.profile.op_forms == "mobile":
         simplified, rewrites["mobile_forms"] = mobile_forms(simplified, spec.batch)
     return simplified, rewrites
 

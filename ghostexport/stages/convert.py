@@ -19,6 +19,7 @@ from pathlib import Path
 
 import onnx
 
+from ghostexport.base.choices import CONVERT_FORMATS
 from ghostexport.base.errors import GateFailed, UsageError
 from ghostexport.base.files import atomic_write_bytes
 from ghostexport.base.progress import Progress, channel
@@ -31,7 +32,7 @@ from ghostexport.render.console import parity_line
 from ghostexport.runtime.ort import input_shape, quiet_ort, run_logits
 from ghostexport.runtime.providers import cpu_session
 
-FORMATS = ("ort", "litert", "executorch")
+FORMATS = CONVERT_FORMATS
 PARITY_SAMPLES = 8
 
 

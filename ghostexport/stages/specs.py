@@ -11,21 +11,27 @@ heavy module imports it when it runs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from ghostexport.base.choices import (
     ALIGNMENTS,
     CUDNN_ALGO_SEARCH,
     DEFAULT_OPSET,
+    EDGE_RUNTIME_NAMES,
+    EXPORTERS,
     FLOAT_ENDS,
     MAX_BATCH,
     METHODS,
     OPSET_RANGE,
     PROVIDER_NAMES,
     QUANTIZE_MODES,
+    SIMPLIFIERS,
+    VARIANT_NAMES,
 )
 from ghostexport.base.errors import UsageError
+from ghostexport.targets.profiles import DEFAULT_TARGET, TARGET_NAMES, TargetProfile
 
 #: bounds on the timing options (a typo must not run for hours)
 MAX_ITERATIONS, MAX_SECONDS = 1_000_000, 3600.0
@@ -41,6 +47,22 @@ MAX_GHOSTIFY_DROP = 1.0
 #: small sets (MobileNetV2 on 1,400 digits, 5 epochs: 1.26 points lost at 64, 0.50 at 32)
 GHOSTIFY_BATCH_SIZE = 32
 GHOSTIFY_LR = 3e-3
+
+
+def one_of(default, choices) -> Any:
+    """A spec field whose value is one of ``choices``: the CLI builds its ``click.Choice`` from them."""
+    return field(default=default, metadata={"choices": tuple(choices)})
+
+
+def choices_of(spec: type, name: str) -> tuple:
+    """The allowed values of a spec's field (its ``one_of`` choices)."""
+    return next(f for f in fields(spec) if f.name == name).metadata["choices"]
+
+
+def default_of(spec: type, name: str) -> Any:
+    """A spec field's default: the one place each default is written."""
+    found = next(f for f in fields(spec) if f.name == name)
+    return found.default_factory() if found.default is MISSING else found.default
 
 
 def _one_of(flag: str, value, allowed) -> None:
@@ -67,7 +89,7 @@ class BuildSpec:
     for v1, the one variant that can be aligned).
     """
 
-    variant: str | None = None
+    variant: str | None = one_of(None, VARIANT_NAMES)
     width: float | None = None
     num_classes: int | None = None
     checkpoint: str | Path | None = None
@@ -77,18 +99,20 @@ class BuildSpec:
     resolution: int = 224
     opset: int = DEFAULT_OPSET
     batch: int | None = None
-    simplifier: str = "onnxsim"
+    simplifier: str = one_of("onnxsim", SIMPLIFIERS)
     out: str | Path = "models"
-    exporter: str = "torchscript"
-    align_channels: int | None = None  # None: the target's
+    exporter: str = one_of("torchscript", EXPORTERS)
+    align_channels: int | None = one_of(None, ALIGNMENTS)  # None: the target's
     split_concat_convs: bool | None = None  # None: the target's
-    target: str = "host"
+    target: str = one_of(DEFAULT_TARGET, TARGET_NAMES)
     #: any nn.Module instead of GhostNet: a factory ``package.module:function`` or a torchvision/timm name
     model: str | None = None
     #: the Ghost-module rule applied to ``model`` (``ghostify.GhostRule.as_dict`` plus its record)
     ghostify: dict | None = None
     tolerance: object = None  # parity.Tolerance; None means FP32_TOLERANCE
     command: str | None = None
+    #: ``target`` resolved once, by ``validated`` (``host`` to this machine's class): what every later step reads
+    profile: TargetProfile | None = None
 
     def validated(self) -> BuildSpec:
         """This spec with the registry's variant/width and the defaults filled in; UsageError if unusable."""
@@ -159,7 +183,7 @@ class BuildSpec:
             align = profile.align_channels if self.variant == "ghostnet" else 0
         split = profile.split_concat_convs if self.split_concat_convs is None else self.split_concat_convs
         batch = self.batch if self.batch is not None else profile.static_batch
-        return replace(self, align_channels=align, split_concat_convs=split, batch=batch)
+        return replace(self, align_channels=align, split_concat_convs=split, batch=batch, profile=profile)
 
     def library_command(self) -> str:
         """How a library call is recorded in the manifest when no command line is given."""
@@ -181,18 +205,18 @@ class QuantizeSpec:
     """One reduced-precision artifact to make from a build folder's (or a file's) fp32 model."""
 
     model: str | Path | None = None
-    mode: str = "int8"
+    mode: str = one_of("int8", QUANTIZE_MODES)
     calib: str | None = None
     eval: str | None = None
-    method: str = "minmax"
+    method: str = one_of("minmax", (*METHODS, "auto"))
     per_channel: bool = True
     exclude: tuple[str, ...] = ()
     target_sqnr: float | None = None
     max_accuracy_drop: float | None = None
-    float_ends: str = "stem"
+    float_ends: str = one_of("stem", FLOAT_ENDS)
     shared_concat_scales: bool = True
     baseline: bool = True
-    target: str | None = None  # None: the build's recorded target, else host
+    target: str | None = one_of(None, TARGET_NAMES)  # None: the build's recorded target, else host
     replace_verified: bool = False  # let synthetic data replace an artifact verified on real data
 
     def validated(self) -> QuantizeSpec:
@@ -207,9 +231,7 @@ class QuantizeSpec:
 
         QualityGate(max_accuracy_drop=self.max_accuracy_drop)
         if self.target is not None:
-            from ghostexport.targets.profiles import target_profile
-
-            target_profile(self.target)
+            _one_of("--target", self.target, TARGET_NAMES)
         return replace(self, exclude=tuple(self.exclude))
 
 
@@ -224,7 +246,7 @@ class CheckSpec:
 
     model: str | Path | None = None
     reference: str | None = None
-    provider: str = "cpu"
+    provider: str = one_of("cpu", PROVIDER_NAMES)
     data: str | None = None
     samples: int = 8
     batches: tuple[int, ...] = (1, 4)
@@ -235,7 +257,7 @@ class CheckSpec:
     min_agreement: float | None = None
     localize: bool = False
     allow_fallback: bool = False
-    cudnn_conv_algo_search: str = "HEURISTIC"
+    cudnn_conv_algo_search: str = one_of("HEURISTIC", CUDNN_ALGO_SEARCH)
     command: str | None = None
 
     def validated(self) -> CheckSpec:
@@ -271,7 +293,7 @@ class BenchSpec:
     """Which models to time, where, at which batch sizes, for how long."""
 
     models: tuple[str | Path | None, ...] = ()
-    provider: str = "cpu"
+    provider: str = one_of("cpu", PROVIDER_NAMES)
     batches: tuple[int, ...] = (1,)
     threads: int | None = None
     streams: int = 1
@@ -280,7 +302,7 @@ class BenchSpec:
     seconds: float | None = None
     torch_eager: bool = False
     allow_fallback: bool = False
-    cudnn_conv_algo_search: str = "HEURISTIC"
+    cudnn_conv_algo_search: str = one_of("HEURISTIC", CUDNN_ALGO_SEARCH)
     trt_fp16: bool = False
     trt_engine_cache: str | None = None
     select: bool = False  # also time every passing artifact under every session setting, and recommend one
@@ -331,13 +353,15 @@ class PipelineSpec:
     build: BuildSpec = field(default_factory=BuildSpec)
     calib: str | None = None
     eval: str | None = None
-    provider: str = "cpu"
+    provider: str = one_of("cpu", PROVIDER_NAMES)
     ort: bool = False
-    edge: tuple[str, ...] = ()  # convert --to each of these (litert, executorch), fp32 and int8
+    edge: tuple[str, ...] = one_of(
+        (), EDGE_RUNTIME_NAMES
+    )  # convert --to each of these (litert, executorch), fp32 and int8
     bench_batches: tuple[int, ...] = (1,)
     bench_iterations: int = PIPELINE_BENCH_ITERATIONS
     allow_fallback: bool = False
-    float_ends: str = "stem"
+    float_ends: str = one_of("stem", FLOAT_ENDS)
     select: bool | None = None  # bench --select as the last step; None: on for --provider cpu
     select_seconds: float = PIPELINE_SELECT_SECONDS
     command: str | None = None
@@ -422,7 +446,7 @@ class GhostifySpec:
     max_drop: float = MAX_GHOSTIFY_DROP  # points of held-out accuracy (or of agreement) the ghosted may lose
     build: bool = True  # export the original and the ghosted model through build's gates
     out: str | Path = "models"
-    target: str = "host"
+    target: str = one_of(DEFAULT_TARGET, TARGET_NAMES)
     command: str | None = None
 
     def rule(self):

@@ -132,6 +132,7 @@ TARGETS: dict[str, TargetProfile] = {
         ),
     )
 }
+TARGET_NAMES = tuple(TARGETS)
 DEFAULT_TARGET = "host"
 GPU_TARGETS = ("cuda", "tensorrt")
 
@@ -159,10 +160,10 @@ def target_profile(name: str) -> TargetProfile:
     return replace(profile, align_channels=align, split_concat_convs=split, layout_reason=why)
 
 
-def host_class(cpu_flags: list[str], machine: str) -> str:
-    """The named class this machine belongs to, for saying whether a target is this machine."""
+def host_class(cpu_flags: list[str], machine: str | None = None) -> str:
+    """The CPU class a machine belongs to: the one classification that picks both its layout and its int8 types."""
     flags = set(cpu_flags)
-    if machine.lower() in ("aarch64", "arm64") or "asimd" in flags:
+    if (machine or platform.machine()).lower() in ("aarch64", "arm64") or "asimd" in flags:
         return "arm64"
     if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
         return "x86-vnni"
@@ -171,27 +172,29 @@ def host_class(cpu_flags: list[str], machine: str) -> str:
     return "x86-avx2"
 
 
+_X86_WITHOUT_VNNI = (
+    "uint8",
+    "int8",
+    True,
+    "x86 without VNNI: u8/s8 with reduce_range, so u8×s8 pairs cannot saturate 16-bit sums",
+)
+#: (activation type, weight type, reduce_range, why) per CPU class
+CLASS_INT8_TYPES: dict[str, tuple[str, str, bool, str]] = {
+    "arm64": ("int8", "int8", False, "ARM: symmetric s8 activations suit ORT's ARM kernels (ORT guidance)"),
+    "x86-vnni": (
+        "uint8",
+        "int8",
+        False,
+        "x86 with VNNI: u8/s8 without saturation (s8/s8 measured 2.0× slower than fp32 here)",
+    ),
+    "x86-avx512": _X86_WITHOUT_VNNI,
+    "x86-avx2": _X86_WITHOUT_VNNI,
+}
+
+
 def types_for_cpu(cpu_flags: list[str], machine: str | None = None) -> tuple[str, str, bool, str]:
     """(activation type, weight type, reduce_range, why) for the CPU that will run the model."""
-    machine = (machine or platform.machine()).lower()
-    flags = set(cpu_flags)
-    if machine in ("aarch64", "arm64") or "asimd" in flags:
-        return "int8", "int8", False, "ARM: symmetric s8 activations suit ORT's ARM kernels (ORT guidance)"
-    if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
-        return (
-            "uint8",
-            "int8",
-            False,
-            "x86 with VNNI: u8/s8 without saturation (s8/s8 measured 2.0× slower than fp32 here)",
-        )
-    if flags & {"avx2", "avx512f", "avx512bw"}:
-        return (
-            "uint8",
-            "int8",
-            True,
-            "x86 without VNNI: u8/s8 with reduce_range, so u8×s8 pairs cannot saturate 16-bit sums",
-        )
-    return "uint8", "int8", True, "unknown CPU: u8/s8 with reduce_range, the safe default"
+    return CLASS_INT8_TYPES[host_class(cpu_flags, machine)]
 
 
 def int8_types(profile: TargetProfile) -> tuple[str, str, bool, str]:
