@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 

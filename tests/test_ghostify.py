@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from ghostexport.base.errors import UsageError
-from ghostexport.model.ghost import GhostConv2d, GhostLinear, GhostRule, ghostify_model
+from ghostexport.model.ghost import GhostLinear, GhostModule, GhostRule, ghostify_model
 
 from .conftest import load_json, run_cli
 from .torchvision_like import resnet50, tiny_resnet
@@ -57,11 +57,11 @@ def test_a_ghost_module_has_the_convs_shape_keeps_its_first_maps_and_folds_exact
         with torch.no_grad():
             bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.uniform_(0.5, 1.5)
     original = nn.Sequential(conv, bn) if bn is not None else conv
-    ghost = GhostConv2d.from_conv(conv, ratio, dw, bn).eval()
+    ghost = GhostModule.from_conv(conv, ratio, dw, bn).eval()
     x = torch.randn(2, inp, 9, 9)
     with torch.no_grad():
         want, got, folded = original(x), ghost(x), deploy_form(ghost)(x)
-        cheap_raw = ghost.cheap(ghost.primary_bn(ghost.primary(x)))
+        cheap_raw = ghost.cheap(ghost.primary_conv(x))
     m = -(-out // ratio)
     assert got.shape == want.shape and ghost.intrinsic == m
     # float32 rounding grows with the largest value a computation passes through: a ghost map whose
@@ -81,7 +81,7 @@ def test_the_warm_start_ghost_map_is_the_least_squares_multiple_of_its_source():
     with torch.no_grad():
         conv.weight[2] = 2.5 * conv.weight[0]
         conv.weight[3] = -0.5 * conv.weight[1]
-    ghost = GhostConv2d.from_conv(conv, 2, 3)
+    ghost = GhostModule.from_conv(conv, 2, 3)
     x = torch.randn(1, 4, 7, 7)
     with torch.no_grad():
         torch.testing.assert_close(ghost(x), conv(x), rtol=1e-5, atol=1e-5)
@@ -90,7 +90,7 @@ def test_the_warm_start_ghost_map_is_the_least_squares_multiple_of_its_source():
 def test_no_slice_is_exported_when_the_maps_divide_evenly(tmp_path):
     """A no-op slice exports as a node edge runtimes leave undelegated: only an odd split slices."""
     for out, slices in ((8, 0), (7, 1)):
-        model = nn.Sequential(GhostConv2d(3, out, 3, padding=1)).eval()
+        model = nn.Sequential(GhostModule(3, out, 3, padding=1, batchnorm=False)).eval()
         path = tmp_path / f"g{out}.onnx"
         torch.onnx.export(model, torch.randn(1, 3, 8, 8), str(path), dynamo=False)
         assert sum(node.op_type == "Slice" for node in onnx.load(str(path)).graph.node) == slices

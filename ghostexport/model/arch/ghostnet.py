@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ghostexport.model.ghost.module import GhostModule, dfc_branch
+
 # (dw kernel, expansion, out channels, SE ratio, stride) per block, grouped by stage.
 GHOSTNET_V1_STAGES: tuple[tuple[tuple[int, int, int, float, int], ...], ...] = (
     ((3, 16, 16, 0, 1),),
@@ -56,27 +58,6 @@ def make_divisible(value: float, divisor: int = 4) -> int:
     return rounded
 
 
-def dfc_branch(in_chs: int, out_chs: int) -> nn.Sequential:
-    """GhostNetV2's DFC attention: 1×1 conv, then decoupled fully-connected 1×5 and 5×1
-    depthwise convs, each with BN (keys ``short_conv.0``–``5``, as timm)."""
-    return nn.Sequential(
-        nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
-        nn.BatchNorm2d(out_chs),
-        nn.Conv2d(out_chs, out_chs, (1, 5), 1, (0, 2), groups=out_chs, bias=False),
-        nn.BatchNorm2d(out_chs),
-        nn.Conv2d(out_chs, out_chs, (5, 1), 1, (2, 0), groups=out_chs, bias=False),
-        nn.BatchNorm2d(out_chs),
-    )
-
-
-def apply_dfc(short_conv: nn.Module, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Gate ``out`` with the DFC branch computed on ``x`` at half resolution."""
-    gate = torch.sigmoid(short_conv(F.avg_pool2d(x, kernel_size=2, stride=2)))
-    # static output size (ints, not traced shapes): one Resize node, no Shape/Gather chain for H, W
-    size = (int(out.shape[-2]), int(out.shape[-1]))
-    return out * F.interpolate(gate, size=size, mode="nearest")
-
-
 def shortcut(in_chs: int, out_chs: int, dw_kernel_size: int, stride: int) -> nn.Sequential:
     """Identity when shapes agree, else depthwise k×k (stride) + BN + 1×1 + BN."""
     if in_chs == out_chs and stride == 1:
@@ -107,34 +88,9 @@ class SqueezeExcite(nn.Module):
         return x * F.hardsigmoid(gate)
 
 
-class GhostModule(nn.Module):
-    """Half the output from a 1x1 conv, the other half from a cheap depthwise conv on it."""
-
-    def __init__(
-        self, in_chs: int, out_chs: int, relu: bool = True, ratio: int = 2, dw_size: int = 3, attn: bool = False
-    ) -> None:
-        super().__init__()
-        self.out_chs = out_chs
-        init_chs = math.ceil(out_chs / ratio)
-        new_chs = init_chs * (ratio - 1)
-        self.needs_trim = init_chs + new_chs != out_chs
-        self.primary_conv = nn.Sequential(
-            nn.Conv2d(in_chs, init_chs, 1, 1, 0, bias=False),
-            nn.BatchNorm2d(init_chs),
-            nn.ReLU(inplace=True) if relu else nn.Identity(),
-        )
-        self.cheap_operation = nn.Sequential(
-            nn.Conv2d(init_chs, new_chs, dw_size, 1, dw_size // 2, groups=init_chs, bias=False),
-            nn.BatchNorm2d(new_chs),
-            nn.ReLU(inplace=True) if relu else nn.Identity(),
-        )
-        self.short_conv = dfc_branch(in_chs, out_chs) if attn else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        primary = self.primary_conv(x)
-        out = torch.cat([primary, self.cheap_operation(primary)], dim=1)
-        out = out[:, : self.out_chs] if self.needs_trim else out
-        return out if self.short_conv is None else apply_dfc(self.short_conv, x, out)
+def ghost_module(in_chs: int, out_chs: int, relu: bool, attn: bool = False) -> GhostModule:
+    """A GhostNet block's Ghost module: 1×1 primary conv, 3×3 cheap conv, both with BN (and ReLU in ghost1)."""
+    return GhostModule(in_chs, out_chs, relu=relu, attention=dfc_branch(in_chs, out_chs) if attn else None)
 
 
 class GhostBottleneck(nn.Module):
@@ -154,7 +110,7 @@ class GhostBottleneck(nn.Module):
     ) -> None:
         super().__init__()
         self.stride = stride
-        self.ghost1 = GhostModule(in_chs, mid_chs, relu=True, attn=attn)
+        self.ghost1 = ghost_module(in_chs, mid_chs, relu=True, attn=attn)
         if stride > 1:
             pad = (dw_kernel_size - 1) // 2
             self.conv_dw = nn.Conv2d(mid_chs, mid_chs, dw_kernel_size, stride, pad, groups=mid_chs, bias=False)
@@ -163,7 +119,7 @@ class GhostBottleneck(nn.Module):
             self.conv_dw = None
             self.bn_dw = None
         self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio > 0 else None
-        self.ghost2 = GhostModule(mid_chs, out_chs, relu=False)
+        self.ghost2 = ghost_module(mid_chs, out_chs, relu=False)
         self.shortcut = shortcut(in_chs, out_chs, dw_kernel_size, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ghostexport.model.arch.ghostnet import GhostNet, GhostNetConfig, SqueezeExcite, apply_dfc, dfc_branch, shortcut
+from ghostexport.model.arch.ghostnet import GhostNet, GhostNetConfig, SqueezeExcite, shortcut
+from ghostexport.model.ghost.module import apply_dfc, dfc_branch
 
 NUM_BRANCHES = 3
 

@@ -4,7 +4,7 @@ The ``ghostify`` stage (``ghostexport.stages.ghostify``) runs these on a user's 
 floor below it, so ``build`` and ``check`` can rebuild a ghosted model from its manifest.
 """
 
-from ghostexport.model.ghost.module import GhostConv2d, GhostLinear
+from ghostexport.model.ghost.module import GhostLinear, GhostModule
 from ghostexport.model.ghost.rule import GhostRule, ghostify_model
 
-__all__ = ["GhostConv2d", "GhostLinear", "GhostRule", "ghostify_model"]
+__all__ = ["GhostLinear", "GhostModule", "GhostRule", "ghostify_model"]

@@ -1,4 +1,4 @@
-"""The Ghost module as a drop-in for one ``nn.Conv2d`` (and, on request, the classifier).
+"""The Ghost module: GhostNet's building block, and a drop-in for any ``nn.Conv2d`` (and, on request, the classifier).
 
 A convolution with n output maps is replaced by a primary convolution (same kernel, stride,
 padding and dilation) that makes m = ⌈n/s⌉ "intrinsic" maps, and a cheap d×d depthwise
@@ -25,48 +25,95 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
-class GhostConv2d(nn.Module):
-    """Primary conv (m = ⌈n/s⌉ maps) + cheap depthwise conv ((s-1)·m maps), concatenated, first n kept."""
+def dfc_branch(in_chs: int, out_chs: int) -> nn.Sequential:
+    """GhostNetV2's DFC attention: 1×1 conv, then decoupled fully-connected 1×5 and 5×1
+    depthwise convs, each with BN (keys ``short_conv.0``–``5``, as timm)."""
+    return nn.Sequential(
+        nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
+        nn.BatchNorm2d(out_chs),
+        nn.Conv2d(out_chs, out_chs, (1, 5), 1, (0, 2), groups=out_chs, bias=False),
+        nn.BatchNorm2d(out_chs),
+        nn.Conv2d(out_chs, out_chs, (5, 1), 1, (2, 0), groups=out_chs, bias=False),
+        nn.BatchNorm2d(out_chs),
+    )
+
+
+def apply_dfc(short_conv: nn.Module, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Gate ``out`` with the DFC branch computed on ``x`` at half resolution."""
+    gate = torch.sigmoid(short_conv(F.avg_pool2d(x, kernel_size=2, stride=2)))
+    # static output size (ints, not traced shapes): one Resize node, no Shape/Gather chain for H, W
+    size = (int(out.shape[-2]), int(out.shape[-1]))
+    return out * F.interpolate(gate, size=size, mode="nearest")
+
+
+class GhostModule(nn.Module):
+    """Primary conv (m = ⌈n/s⌉ maps) + cheap depthwise conv ((s-1)·m maps), concatenated, first n kept.
+
+    The one Ghost module: GhostNet's blocks build it with a 1×1 primary conv, BatchNorms and
+    (in ``ghost1``) ReLUs; ``ghostify`` builds it in place of any ``nn.Conv2d``, with that
+    conv's kernel, stride, padding and dilation. The attribute names are the official
+    code's and timm's (``primary_conv`` and ``cheap_operation``, each conv → BN → activation,
+    ``short_conv`` for GhostNetV2's DFC attention), so their checkpoints load strictly, and
+    each conv → BN pair is adjacent in its ``nn.Sequential``, so it folds exactly.
+    """
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | tuple[int, int],
+        kernel_size: int | tuple[int, int] = 1,
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] | str = 0,
         dilation: int | tuple[int, int] = 1,
         bias: bool = False,
         ratio: int = 2,
         dw_size: int = 3,
-        batchnorm: bool = False,
+        batchnorm: bool = True,
+        relu: bool = False,
+        attention: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.out_channels = out_channels
         self.intrinsic = math.ceil(out_channels / ratio)
         ghosts = self.intrinsic * (ratio - 1)
-        self.primary = nn.Conv2d(in_channels, self.intrinsic, kernel_size, stride, padding, dilation, bias=bias)
-        self.primary_bn = nn.BatchNorm2d(self.intrinsic) if batchnorm else nn.Identity()
-        self.cheap = nn.Conv2d(self.intrinsic, ghosts, dw_size, 1, dw_size // 2, groups=self.intrinsic, bias=bias)
-        self.cheap_bn = nn.BatchNorm2d(ghosts) if batchnorm else nn.Identity()
-        #: read by ``fold.fold_batchnorm``: both pairs fold exactly into biased convs
-        self.conv_bn_pairs = (("primary", "primary_bn"), ("cheap", "cheap_bn")) if batchnorm else ()
-        # Only slice when the concatenation is longer than wanted: a no-op slice exports as an
-        # alias/identity node that edge runtimes leave outside their delegates.
+        self.primary_conv = nn.Sequential(
+            nn.Conv2d(in_channels, self.intrinsic, kernel_size, stride, padding, dilation, bias=bias),
+            nn.BatchNorm2d(self.intrinsic) if batchnorm else nn.Identity(),
+            nn.ReLU(inplace=True) if relu else nn.Identity(),
+        )
+        self.cheap_operation = nn.Sequential(
+            nn.Conv2d(self.intrinsic, ghosts, dw_size, 1, dw_size // 2, groups=self.intrinsic, bias=bias),
+            nn.BatchNorm2d(ghosts) if batchnorm else nn.Identity(),
+            nn.ReLU(inplace=True) if relu else nn.Identity(),
+        )
+        #: GhostNetV2's DFC attention gate, computed from the module's input (None: no gate)
+        self.short_conv = attention
+        # Only slice when the concatenation is longer than wanted: a no-op slice exports as a
+        # Slice (or an alias that edge runtimes leave outside their delegates).
         self.trim = self.intrinsic * ratio != out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        intrinsic = self.primary_bn(self.primary(x))
-        out = torch.cat([intrinsic, self.cheap_bn(self.cheap(intrinsic))], dim=1)
-        return out[:, : self.out_channels] if self.trim else out
+        intrinsic = self.primary_conv(x)
+        out = torch.cat([intrinsic, self.cheap_operation(intrinsic)], dim=1)
+        out = out[:, : self.out_channels] if self.trim else out
+        return out if self.short_conv is None else apply_dfc(self.short_conv, x, out)
+
+    @property
+    def primary(self) -> nn.Conv2d:
+        return self.primary_conv[0]
+
+    @property
+    def cheap(self) -> nn.Conv2d:
+        return self.cheap_operation[0]
 
     @classmethod
     def from_conv(
         cls, conv: nn.Conv2d, ratio: int, dw_size: int, batchnorm: nn.BatchNorm2d | None = None
-    ) -> GhostConv2d:
+    ) -> GhostModule:
         """The Ghost module replacing ``conv`` (and the ``batchnorm`` after it), warm-started from its filters."""
         ghost = cls(
             conv.in_channels,
@@ -91,7 +138,7 @@ def _pairs(m: int, n: int, ratio: int):
         yield ghost_index, ghost_index // (ratio - 1), m + ghost_index
 
 
-def _warm_start(ghost: GhostConv2d, conv: nn.Conv2d, ratio: int, dw_size: int, bn: nn.BatchNorm2d | None) -> None:
+def _warm_start(ghost: GhostModule, conv: nn.Conv2d, ratio: int, dw_size: int, bn: nn.BatchNorm2d | None) -> None:
     m, n, centre = ghost.intrinsic, conv.out_channels, dw_size // 2
     weight = conv.weight.detach()
     flat = weight.flatten(1)
@@ -104,7 +151,7 @@ def _warm_start(ghost: GhostConv2d, conv: nn.Conv2d, ratio: int, dw_size: int, b
     # what the cheap conv reads is x1 (raw) without a BN, or BN_p(x1) = gain·x1 + offset with one
     gain, offset = torch.ones(m), torch.zeros(m)
     if bn is not None:
-        _copy_bn(ghost.primary_bn, bn, slice(0, m))
+        _copy_bn(ghost.primary_conv[1], bn, slice(0, m))
         std = torch.sqrt(bn.running_var[:m] + bn.eps)
         gain = torch.where(bn.weight[:m].abs() > 1e-6, bn.weight[:m] / std, torch.ones(m))
         offset = bn.bias[:m] - gain * bn.running_mean[:m]
@@ -115,8 +162,8 @@ def _warm_start(ghost: GhostConv2d, conv: nn.Conv2d, ratio: int, dw_size: int, b
         ghost.cheap.weight[ghost_index, 0, centre, centre] = scale / gain[source]
         constant = bias[target] - scale * bias[source] - scale * offset[source] / gain[source]
         if bn is not None:
-            _copy_bn(ghost.cheap_bn, bn, slice(target, target + 1), ghost_index)
-            ghost.cheap_bn.running_mean[ghost_index] -= constant
+            _copy_bn(ghost.cheap_operation[1], bn, slice(target, target + 1), ghost_index)
+            ghost.cheap_operation[1].running_mean[ghost_index] -= constant
         elif conv.bias is not None:
             ghost.cheap.bias[ghost_index] = constant
 
@@ -155,7 +202,7 @@ class GhostLinear(nn.Module):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, ratio: int) -> GhostLinear:
-        """Warm-started like ``GhostConv2d.from_conv``: the first m rows kept, each ghost row a least-squares scale."""
+        """Warm-started like ``GhostModule.from_conv``: the first m rows kept, each ghost row a least-squares scale."""
         ghost = cls(linear.in_features, linear.out_features, linear.bias is not None, ratio).to(linear.weight.dtype)
         m, n = ghost.intrinsic, linear.out_features
         with torch.no_grad():

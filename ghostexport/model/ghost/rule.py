@@ -28,7 +28,7 @@ import torch.fx
 from torch import nn
 
 from ghostexport.base.errors import UsageError
-from ghostexport.model.ghost.module import GhostConv2d, GhostLinear
+from ghostexport.model.ghost.module import GhostLinear, GhostModule
 
 MAX_RATIO, MAX_DW_SIZE = 16, 9
 
@@ -150,7 +150,7 @@ def ghostify_model(model: nn.Module, rule: GhostRule, warm_start: bool = True) -
         if kept is None:
             bn_name = followed_by.get(name)
             bn = ghosted.get_submodule(bn_name) if bn_name else None
-            ghost = GhostConv2d.from_conv(module, rule.ratio, rule.dw_size, bn)
+            ghost = GhostModule.from_conv(module, rule.ratio, rule.dw_size, bn)
             if not warm_start:
                 for layer in (ghost.primary, ghost.cheap):
                     layer.reset_parameters()
