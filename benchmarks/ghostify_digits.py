@@ -14,23 +14,25 @@ would be; ResNet-18 and MobileNetV2, whose non-depthwise convolutions are replac
    quality gates enforced on the held-out ones) and time fp32 and int8 of both, interleaved,
    at batch 1: fewer MACs is not the same as faster (depthwise convolutions are memory-bound).
 
-    python benchmarks/ghostify_digits.py [--archs resnet18,mobilenet_v2] [--resolution 112] [--epochs 5] [--json out.json]
-    python benchmarks/ghostify_digits.py --from-json out.json --write-docs   # the table into docs/performance.md
+    python benchmarks/ghostify_digits.py [--archs resnet18,mobilenet_v2] [--resolution 112] [--epochs 5] [--save]
+
+``--save`` keeps the run in ``benchmarks/results/ghostify_digits.json`` and renders the table
+in docs/performance.md from it (``benchmarks/docs_tables.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "benchmarks")]
 
 import digits  # noqa: E402
+import docs_tables  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -140,54 +142,6 @@ def one_architecture(arch: str, folders: dict[str, Path], work: Path, args) -> d
     return {**figures, "latency_ms": by_label, "int8_accuracy": int8_accuracy}
 
 
-DOCS = ROOT / "docs" / "performance.md"
-DOCS_BLOCK = ("<!-- benchmark ghostify_digits -->\n", "<!-- /benchmark -->\n")
-
-
-def markdown(report: dict) -> str:
-    """The docs table of one run: per architecture, counts, accuracy before/after, int8 and latency ratios."""
-    lines = [
-        f"`python benchmarks/ghostify_digits.py` on {report['cpu']}: scikit-learn's digits at "
-        f"{report['resolution']}², {TRAIN} training / {HELD_OUT} held-out images, s=2, d=3, "
-        f"{report['epochs']} epochs of distillation.",
-        "",
-        "| architecture | params | MACs | held-out accuracy: original → ghosted (warm start) | drop | verdict "
-        "| int8 accuracy: original / ghosted | fp32 latency | int8 latency |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for arch, figures in report["archs"].items():
-        counts, training = figures["counts"], figures["training"]
-        latency = figures.get("latency_ms") or {}
-        int8 = figures.get("int8_accuracy") or {}
-
-        def ratio(kind: str, latency: dict = latency) -> str:
-            if not latency:
-                return "–"
-            return f"{latency[f'ghosted {kind}'] / latency[f'original {kind}']:.3f}× the original's"
-
-        lines.append(
-            f"| {arch} | {counts['params_before']:,} → {counts['params_after']:,} "
-            f"({counts['params_after'] / counts['params_before']:.3f}×) "
-            f"| {counts['macs_before'] / 1e6:.1f}M → {counts['macs_after'] / 1e6:.1f}M "
-            f"({counts['macs_after'] / counts['macs_before']:.3f}×) "
-            f"| {100 * training['before']['original']:.2f}% → {100 * training['after']:.2f}% "
-            f"({100 * training['before']['ghosted_warm_start']:.2f}%) "
-            f"| {training['drop_points']:+.2f} points | {figures['verdict'].upper()} "
-            f"| {' / '.join(f'{100 * int8[k]:.2f}%' for k in ('original', 'ghosted')) if int8 else '–'} "
-            f"| {ratio('fp32')} | {ratio('int8')} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write_docs(report: dict) -> None:
-    start, end = DOCS_BLOCK
-    text = DOCS.read_text(encoding="utf-8")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    DOCS.write_text(head + start + markdown(report) + end + tail, encoding="utf-8")
-    print(f"wrote the table into {DOCS.relative_to(ROOT)}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--archs", default="resnet18,mobilenet_v2", help="comma-separated, from tests/torchvision_like")
@@ -195,14 +149,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="distillation epochs")
     parser.add_argument("--teacher-epochs", type=int, default=6)
     parser.add_argument("--bench-seconds", type=float, default=10.0)
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--from-json", type=Path, default=None, help="render a saved --json run instead of running")
-    parser.add_argument("--write-docs", action="store_true", help="put the table into docs/performance.md")
+    parser.add_argument("--save", action="store_true", help="keep the run in benchmarks/results/ and render the docs")
     args = parser.parse_args()
-    report = json.loads(args.from_json.read_text()) if args.from_json else run(args)
-    print("\n" + markdown(report))
-    if args.write_docs:
-        write_docs(report)
+    report = run(args)
+    print("\n" + docs_tables.ghostify_digits_table(report))
+    if args.save:
+        print(f"saved {docs_tables.save('ghostify_digits', report)}")
+        docs_tables.main([])
 
 
 def run(args) -> dict:
@@ -216,8 +169,7 @@ def run(args) -> dict:
         for arch in args.archs.split(","):
             results[arch] = one_architecture(arch, folders, work, args)
     report = {"cpu": cpu, "resolution": args.resolution, "epochs": args.epochs, "archs": results}
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
+    report |= {"train_images": TRAIN, "held_out_images": HELD_OUT}
     return report
 
 

@@ -15,13 +15,15 @@ naive path checks that the first choice is within 3% of the best there too, and 
 recommendation is held against the floor for this CPU class (≤ 0.75× of the naive path on
 AVX2 without VNNI, ≤ 0.62× on AVX-512/VNNI).
 
-    python benchmarks/targets.py [--seconds 60] [--edge litert,executorch|none] [--json targets.json]
+    python benchmarks/targets.py [--seconds 60] [--edge litert,executorch|none] [--save]
+
+``--save`` keeps the run in ``benchmarks/results/targets.json`` and renders README.md's speed
+table from it (``benchmarks/docs_tables.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import sys
@@ -29,11 +31,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import docs_tables
 from perf import naive_export
 
-from ghostexport import build, quantize
+from ghostexport import __version__, build, quantize
 from ghostexport.choose.trials import recommend
 from ghostexport.runtime.edge import EDGE_RUNTIMES, edge_file, runtime_installed
+from ghostexport.runtime.ort import physical_cores
 from ghostexport.stages.convert import convert
 from ghostexport.targets.host import cpu_description
 from ghostexport.targets.profiles import host_class
@@ -75,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--edge", default=None, help="edge runtimes to convert to (default: those installed)")
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--save", action="store_true", help="keep the run in benchmarks/results/ and render the docs")
     args = parser.parse_args()
     edge = installed_edge_runtimes() if args.edge is None else [r for r in args.edge.split(",") if r != "none"]
     cpu, flags = cpu_description()
@@ -117,8 +121,14 @@ def main() -> None:
         if here in FLOORS:
             floor = FLOORS[here]
             print(f"floor for {here}: ≤ {floor}× the naive path: {'MET' if to_naive <= floor else 'NOT MET'}")
-        if args.json:
-            args.json.write_text(json.dumps({"cpu": cpu, "flags": flags, "first": first, "second": second}, indent=2))
+        if args.save:
+            import onnxruntime
+
+            versions = {"onnxruntime": onnxruntime.__version__, "ghostexport": __version__}
+            result = {"cpu": cpu, "flags": flags, "cpu_class": here, "cores": physical_cores(), "versions": versions}
+            result |= {"seconds": args.seconds, "first": first, "second": second, "reran_within": round(within, 3)}
+            print(f"saved {docs_tables.save('targets', result)}")
+            docs_tables.main([])
 
 
 if __name__ == "__main__":

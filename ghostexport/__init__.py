@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ghostexport.stages.pipeline import PipelineResult, pipeline
     from ghostexport.stages.predict import PredictResult, predict
     from ghostexport.stages.quantize import QuantizeResult, quantize
+    from ghostexport.stages.specs import BenchSpec, BuildSpec, CheckSpec, GhostifySpec, PipelineSpec, QuantizeSpec
 
 #: each public name and the stage module that defines it, imported on first use
 _LAZY = {
@@ -52,18 +53,29 @@ _LAZY = {
     }.items()
     for name in names
 }
+#: each command's spec, for ``build(BuildSpec(...))``
+_LAZY |= {
+    name: "ghostexport.stages.specs"
+    for name in ("BuildSpec", "QuantizeSpec", "CheckSpec", "BenchSpec", "PipelineSpec", "GhostifySpec")
+}
 
 __all__ = [
     "BenchResult",
+    "BenchSpec",
     "BuildResult",
+    "BuildSpec",
     "CheckResult",
+    "CheckSpec",
     "ConvertResult",
     "GateFailed",
     "GhostexportError",
     "GhostifyResult",
+    "GhostifySpec",
     "PipelineResult",
+    "PipelineSpec",
     "PredictResult",
     "QuantizeResult",
+    "QuantizeSpec",
     "UsageError",
     "__version__",
     "bench",

@@ -32,8 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "benchmarks")]
 
 #: transcript name -> the commands it shows, run in order in one sandbox (earlier ones make later ones' inputs)
 TRANSCRIPTS: dict[str, list[str]] = {
-    "build": ["ghostexport build --width 1.0"],
-    "pipeline": ["ghostexport pipeline"],  # after build: check, info and predict below read its folder
+    "pipeline": ["ghostexport pipeline"],  # check below reads its folder
     "ghostify": [
         "ghostexport ghostify mynets:resnet18 --checkpoint r18-digits.safetensors --num-classes 10 --resolution 32 "
         "--train digits/train --eval digits/test --epochs 5"
@@ -43,8 +42,6 @@ TRANSCRIPTS: dict[str, list[str]] = {
         "ghostexport quantize --calib digits/calib --eval digits/test",
     ],
     "check": ["ghostexport check models/ghostnet_100"],
-    "info": ["ghostexport info models/ghostnet_100"],
-    "predict": ["ghostexport predict models/ghostnet_100 china.jpg --topk 3"],
 }
 BLOCK = re.compile(r"(<!-- transcript (?P<name>[\w-]+) -->\n```\n)(?P<body>.*?)(```\n<!-- /transcript -->)", re.DOTALL)
 STAGE = re.compile(r"^\s*\d+\.\d+s (\S+)")

@@ -194,3 +194,15 @@ def test_stage_functions_are_short():
     assert long_functions(lambda _name: 20)  # the measure sees real functions
     # and it counts decorators: the CLI's commands are their option stacks plus their bodies
     assert any(entry.startswith("cli.") for entry in long_functions(lambda _name: 30))
+
+
+def test_each_floor_says_what_it_owns_and_what_it_may_import():
+    """Every subpackage's docstring ends with the floors below it, as LAYERS orders them."""
+    import importlib
+
+    for name in LAYERS[LAYERS.index("base") : LAYERS.index("stages") + 1]:
+        doc = importlib.import_module(f"ghostexport.{name}").__doc__ or ""
+        below = LAYERS[1 : LAYERS.index(name)]
+        expected = f"May import: {', '.join(below)}." if below else "May import: nothing of this package."
+        assert expected in doc, f"ghostexport.{name}: {doc[-200:]!r}"
+        assert len(doc.split()) > 15, f"ghostexport.{name} does not say what it owns"

@@ -1,4 +1,8 @@
-"""Exact ONNX graph rewrites, in one place: the shared machinery and each rewrite with its inverse."""
+"""The ONNX graph: export from PyTorch, simplification, and exact rewrites (each with its
+inverse) — the Concat split and its merge, the mobile op forms.
+
+May import: base, targets, model.
+"""
 
 from ghostexport.graph.concat_split import merge_split_convs, split_concat_convs
 from ghostexport.graph.mobile_forms import mobile_forms

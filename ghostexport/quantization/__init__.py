@@ -3,5 +3,6 @@
 ``recipe`` chooses types and float layers, ``static``/``fp16``/``dynamic`` wrap onnxruntime's
 tools, ``auto`` searches recipes, ``forms`` rewrites the graph around them. The command that
 runs them on a build folder and records the evidence is ``ghostexport.stages.quantize``.
-May import: base, targets, graph, runtime, evidence.
+
+May import: base, targets, model, graph, runtime, evidence, folder.
 """

@@ -1,0 +1,142 @@
+"""The docs' measured tables, rendered from the benchmarks' saved results and nothing else.
+
+Each benchmark that the docs quote saves its whole output as ``benchmarks/results/NAME.json``
+(``--save``); this script turns each saved file into the markdown between
+``<!-- benchmark NAME -->`` and ``<!-- /benchmark -->`` wherever that block appears (README.md,
+docs/performance.md). A figure in a table is therefore always one a script measured, and a
+test re-renders every block from the saved files and fails if the docs differ.
+
+    python benchmarks/docs_tables.py            # rewrite every block from benchmarks/results/
+    python benchmarks/docs_tables.py --check    # exit 1 if a block is not what its results say
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "performance.md")
+BLOCK = re.compile(r"(<!-- benchmark (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /benchmark -->)", re.DOTALL)
+
+
+def targets_table(result: dict) -> str:
+    """README's speed table: per artifact, its best median latency at batch 1 as a ratio to the naive path."""
+    first = result["first"]
+    naive = first["best"]["naive"]["p50_ms"]
+    lines = [
+        f"Measured on {result['cpu']} (class `{result['cpu_class']}`, {result['cores']} cores), "
+        f"ONNX Runtime {result['versions']['onnxruntime']}; the naive path {naive:.2f} ms.",
+        "",
+        "| artifact | latency × naive | 95% interval × naive | settings |",
+        "|---|---|---|---|",
+    ]
+    for label, row in sorted(first["best"].items(), key=lambda item: item[1]["p50_ms"]):
+        if label == "naive":
+            continue
+        low, high = row["p50_interval_ms"]
+        settings = f"{row['runtime']}, {row['threads']} threads"
+        if row.get("spinning") is not None:
+            settings += f", spinning {'on' if row['spinning'] else 'off'}"
+        lines.append(f"| {label} | {row['p50_ms'] / naive:.3f} | {low / naive:.3f}–{high / naive:.3f} | {settings} |")
+    chosen = first["recommended"]
+    lines += [
+        "",
+        f"`bench --select` on this folder's artifacts recommends **{chosen['artifact']}** "
+        f"({chosen['ratios']['to naive']}× the naive path).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ghostify_digits_table(report: dict) -> str:
+    """The ghostify benchmark: per architecture, counts, accuracy before and after, int8 and latency ratios."""
+    lines = [
+        f"`python benchmarks/ghostify_digits.py` on {report['cpu']}: scikit-learn's digits at "
+        f"{report['resolution']}², {report['train_images']} training / {report['held_out_images']} held-out "
+        f"images, s=2, d=3, {report['epochs']} epochs of distillation.",
+        "",
+        "| architecture | params | MACs | held-out accuracy: original → ghosted (warm start) | drop | verdict "
+        "| int8 accuracy: original / ghosted | fp32 latency | int8 latency |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arch, figures in report["archs"].items():
+        counts, training = figures["counts"], figures["training"]
+        latency = figures.get("latency_ms") or {}
+        int8 = figures.get("int8_accuracy") or {}
+
+        def ratio(kind: str, latency: dict = latency) -> str:
+            if not latency:
+                return "–"
+            return f"{latency[f'ghosted {kind}'] / latency[f'original {kind}']:.3f}× the original's"
+
+        lines.append(
+            f"| {arch} | {counts['params_before']:,} → {counts['params_after']:,} "
+            f"({counts['params_after'] / counts['params_before']:.3f}×) "
+            f"| {counts['macs_before'] / 1e6:.1f}M → {counts['macs_after'] / 1e6:.1f}M "
+            f"({counts['macs_after'] / counts['macs_before']:.3f}×) "
+            f"| {100 * training['before']['original']:.2f}% → {100 * training['after']:.2f}% "
+            f"({100 * training['before']['ghosted_warm_start']:.2f}%) "
+            f"| {training['drop_points']:+.2f} points | {figures['verdict'].upper()} "
+            f"| {' / '.join(f'{100 * int8[k]:.2f}%' for k in ('original', 'ghosted')) if int8 else '–'} "
+            f"| {ratio('fp32')} | {ratio('int8')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+#: block name -> how its saved result becomes markdown
+RENDERERS: dict[str, Callable[[dict], str]] = {"targets": targets_table, "ghostify_digits": ghostify_digits_table}
+
+
+def save(name: str, result: dict) -> Path:
+    """Keep a benchmark's whole output where the docs are rendered from."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def rendered(name: str) -> str:
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return f"Not measured yet: run the benchmark with `--save` to write {path.relative_to(ROOT)}.\n"
+    return RENDERERS[name](json.loads(path.read_text(encoding="utf-8")))
+
+
+def refresh(document: Path) -> tuple[str, str]:
+    """(current text, text with every block re-rendered) of one document."""
+    text = document.read_text(encoding="utf-8")
+
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in RENDERERS:
+            raise SystemExit(f"{document.relative_to(ROOT)}: no renderer for benchmark block '{name}'")
+        return match.group(1) + rendered(name) + match.group(4)
+
+    return text, BLOCK.sub(replace, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a block differs from its saved result")
+    args = parser.parse_args(argv)
+    stale = []
+    for document in DOCUMENTS:
+        old, new = refresh(document)
+        if old != new:
+            stale.append(str(document.relative_to(ROOT)))
+            if not args.check:
+                document.write_text(new, encoding="utf-8")
+    if args.check and stale:
+        print(f"measured tables differ from benchmarks/results/ in: {', '.join(stale)}", file=sys.stderr)
+        return 1
+    print(("checked" if args.check else "rendered") + f" {', '.join(d.name for d in DOCUMENTS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
