@@ -21,7 +21,7 @@ def _ghost_forward(self: GhostModule, x: torch.Tensor) -> torch.Tensor:
     x1 = self.primary_conv(x)
     x2 = self.cheap_operation(x1)
     out = torch.cat([x1, x2], dim=1)
-    return out[:, : self.out_chs, :, :]
+    return out[:, : self.out_channels, :, :]
 
 
 def _hard_sigmoid(x: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,8 @@ class ImageSet(TypedDict):
 
 @with_config(CLOSED)
 class Calibration(ImageSet):
-    warning: str | None
+    #: ONNX int8 only: the warning that synthetic calibration makes the figures meaningless
+    warning: NotRequired[str | None]
 
 
 @with_config(CLOSED)
@@ -219,6 +220,8 @@ class Figures(TypedDict, total=False):
     """One comparison of a candidate's logits with the reference's: every figure, the gate, the verdict."""
 
     samples: int
+    #: the two output shapes, when they differ (then no other figure is computed)
+    shape: list[list[int]]
     elements: int
     max_abs: Figure
     max_rel: Figure
@@ -260,9 +263,10 @@ class Parity(Figures, total=False):
 
 @with_config(CLOSED)
 class Quality(Figures, total=False):
-    """A quantized artifact against its fp32 parent on the evaluation images."""
+    """A quantized artifact against its fp32 parent (an edge int8 artifact: against PyTorch) on the evaluation images."""
 
     note: str
+    reference: str
 
 
 @with_config(CLOSED)
@@ -360,13 +364,19 @@ class AutoSearch(TypedDict):
 
 
 @with_config(CLOSED)
-class Timing(TypedDict):
+class LatencySummary(TypedDict):
+    """One timed series: its length and percentiles (``runtime.latency.summarize``)."""
+
     iterations: int
     p50_ms: float
     p90_ms: float
     p99_ms: float
     mean_ms: float
     std_ms: float
+
+
+@with_config(CLOSED)
+class Timing(LatencySummary):
     ratio_to_fp32: NotRequired[float]
 
 
@@ -396,15 +406,23 @@ class MobileUsability(TypedDict):
 
 
 @with_config(CLOSED)
-class EdgeConversion(TypedDict, total=False):
-    """What converting to LiteRT or ExecuTorch did (delegation, I/O types, aliases removed)."""
+class Delegation(TypedDict):
+    """How much of an ExecuTorch program its delegate took: its calls, and every operator left outside."""
 
-    noop_aliases_removed: int
-    io: dict[str, str]
     delegate_calls: int
     ops_outside: dict[str, int]
     outside_total: int
+
+
+@with_config(CLOSED)
+class EdgeConversion(TypedDict):
+    """What converting to LiteRT or ExecuTorch did (aliases removed, I/O types or delegation, the recipe)."""
+
+    noop_aliases_removed: int
     recipe: str
+    io: NotRequired[dict[str, str]]
+    delegate: NotRequired[str]
+    delegation: NotRequired[Delegation]
 
 
 @with_config(CLOSED)
@@ -426,7 +444,8 @@ class Artifact(TypedDict):
     parity: NotRequired[Parity]
     mode: NotRequired[Literal["int8", "fp16", "int8-dynamic"]]
     precision: NotRequired[Literal["fp32", "fp16", "int8"]]
-    runtime: NotRequired[str]
+    #: an edge artifact's converter and runtime versions, by package
+    runtime: NotRequired[dict[str, str | None]]
     format: NotRequired[str]
     source: NotRequired[str]
     target: NotRequired[str]
@@ -443,7 +462,6 @@ class Artifact(TypedDict):
     latency: NotRequired[LatencyCost]
     mobile_usability: NotRequired[MobileUsability]
     conversion: NotRequired[EdgeConversion]
-    versions: NotRequired[dict[str, str | None]]
     environment: NotRequired[CpuRecord]
     seconds: NotRequired[float]
 
@@ -512,18 +530,18 @@ class BenchEnvironment(TypedDict, total=False):
     streams: int
     subject: str
     settings: str
+    #: the thread count each edge runtime ran with
+    edge_threads: dict[str, int]
+    #: CUDA provider only
+    cuda_device: str
+    cudnn_conv_algo_search: str
+    io_binding: bool
 
 
 @with_config(CLOSED)
-class BenchRow(TypedDict, total=False):
+class BenchRow(LatencySummary, total=False):
     model: str
     batch: int
-    iterations: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
     throughput_ips: float
     ratio_to_first: float
     provider: str

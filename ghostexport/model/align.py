@@ -70,9 +70,9 @@ def _ghost(module: GhostModule, layout_in: Layout, block: int) -> Layout:
     primary = identity_layout(half, block)
     module.primary_conv[0] = _remap(module.primary_conv[0], layout_in, primary)
     module.cheap_operation[0] = _remap(module.cheap_operation[0], primary, primary)
-    layout = ghost_layout(module.out_chs, block)
-    module.out_chs = layout[1]  # the concat is now the padded width: no slicing
-    module.needs_trim = False
+    layout = ghost_layout(module.out_channels, block)
+    module.out_channels = layout[1]  # the concat is now the padded width: no slicing
+    module.trim = False
     return layout
 
 
