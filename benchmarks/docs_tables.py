@@ -40,15 +40,15 @@ def targets_table(result: dict) -> str:
         if label == "naive":
             continue
         low, high = row["p50_interval_ms"]
-        settings = f"{row['runtime']}, {row['threads']} threads"
+        settings = f"{row['runtime']}, {row['threads']} thread{'s' if row['threads'] != 1 else ''}"
         if row.get("spinning") is not None:
             settings += f", spinning {'on' if row['spinning'] else 'off'}"
         lines.append(f"| {label} | {row['p50_ms'] / naive:.3f} | {low / naive:.3f}–{high / naive:.3f} | {settings} |")
     chosen = first["recommended"]
     lines += [
         "",
-        f"`bench --select` on this folder's artifacts recommends **{chosen['artifact']}** "
-        f"({chosen['ratios']['to naive']}× the naive path).",
+        f"Chosen the way `bench --select` chooses: **{chosen['artifact']}** ({chosen['ratios']['to naive']}× the "
+        f"naive path); an independent re-run of the three fastest found it {result['reran_within']}× the best of them.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -96,7 +96,11 @@ def save(name: str, result: dict) -> Path:
     """Keep a benchmark's whole output where the docs are rendered from."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    try:
+        text = json.dumps(result, indent=2, sort_keys=True, default=str)
+    except TypeError:  # keys of mixed types cannot be sorted: keep the run's own order
+        text = json.dumps(result, indent=2, default=str)
+    path.write_text(text + "\n", encoding="utf-8")
     return path
 
 

@@ -30,6 +30,7 @@ from ghostexport.stages.specs import (
     GhostifySpec,
     PipelineSpec,
     QuantizeSpec,
+    choices_of,
     default_of,
 )
 
@@ -46,19 +47,13 @@ def spec_option(spec: type, name: str, *decls: str, **settings: Any) -> Callable
     settings.setdefault("default", default)
     if default is not None and default != () and "show_default" not in settings:
         settings["show_default"] = True
-    field_choices = next(f for f in _fields(spec) if f.name == name).metadata.get("choices")
+    field_choices = choices_of(spec, name)
     if field_choices is not None and "type" not in settings:
         settings["type"] = click.Choice([str(choice) for choice in field_choices])
         if all(isinstance(choice, int) for choice in field_choices):
             settings["callback"] = lambda _ctx, _param, value: None if value is None else int(value)
             settings["default"] = None if default is None else str(default)
     return click.option(*(decls or (f"--{name.replace('_', '-')}",)), name, **settings)
-
-
-def _fields(spec: type):
-    from dataclasses import fields
-
-    return fields(spec)
 
 
 class BatchType(click.ParamType):

@@ -54,9 +54,9 @@ def one_of(default, choices) -> Any:
     return field(default=default, metadata={"choices": tuple(choices)})
 
 
-def choices_of(spec: type, name: str) -> tuple:
-    """The allowed values of a spec's field (its ``one_of`` choices)."""
-    return next(f for f in fields(spec) if f.name == name).metadata["choices"]
+def choices_of(spec: type, name: str) -> tuple | None:
+    """The allowed values of a spec's field (its ``one_of`` choices), or None for a field without them."""
+    return next(f for f in fields(spec) if f.name == name).metadata.get("choices")
 
 
 def default_of(spec: type, name: str) -> Any:
