@@ -11,6 +11,8 @@ latest selection replaces the previous one) with the machine described.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ghostexport.base.errors import UsageError
 from ghostexport.base.progress import Progress
 from ghostexport.choose.trials import SessionSettings, recommend, settings_label
@@ -20,6 +22,9 @@ from ghostexport.folder.records import now
 from ghostexport.render.console import recommendation_line
 from ghostexport.runtime.edge import EDGE_ARTIFACTS, EDGE_RUNTIMES, runtime_installed
 from ghostexport.targets.host import cpu_description
+
+if TYPE_CHECKING:
+    from ghostexport.folder.schema import Artifact, TimedSettings
 
 NAIVE = "naive export"
 
@@ -78,7 +83,7 @@ def _whole(ref: ModelRef) -> ModelRef:
     return ref
 
 
-def _passed(record: dict | None) -> bool:
+def _passed(record: Artifact | None) -> bool:
     record = record or {}
     block = record.get("quality") or record.get("parity") or {}
     return block.get("verdict") == "pass"
@@ -96,7 +101,7 @@ def _naive_export(ref: ModelRef, path):
     return path
 
 
-def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
+def _note(best: dict[str, TimedSettings], chosen: TimedSettings, left_out: dict[str, str]) -> str | None:
     """One line when int8 is measurably slower than fp32 here, or when an unverified artifact would have been faster.
 
     "Slower" only where the two medians' 95% intervals do not overlap; where they do, the
@@ -119,7 +124,7 @@ def _note(best: dict, chosen: dict, left_out: dict) -> str | None:
     return None
 
 
-def _figure(row: dict) -> str:
+def _figure(row: TimedSettings) -> str:
     low, high = row["p50_interval_ms"]
     return f"{row['p50_ms']:.2f} ms [95% {low:.2f}–{high:.2f}] ({settings_label(row)})"
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,6 +15,10 @@ from rich.table import Table
 from ghostexport.folder.records import model_name
 from ghostexport.runtime.edge import EDGE_RUNTIMES
 from ghostexport.runtime.providers import provider_label
+
+if TYPE_CHECKING:
+    from ghostexport.folder.schema import CheckResult, Parity, Quality, Selection, Target
+    from ghostexport.quantization.recipe import Recipe
 
 
 def stage_printer(console: Console) -> Callable[[str, str], None]:
@@ -33,7 +38,7 @@ def count_line(counts: dict, resolution: int) -> str:
     return f"{counts['params']:,} params{deploy}, {counts['macs'] / 1e6:.2f}M MACs at {resolution}²"
 
 
-def parity_line(stage: str, result: dict) -> str:
+def parity_line(stage: str, result: Parity) -> str:
     """One parity comparison's figures and verdict, as the build and convert log them."""
     if result["max_abs"] is None:
         figures = "no figures"
@@ -45,7 +50,7 @@ def parity_line(stage: str, result: dict) -> str:
     return f"{stage} vs PyTorch at batch {batches}: {figures} -> {result['verdict'].upper()}"
 
 
-def quality_line(quality: dict) -> str:
+def quality_line(quality: Quality) -> str:
     """A reduced-precision artifact's quality figures and verdict, as quantize logs them."""
     parts = [
         f"SQNR {quality['sqnr_db']} dB",
@@ -59,7 +64,7 @@ def quality_line(quality: dict) -> str:
     return ", ".join(parts) + f" -> {quality['verdict'].upper()}"
 
 
-def recipe_line(recipe) -> str:
+def recipe_line(recipe: Recipe) -> str:
     kept = len(recipe.kept_float)
     granularity = "per-channel" if recipe.per_channel else "per-tensor"
     return (
@@ -68,7 +73,7 @@ def recipe_line(recipe) -> str:
     )
 
 
-def check_line(entry: dict) -> str:
+def check_line(entry: CheckResult) -> str:
     """One checked artifact: its figures against its reference, where it ran, and the verdict."""
     figures = f"max |Δ| {entry['max_abs']:.3g}" if entry.get("max_abs") is not None else "no figures"
     if entry.get("sqnr_db") is not None:
@@ -85,7 +90,7 @@ def check_line(entry: dict) -> str:
     return text
 
 
-def recommendation_line(selection: dict) -> str:
+def recommendation_line(selection: Selection) -> str:
     chosen = selection["recommended"]
     ratios = ", ".join(
         f"{value}× the latency of {key.removeprefix('to ')}"
@@ -383,7 +388,7 @@ def predict_tables(result) -> list[Table]:
     return tables
 
 
-def target_text(target: dict | None) -> str:
+def target_text(target: Target | None) -> str:
     """A build's target in words: its name, where it runs, and the layout it got."""
     if not target:
         return "host (recorded before targets existed)"

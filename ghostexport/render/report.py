@@ -5,8 +5,13 @@ A file a reviewer reads in a pull request, so it states every gate's figure besi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ghostexport.folder.records import model_name
 from ghostexport.render.console import fmt, recommendation_line
+
+if TYPE_CHECKING:
+    from ghostexport.folder.schema import Artifact
 
 
 def pipeline_markdown(payload: dict, plotted: bool = False) -> str:
@@ -101,7 +106,7 @@ def pipeline_markdown(payload: dict, plotted: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _evidence(record: dict) -> str:
+def _evidence(record: Artifact) -> str:
     text = ""
     if "parity" in record and "quality" not in record:
         parity = record["parity"]
@@ -119,6 +124,6 @@ def _evidence(record: dict) -> str:
     return text
 
 
-def _record_verdict(record: dict) -> str:
+def _record_verdict(record: Artifact) -> str:
     block = record.get("quality") or record.get("parity") or {}
     return str(block.get("verdict", "")).upper()
