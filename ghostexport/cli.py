@@ -625,6 +625,14 @@ def select_seconds_option(spec: type):
     "--min-agreement", type=float, default=None, help="Top-1 agreement in [0, 1].  [default: 0.99 fp16, 0.95 int8]"
 )
 @click.option("--localize", is_flag=True, help="Name the first node whose output leaves tolerance.")
+@click.option(
+    "--on",
+    "on",
+    multiple=True,
+    metavar="CMD",
+    help="Also run every ONNX artifact on a device: CMD starts Python there (with numpy and onnxruntime), e.g. "
+    "'ssh pi@board python3'; the gates are applied here (repeatable).",
+)
 @ALLOW_FALLBACK_OPTION
 @CUDNN_ALGO_OPTION
 @common_options
@@ -644,6 +652,7 @@ def check(
     min_mean_cosine,
     min_agreement,
     localize,
+    on,
     allow_fallback,
     cudnn_conv_algo_search,
 ) -> dict:
@@ -675,6 +684,7 @@ def check(
         min_mean_cosine=min_mean_cosine,
         min_agreement=min_agreement,
         localize=localize,
+        on=tuple(on),
         allow_fallback=allow_fallback,
         cudnn_conv_algo_search=cudnn_conv_algo_search,
         command=_command_line(),
@@ -731,6 +741,14 @@ def check(
     "and record the fastest as recommended.",
 )
 @select_seconds_option(BenchSpec)
+@click.option(
+    "--on",
+    "on",
+    multiple=True,
+    metavar="CMD",
+    help="Also time the ONNX artifacts on a device: CMD starts Python there (with numpy and onnxruntime), e.g. "
+    "'ssh pi@board python3' (repeatable; an emulated device's timings are marked).",
+)
 @click.option("--trt-fp16", is_flag=True, help="TensorRT: allow fp16 kernels.")
 @click.option("--trt-cache", "trt_engine_cache", default=None, metavar="DIR", help="TensorRT: engine cache folder.")
 @common_options

@@ -492,6 +492,21 @@ class Localization(TypedDict):
 
 
 @with_config(CLOSED)
+class DeviceRecord(TypedDict):
+    """Where a figure was measured when it was not this machine (``--on CMD``), as the device described itself."""
+
+    command: str
+    machine: str
+    cpu: str
+    cpu_flags: list[str]
+    system: str
+    python: str
+    numpy: str
+    onnxruntime: str | None
+    emulated: bool
+
+
+@with_config(CLOSED)
 class CheckResult(Figures, total=False):
     artifact: str
     path: str
@@ -504,6 +519,7 @@ class CheckResult(Figures, total=False):
     batches: list[int]
     per_batch: dict[str, Figures]
     localize: Localization
+    device: DeviceRecord
 
 
 @with_config(CLOSED)
@@ -548,6 +564,9 @@ class BenchRow(LatencySummary, total=False):
     runtime: str
     streams: int
     measured_by: str
+    #: rows timed on another device (``--on``): its command, and whether it was emulated
+    device: str
+    emulated: bool
 
 
 @with_config(CLOSED)

@@ -83,6 +83,9 @@ def check_line(entry: CheckResult) -> str:
     if entry.get("top1_agreement") is not None:
         figures += f", top-1 agreement {entry['top1_agreement']:.4f}"
     where = provider_label(entry["provider"], True) if entry["fallback"] else entry["providers_used"][0]
+    if entry.get("device"):
+        device = entry["device"]
+        where += f" on {device['machine']}{' (emulated)' if device['emulated'] else ''} via {device['command']}"
     text = f"{entry['artifact']} ({entry['precision']}) vs {entry['reference']} on {where}: {figures}"
     text += f" -> {entry['verdict'].upper()}"
     if entry.get("localize") and entry["localize"]["first_divergence"]:
@@ -285,6 +288,16 @@ def quantize_summary(result) -> Table:
     return table
 
 
+def _where(entry: CheckResult) -> str:
+    """The provider an entry ran on; on a device (``--on``), that device's architecture and whether it was emulated."""
+    if entry.get("device"):
+        device = entry["device"]
+        return f"{device['machine']}{' (emulated)' if device['emulated'] else ''} via {escape(device['command'])}"
+    if entry["fallback"]:
+        return f"[red]CPU (fallback from {entry['provider']})[/]"
+    return entry["providers_used"][0].replace("ExecutionProvider", "")
+
+
 def check_summary(result) -> Table:
     """One row per artifact: what was compared, where, the figures, the verdict and why."""
     table = Table(title="ghostexport check" + (f": {result.folder}" if result.folder else ""), title_justify="left")
@@ -318,9 +331,7 @@ def check_summary(result) -> Table:
         table.add_row(
             f"{entry['artifact']} ({entry['precision']})",
             "torch" if entry["reference"].startswith("torch") else Path(entry["reference"]).name,
-            f"[red]CPU (fallback from {entry['provider']})[/]"
-            if entry["fallback"]
-            else entry["providers_used"][0].replace("ExecutionProvider", ""),
+            _where(entry),
             fmt(entry.get("max_abs"), ".2e"),
             fmt(entry.get("min_cosine"), ".7f"),
             fmt(entry.get("centred_cosine"), ".6f"),

@@ -35,9 +35,10 @@ from ghostexport.folder.artifacts import (
     select_artifacts,
 )
 from ghostexport.folder.records import append, bench_record, model_name
+from ghostexport.runtime.device import Device
 from ghostexport.runtime.edge import EDGE_RUNTIMES
 from ghostexport.runtime.latency import concurrent, interleaved_samples, summarize
-from ghostexport.runtime.ort import import_onnxruntime, physical_cores
+from ghostexport.runtime.ort import import_onnxruntime, input_shape, physical_cores
 from ghostexport.runtime.providers import (
     QDQ_ON_CUDA_WARNING,
     ProviderOptions,
@@ -134,6 +135,8 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
             "litert": spec.threads or physical_cores(),
             "executorch": spec.threads or physical_cores(),
         }
+    for command in spec.on:
+        rows += _device_rows(spec, targets, sessions, Device(command), samples, warnings, say)
     result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)), selection)
     _record_in_manifests(targets, result, spec.command, spec.provider)
     return result
@@ -237,6 +240,27 @@ def _providers(targets: list[Target], sessions: dict[str, SessionInfo]) -> dict[
         else "torch"
         for t in targets
     }
+
+
+def _device_rows(spec: BenchSpec, targets, sessions: dict, device: Device, samples: dict, warnings, say) -> list[dict]:
+    """The ONNX targets timed on ``device``, interleaved there; each row names the device and whether it was emulated."""
+    onnx_targets = [t for t in targets if t.path is not None and t.runtime == "onnxruntime"]
+    artifacts = {t.label: t.path.read_bytes() for t in onnx_targets}
+    image = input_shape(sessions[onnx_targets[0].label].session)
+    rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
+    rows = []
+    for batch in spec.batches:
+        timed = device.latency_ms(artifacts, (batch, *image), rounds, spec.warmup, spec.threads)
+        where = device.description["machine"] + (" emulated" if device.emulated else "")
+        labelled = {f"{label} on {where}": values for label, values in timed.items()}
+        for row in _rows(labelled, batch, 1, dict.fromkeys(labelled, "CPUExecutionProvider"), samples):
+            rows.append(row | {"measured_by": "device", "device": device.name, "emulated": device.emulated})
+    say("device", f"{device.name}: {len(artifacts)} artifact(s) timed on {device.description['cpu']}")
+    if device.emulated:
+        warnings.append(
+            f"{device.name} is emulated: its outputs count, its timings say nothing about the device's speed"
+        )
+    return rows
 
 
 def _rows(
@@ -428,5 +452,6 @@ def _record_in_manifests(targets: list[Target], result: BenchResult, command: st
         if target.ref.folder is not None:
             by_folder.setdefault(target.ref.folder, []).append(target.label)
     for folder, labels in by_folder.items():
-        rows = [r for r in result.rows if r["model"] in labels]
+        # a row timed on a device is labelled "<artifact> on <machine>"
+        rows = [r for r in result.rows if r["model"].split(" on ")[0] in labels]
         append(folder, "benchmarks", bench_record(command, provider, result.environment, rows))

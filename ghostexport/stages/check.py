@@ -30,6 +30,7 @@ from ghostexport.folder.artifacts import (
 )
 from ghostexport.folder.records import append, check_record
 from ghostexport.render.console import check_line
+from ghostexport.runtime.device import Device
 from ghostexport.runtime.edge import EDGE_RUNTIMES
 from ghostexport.runtime.ort import input_shape, run_logits, static_batch
 from ghostexport.runtime.providers import QDQ_ON_CUDA_WARNING, ProviderOptions, cpu_session, make_session
@@ -106,6 +107,8 @@ def check(spec: CheckSpec | str | Path | None = None, progress: Progress | None 
         entry = _check_edge(spec, ref, name, runtime, inputs)
         say("check", check_line(entry))
         results.append(entry)
+    for command in spec.on:
+        results += _check_on_device(spec, ref, targets, sessions, inputs, Device(command), warnings, say)
     result = CheckResult(results, ref.folder, list(dict.fromkeys(warnings)))
     if ref.folder is not None:
         append(
@@ -132,8 +135,29 @@ def _inputs(spec: CheckSpec, ref: ModelRef, targets, shape, warnings: list[str])
     return _Inputs(dataset.inputs, dataset.labels, not dataset.synthetic, dataset.source)
 
 
-def _check_artifact(spec: CheckSpec, ref: ModelRef, target, info, inputs: _Inputs, warnings: list[str]) -> dict:
-    """One artifact against its reference at every batch size: the entry the manifest's check records."""
+def _check_on_device(spec: CheckSpec, ref: ModelRef, targets, sessions, inputs, device, warnings, say) -> list[dict]:
+    """Every ONNX artifact run on ``device`` (outputs computed there), judged here against the same references."""
+    say("device", f"{device.name}: sending the worker and {len(targets)} artifact(s)")
+    entries = []
+    for name, path, record in targets:
+        entry = _check_artifact(spec, ref, (name, path, record), sessions[name], inputs, warnings, device)
+        say("check", check_line(entry))
+        entries.append(entry)
+    described = device.description
+    say(
+        "device",
+        f"{device.name}: {described.get('machine')} {described.get('cpu')}, onnxruntime "
+        f"{described.get('onnxruntime')}" + (" (emulated: outputs count, timings do not)" if device.emulated else ""),
+    )
+    if ref.whole_folder and edge_artifacts(ref, spec.provider, []):
+        warnings.append(f"{device.name}: .tflite/.pte artifacts were checked here only; --on runs the ONNX ones")
+    return entries
+
+
+def _check_artifact(
+    spec: CheckSpec, ref: ModelRef, target, info, inputs: _Inputs, warnings: list[str], device=None
+) -> dict:
+    """One artifact against its reference at every batch size (on ``device`` when given): its check entry."""
     name, path, record = target
     proto = onnx.load(str(path))
     precision = precision_of(proto, record)
@@ -146,8 +170,8 @@ def _check_artifact(spec: CheckSpec, ref: ModelRef, target, info, inputs: _Input
     reference_logits = _reference_logits(against, ref, inputs)
     _same_classes(name, info.session, reference_logits, against)
     per_batch = {
-        str(batch): _judge(reference_logits, run_logits(info.session, inputs.values, batch), inputs, precision, spec)
-        for batch in run_batches
+        str(batch): _judge(reference_logits, candidate, inputs, precision, spec)
+        for batch, candidate in _candidate_logits(info, path, inputs, run_batches, device).items()
     }
     reasons = [f"batch {b}: {r}" for b, result in per_batch.items() for r in result["reasons"]]
     worst = min(per_batch.values(), key=lambda r: r.get("sqnr_db") or -1e9)
@@ -175,9 +199,27 @@ def _check_artifact(spec: CheckSpec, ref: ModelRef, target, info, inputs: _Input
         warnings.append(f"{name}: " + NO_INPUT_DEPENDENCE_WARNING.format(dependence=entry["input_dependence"]))
     if verdict == "reported":
         warnings.append(NOT_ENFORCED_WARNING)
+    if device is not None:
+        return _on_device(entry, device, spec.localize, warnings)
     if spec.localize:
         entry["localize"] = _localize(proto, against, ref, inputs, precision, worst)
     return entry
+
+
+def _on_device(entry: dict, device, localize: bool, warnings: list[str]) -> dict:
+    """An entry measured on ``device``: where it ran, as the device described itself."""
+    entry |= {"provider": f"cpu on {device.name}", "providers_used": ["CPUExecutionProvider"], "fallback": False}
+    if localize:
+        warnings.append(f"{device.name}: --localize compares intermediate tensors here, not on the device")
+    return entry | {"device": {"command": device.name, **device.description}}
+
+
+def _candidate_logits(info, path: Path, inputs: _Inputs, batches, device) -> dict[int, np.ndarray]:
+    """The artifact's outputs at each batch size: from its local session, or run on ``device``."""
+    if device is None:
+        return {batch: run_logits(info.session, inputs.values, batch) for batch in batches}
+    artifact = path.read_bytes()
+    return {batch: device.logits(artifact, inputs.values, batch) for batch in batches}
 
 
 def _check_edge(spec: CheckSpec, ref: ModelRef, name: str, runtime: str, inputs: _Inputs) -> dict:

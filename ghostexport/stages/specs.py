@@ -258,6 +258,8 @@ class CheckSpec:
     localize: bool = False
     allow_fallback: bool = False
     cudnn_conv_algo_search: str = one_of("HEURISTIC", CUDNN_ALGO_SEARCH)
+    #: commands that start Python on other devices (``--on``): each artifact is also run there
+    on: tuple[str, ...] = ()
     command: str | None = None
 
     def validated(self) -> CheckSpec:
@@ -270,7 +272,11 @@ class CheckSpec:
         _one_of("--cudnn-algo", spec.cudnn_conv_algo_search, CUDNN_ALGO_SEARCH)
         if spec.reference not in (None, "torch") and not str(spec.reference).endswith(".onnx"):
             raise UsageError(f"--reference {spec.reference}: use 'torch' or the path of another .onnx")
-        return spec
+        if any(not command.strip() for command in spec.on):
+            raise UsageError("--on needs a command that starts Python on the device, e.g. --on 'ssh pi@board python3'")
+        if spec.on and spec.provider != "cpu":
+            raise UsageError(f"--on runs on the device's CPU: drop --provider {spec.provider}")
+        return replace(spec, on=tuple(spec.on))
 
     def tolerance(self):
         """The fp32 tolerance with this spec's overrides (validated: no value can switch the gate off)."""
@@ -307,6 +313,8 @@ class BenchSpec:
     trt_engine_cache: str | None = None
     select: bool = False  # also time every passing artifact under every session setting, and recommend one
     select_seconds: float = DEFAULT_SELECT_SECONDS
+    #: commands that start Python on other devices (``--on``): the ONNX artifacts are also timed there
+    on: tuple[str, ...] = ()
     command: str | None = None
 
     def validated(self) -> BenchSpec:
@@ -334,6 +342,14 @@ class BenchSpec:
             raise UsageError("--select chooses among one build folder's artifacts on --provider cpu: give one folder")
         if not (math.isfinite(spec.select_seconds) and 1 <= spec.select_seconds <= MAX_SECONDS):
             raise UsageError(f"--select-seconds must be a number in [1, {MAX_SECONDS:g}], got {spec.select_seconds}")
+        if any(not command.strip() for command in spec.on):
+            raise UsageError("--on needs a command that starts Python on the device, e.g. --on 'ssh pi@board python3'")
+        if spec.on and (spec.provider != "cpu" or spec.streams > 1 or spec.select or spec.seconds is not None):
+            raise UsageError(
+                "--on times the ONNX artifacts on the device's CPU, one request at a time, for --iters rounds: "
+                "drop --provider, --streams, --seconds and --select"
+            )
+        spec = replace(spec, on=tuple(spec.on))
         if spec.streams > 1 and spec.threads is None:  # one core's worth per stream, not oversubscribed
             spec = replace(spec, threads=max(1, physical_cores() // spec.streams))
         return spec

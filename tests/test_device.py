@@ -1,0 +1,120 @@
+"""``check --on CMD``: the artifacts run on another interpreter fed through a pipe, the gates applied here.
+
+The "device" in these tests is this machine's Python started by a command, with ghostexport and
+torch made unimportable in it, so the worker is shown to need only numpy and onnxruntime. The
+failure cases are commands that lack onnxruntime, cannot load the model, die or print
+something else; each must be one line, exit 2, and leave the manifest as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from ghostexport.runtime import device_worker
+
+from .conftest import load_json, run_cli
+
+
+def interpreter(preamble: str = "") -> str:
+    """A command that starts this Python with ghostexport and torch blocked, running ``preamble`` first."""
+    code = f"import sys; sys.modules.update(ghostexport=None, torch=None); {preamble}exec(sys.stdin.read())"
+    return f"{shlex.quote(sys.executable)} -I -c {shlex.quote(code)}"
+
+
+@pytest.fixture
+def folder(quantized_build, tmp_path) -> Path:
+    return Path(shutil.copytree(quantized_build, tmp_path / quantized_build.name))
+
+
+def test_check_on_a_device_gives_the_local_figures_and_records_where(folder, tmp_path):
+    result = run_cli("check", str(folder), "--on", interpreter(), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    results = load_json(tmp_path / "r.json")["results"]
+    local = {r["artifact"]: r for r in results if "device" not in r}
+    remote = {r["artifact"]: r for r in results if "device" in r}
+    assert set(remote) == {"model.onnx", "model.int8.onnx", "model.fp16.onnx"} == set(local)
+    for name, entry in remote.items():
+        # the same ONNX Runtime build on the same CPU: the same outputs, so the same figures
+        assert entry["max_abs"] == pytest.approx(local[name]["max_abs"], rel=1e-6, abs=1e-9), name
+        assert entry["verdict"] == local[name]["verdict"]
+        assert entry["device"]["emulated"] is False and entry["device"]["onnxruntime"]
+    recorded = load_json(folder / "manifest.json")["checks"][-1]["results"]
+    assert [r.get("device", {}).get("command") for r in recorded].count(interpreter()) == 3
+    assert "via" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("preamble", "expected"),
+    [
+        (
+            "sys.modules['onnxruntime'] = None; ",
+            "onnxruntime is not installed on the device: install numpy and onnxruntime",
+        ),
+        (
+            "import onnxruntime; onnxruntime.InferenceSession = "
+            "lambda *a, **k: (_ for _ in ()).throw(RuntimeError('Opset 17 is under development')); ",
+            "cannot load it: Opset 17 is under development: upgrade onnxruntime on the device",
+        ),
+        ("import os; sys.stdin.read(); os._exit(137); ", "stopped (exit 137) before answering"),
+        ("sys.stdin.read(); print('Welcome to the board'); sys.exit(0); ", "not a ghostexport result"),
+    ],
+    ids=["no-onnxruntime", "old-onnxruntime", "dies", "garbage"],
+)
+def test_a_failing_device_is_one_line_and_changes_nothing(folder, preamble, expected):
+    before = (folder / "manifest.json").read_bytes()
+    result = run_cli("check", str(folder), "--on", interpreter(preamble))
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: device ") and expected in lines[0], result.stderr
+    assert (folder / "manifest.json").read_bytes() == before
+
+
+def test_an_unstartable_device_is_named(folder):
+    result = run_cli("check", str(folder), "--on", "no-such-ssh pi@board python3")
+    assert result.returncode == 2 and "no-such-ssh not found: check the --on command" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("machine", "flags", "emulated"),
+    [
+        ("aarch64", ["sse2", "avx2", "fma"], True),
+        ("aarch64", ["fp", "asimd", "asimddp"], False),
+        ("x86_64", ["avx2"], False),
+    ],
+)
+def test_an_emulated_cpu_is_told_apart(monkeypatch, machine, flags, emulated):
+    """qemu-user runs an aarch64 process on x86: the architecture says ARM, /proc/cpuinfo says x86."""
+    monkeypatch.setattr(device_worker.platform, "machine", lambda: machine)
+    monkeypatch.setattr(device_worker, "cpu_info", lambda: ("some CPU", flags))
+    described = device_worker.describe()
+    assert described["emulated"] is emulated and described["machine"] == machine
+
+
+def test_the_worker_needs_neither_ghostexport_nor_torch():
+    source = Path(device_worker.__file__).read_text()
+    imported = {
+        line.split()[1].split(".")[0] for line in source.splitlines() if line.strip().startswith(("import ", "from "))
+    }
+    assert imported <= {"base64", "io", "json", "platform", "sys", "time", "numpy", "onnxruntime"}, imported
+
+
+def test_bench_on_a_device_records_rows_that_name_it(folder, tmp_path):
+    result = run_cli("bench", str(folder), "--iters", "5", "--warmup", "1", "--on", interpreter(), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    remote = [row for row in rows if row.get("device") == interpreter()]
+    assert {row["model"].split(" on ")[0] for row in remote} == {"model.onnx", "model.int8.onnx", "model.fp16.onnx"}
+    assert all(row["iterations"] == 5 and row["emulated"] is False and row["p50_ms"] > 0 for row in remote)
+    recorded = load_json(folder / "manifest.json")["benchmarks"][-1]["results"]
+    assert [row.get("measured_by") for row in recorded].count("device") == 3
+
+
+def test_bench_on_refuses_what_it_cannot_do_there(folder):
+    result = run_cli("bench", str(folder), "--select", "--on", interpreter())
+    assert result.returncode == 2 and "drop --provider, --streams, --seconds and --select" in result.stderr
