@@ -81,17 +81,18 @@ def test_an_unstartable_device_is_named(folder):
 
 
 @pytest.mark.parametrize(
-    ("machine", "flags", "emulated"),
+    ("machine", "flags", "implementer", "emulated"),
     [
-        ("aarch64", ["sse2", "avx2", "fma"], True),
-        ("aarch64", ["fp", "asimd", "asimddp"], False),
-        ("x86_64", ["avx2"], False),
+        ("aarch64", ["sse2", "avx2", "fma"], None, True),  # older qemu-user: the host's /proc/cpuinfo
+        ("aarch64", ["fp", "asimd", "asimddp", "sve"], "0x00", True),  # qemu-user 10: its synthetic "max" CPU
+        ("aarch64", ["fp", "asimd", "asimddp"], "0x41", False),  # an Arm-designed core (Pi 5, Graviton)
+        ("x86_64", ["avx2"], None, False),
     ],
 )
-def test_an_emulated_cpu_is_told_apart(monkeypatch, machine, flags, emulated):
-    """qemu-user runs an aarch64 process on x86: the architecture says ARM, /proc/cpuinfo says x86."""
+def test_an_emulated_cpu_is_told_apart(monkeypatch, machine, flags, implementer, emulated):
+    """qemu-user runs an aarch64 process on x86: what /proc/cpuinfo shows gives it away."""
     monkeypatch.setattr(device_worker.platform, "machine", lambda: machine)
-    monkeypatch.setattr(device_worker, "cpu_info", lambda: ("some CPU", flags))
+    monkeypatch.setattr(device_worker, "cpu_info", lambda: ("some CPU", flags, implementer))
     described = device_worker.describe()
     assert described["emulated"] is emulated and described["machine"] == machine
 

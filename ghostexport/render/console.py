@@ -292,7 +292,7 @@ def _where(entry: CheckResult) -> str:
     """The provider an entry ran on; on a device (``--on``), that device's architecture and whether it was emulated."""
     if entry.get("device"):
         device = entry["device"]
-        return f"{device['machine']}{' (emulated)' if device['emulated'] else ''} via {escape(device['command'])}"
+        return f"{device['machine']}{' (emulated)' if device['emulated'] else ''} (--on)"
     if entry["fallback"]:
         return f"[red]CPU (fallback from {entry['provider']})[/]"
     return entry["providers_used"][0].replace("ExecutionProvider", "")
@@ -342,6 +342,11 @@ def check_summary(result) -> Table:
         if why:
             captions.append(f"{entry['artifact']}: {escape(why)}")
     captions += [f"[yellow]warning:[/] {escape(warning)}" for warning in result.warnings]
+    devices = {entry["device"]["command"]: entry["device"] for entry in result.results if entry.get("device")}
+    captions += [
+        f"--on {escape(command)}: {escape(device['cpu'])}, {escape(device['system'])}, onnxruntime {device['onnxruntime']}"
+        for command, device in devices.items()
+    ]
     if captions:
         table.caption = "\n".join(captions)
         table.caption_justify = "left"

@@ -17,14 +17,16 @@ import sys
 import time
 
 RESULT, ERROR = "GHOSTEXPORT-RESULT ", "GHOSTEXPORT-ERROR "
-#: x86 flags that an ARM CPU never reports: seen in an aarch64 process, the CPU is emulated
+#: x86 flags that an ARM CPU never reports: seen in an aarch64 process, the CPU is emulated (older qemu-user)
 X86_ONLY_FLAGS = {"sse2", "ssse3", "avx", "avx2"}
+#: the CPU implementer qemu-user's synthetic /proc/cpuinfo reports; every real ARM vendor has its own code
+QEMU_IMPLEMENTER = "0x00"
 INTERESTING_FLAGS = {"asimd", "asimddp", "sve", "sve2", "i8mm", "bf16", "avx2", "avx512f", "avx512_vnni", "avx_vnni"}
 
 
 def cpu_info():
-    """(model name, flags) from /proc/cpuinfo where there is one."""
-    model, flags = platform.processor() or "unknown", []
+    """(model name, flags, ARM implementer code or None) from /proc/cpuinfo where there is one."""
+    model, flags, implementer = platform.processor() or "unknown", [], None
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:
@@ -34,18 +36,21 @@ def cpu_info():
                     model = value.strip()
                 elif key in ("flags", "features") and not flags:
                     flags = value.split()
+                elif key == "cpu implementer" and implementer is None:
+                    implementer = value.strip()
     except OSError:
         pass
-    return model, flags
+    return model, flags, implementer
 
 
 def describe():
     """Where this runs: architecture, CPU, OS, Python and runtime versions, and whether it is emulated."""
     import numpy
 
-    model, flags = cpu_info()
+    model, flags, implementer = cpu_info()
     machine = platform.machine()
-    emulated = machine.lower() in ("aarch64", "arm64") and bool(X86_ONLY_FLAGS & set(flags))
+    arm = machine.lower() in ("aarch64", "arm64")
+    emulated = arm and (bool(X86_ONLY_FLAGS & set(flags)) or implementer == QEMU_IMPLEMENTER)
     try:
         import onnxruntime
 
