@@ -239,6 +239,15 @@ PROVIDER_OPTION = spec_option(CheckSpec, "provider")
 ALLOW_FALLBACK_OPTION = click.option(
     "--allow-fallback", is_flag=True, help="Run on the CPU if the provider cannot start (reported)."
 )
+#: another device to run the ONNX artifacts on, shared by check, bench and pipeline
+ON_OPTION = click.option(
+    "--on",
+    "on",
+    multiple=True,
+    metavar="CMD",
+    help="Also run the ONNX artifacts on a device: CMD starts Python there with numpy and onnxruntime, e.g. "
+    "'ssh pi@board python3'; outputs are gated and timings recorded here, an emulated device's marked (repeatable).",
+)
 #: cuDNN's convolution algorithm search (CUDA provider), shared by check and bench
 CUDNN_ALGO_OPTION = spec_option(CheckSpec, "cudnn_conv_algo_search", "--cudnn-algo")
 
@@ -625,14 +634,7 @@ def select_seconds_option(spec: type):
     "--min-agreement", type=float, default=None, help="Top-1 agreement in [0, 1].  [default: 0.99 fp16, 0.95 int8]"
 )
 @click.option("--localize", is_flag=True, help="Name the first node whose output leaves tolerance.")
-@click.option(
-    "--on",
-    "on",
-    multiple=True,
-    metavar="CMD",
-    help="Also run every ONNX artifact on a device: CMD starts Python there (with numpy and onnxruntime), e.g. "
-    "'ssh pi@board python3'; the gates are applied here (repeatable).",
-)
+@ON_OPTION
 @ALLOW_FALLBACK_OPTION
 @CUDNN_ALGO_OPTION
 @common_options
@@ -741,14 +743,7 @@ def check(
     "and record the fastest as recommended.",
 )
 @select_seconds_option(BenchSpec)
-@click.option(
-    "--on",
-    "on",
-    multiple=True,
-    metavar="CMD",
-    help="Also time the ONNX artifacts on a device: CMD starts Python there (with numpy and onnxruntime), e.g. "
-    "'ssh pi@board python3' (repeatable; an emulated device's timings are marked).",
-)
+@ON_OPTION
 @click.option("--trt-fp16", is_flag=True, help="TensorRT: allow fp16 kernels.")
 @click.option("--trt-cache", "trt_engine_cache", default=None, metavar="DIR", help="TensorRT: engine cache folder.")
 @common_options
@@ -814,6 +809,7 @@ def bench(console, models, batches, legacy_batches, csv_path, plot_path, **optio
 )
 @select_seconds_option(PipelineSpec)
 @FLOAT_ENDS_OPTION
+@ON_OPTION
 @common_options
 def pipeline(
     console,
@@ -829,6 +825,7 @@ def pipeline(
     select,
     select_seconds,
     float_ends,
+    on,
     **options,
 ) -> dict:
     """Build -> quantize (int8, fp16) -> check -> bench (-> convert), then report.md/report.json.
@@ -858,6 +855,7 @@ def pipeline(
         float_ends=float_ends,
         select=select,
         select_seconds=select_seconds,
+        on=on,
         command=_command_line(),
     )
     result = run_pipeline(spec, progress=stage_printer(console))

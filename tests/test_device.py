@@ -9,6 +9,7 @@ something else; each must be one line, exit 2, and leave the manifest as it was.
 from __future__ import annotations
 
 import json
+import platform
 import shlex
 import shutil
 import sys
@@ -117,5 +118,17 @@ def test_bench_on_a_device_records_rows_that_name_it(folder, tmp_path):
 
 
 def test_bench_on_refuses_what_it_cannot_do_there(folder):
-    result = run_cli("bench", str(folder), "--select", "--on", interpreter())
-    assert result.returncode == 2 and "drop --provider, --streams, --seconds and --select" in result.stderr
+    result = run_cli("bench", str(folder), "--streams", "2", "--on", interpreter())
+    assert result.returncode == 2 and "drop --provider, --streams and --seconds" in result.stderr
+
+
+def test_the_pipeline_passes_its_devices_to_check_and_bench(tmp_path):
+    args = ("--width", "0.5", "--resolution", "64", "--no-select", "--bench-iters", "5", "--out", str(tmp_path))
+    result = run_cli("pipeline", *args, "--on", interpreter())
+    assert result.returncode == 0, result.stderr
+    manifest = load_json(tmp_path / "ghostnet_050-r64" / "manifest.json")
+    assert sum("device" in entry for entry in manifest["checks"][-1]["results"]) == 3
+    assert sum(row.get("device") == interpreter() for row in manifest["benchmarks"][-1]["results"]) == 3
+    assert interpreter() in manifest["benchmarks"][-1]["environment"]["devices"]
+    report = (tmp_path / "ghostnet_050-r64" / "report.md").read_text()
+    assert report.count(f"{platform.machine()}: `{interpreter()}`") == 3  # the check table says where each ran

@@ -548,6 +548,8 @@ class BenchEnvironment(TypedDict, total=False):
     settings: str
     #: the thread count each edge runtime ran with
     edge_threads: dict[str, int]
+    #: the devices rows were timed on (``--on``), as each described itself
+    devices: dict[str, DeviceRecord]
     #: CUDA provider only
     cuda_device: str
     cudnn_conv_algo_search: str

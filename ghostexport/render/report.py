@@ -61,13 +61,13 @@ def pipeline_markdown(payload: dict, plotted: bool = False) -> str:
                 "",
                 f"## Check ({entry['provider']})",
                 "",
-                "| artifact | vs | max abs | min cosine | SQNR dB | top-1 agreement | tolerance | verdict |",
-                "|---|---|---|---|---|---|---|---|",
+                "| artifact | vs | where | max abs | min cosine | SQNR dB | top-1 agreement | tolerance | verdict |",
+                "|---|---|---|---|---|---|---|---|---|",
             ]
             for r in entry["results"]:
                 tolerance = ", ".join(f"{k} {v}" for k, v in r["tolerance"].items() if v is not None)
                 lines.append(
-                    f"| {r['artifact']} | {r['reference']} | {fmt(r.get('max_abs'), '.2e')} | "
+                    f"| {r['artifact']} | {r['reference']} | {_where(r)} | {fmt(r.get('max_abs'), '.2e')} | "
                     f"{fmt(r.get('min_cosine'), '.6f')} | {fmt(r.get('sqnr_db'), '.1f')} | "
                     f"{fmt(r.get('top1_agreement'), '.4f')} | {tolerance} | {r['verdict'].upper()} |"
                 )
@@ -122,6 +122,14 @@ def _evidence(record: Artifact) -> str:
             for ep, r in eps.items()
         )
     return text
+
+
+def _where(result: dict) -> str:
+    """This machine, or the device a result was measured on (``--on``), emulated or not."""
+    device = result.get("device")
+    if not device:
+        return "here"
+    return f"{device['machine']}{' (emulated)' if device['emulated'] else ''}: `{device['command']}`"
 
 
 def _record_verdict(record: Artifact) -> str:

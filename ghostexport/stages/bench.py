@@ -136,7 +136,9 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
             "executorch": spec.threads or physical_cores(),
         }
     for command in spec.on:
-        rows += _device_rows(spec, targets, sessions, Device(command), samples, warnings, say)
+        device = Device(command)
+        rows += _device_rows(spec, targets, sessions, device, samples, warnings, say)
+        environment.setdefault("devices", {})[command] = {"command": command, **device.description}
     result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)), selection)
     _record_in_manifests(targets, result, spec.command, spec.provider)
     return result

@@ -344,10 +344,10 @@ class BenchSpec:
             raise UsageError(f"--select-seconds must be a number in [1, {MAX_SECONDS:g}], got {spec.select_seconds}")
         if any(not command.strip() for command in spec.on):
             raise UsageError("--on needs a command that starts Python on the device, e.g. --on 'ssh pi@board python3'")
-        if spec.on and (spec.provider != "cpu" or spec.streams > 1 or spec.select or spec.seconds is not None):
+        if spec.on and (spec.provider != "cpu" or spec.streams > 1 or spec.seconds is not None):
             raise UsageError(
                 "--on times the ONNX artifacts on the device's CPU, one request at a time, for --iters rounds: "
-                "drop --provider, --streams, --seconds and --select"
+                "drop --provider, --streams and --seconds"
             )
         spec = replace(spec, on=tuple(spec.on))
         if spec.streams > 1 and spec.threads is None:  # one core's worth per stream, not oversubscribed
@@ -380,6 +380,8 @@ class PipelineSpec:
     float_ends: str = one_of("stem", FLOAT_ENDS)
     select: bool | None = None  # bench --select as the last step; None: on for --provider cpu
     select_seconds: float = PIPELINE_SELECT_SECONDS
+    #: devices (``--on``) that check and bench also run the ONNX artifacts on
+    on: tuple[str, ...] = ()
     command: str | None = None
 
     def validated(self) -> PipelineSpec:
@@ -422,6 +424,7 @@ class PipelineSpec:
             provider=self.provider,
             data=self.real_data,
             allow_fallback=self.allow_fallback,
+            on=self.on,
             command=self.command,
         )
 
@@ -434,6 +437,7 @@ class PipelineSpec:
             allow_fallback=self.allow_fallback,
             select=bool(self.select),
             select_seconds=self.select_seconds,
+            on=self.on,
             command=self.command,
         )
 
