@@ -88,8 +88,39 @@ def ghostify_digits_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def arm64_quality_table(report: dict) -> str:
+    """README's ARM64 table: each artifact's figures on this machine's x86 kernels and on ARM's (emulated)."""
+    first = next(iter(report["artifacts"].values()))
+    device = first["device"]
+    lines = [
+        f"`python benchmarks/arm64_quality.py`: the digits GhostNet (0.5×, 64²) on {report['samples']} held-out "
+        f"images, checked here and on ONNX Runtime {device['onnxruntime']}'s ARM kernels "
+        f"({device['machine']}, {'emulated' if device['emulated'] else device['cpu']}):",
+        "",
+        "| target: artifact | x86: max \\|Δ\\| or SQNR, agreement | ARM64: max \\|Δ\\| or SQNR, agreement | verdict on ARM64 |",
+        "|---|---|---|---|",
+    ]
+
+    def figures(measured: dict) -> str:
+        first_figure = (
+            f"SQNR {measured['sqnr_db']:.2f} dB" if measured["sqnr_db"] < 80 else f"max |Δ| {measured['max_abs']:.1e}"
+        )
+        return f"{first_figure}, {measured['top1_agreement']:.4f}".replace("|", "\\|")
+
+    for label, row in report["artifacts"].items():
+        lines.append(
+            f"| {label} | {figures(row['x86'])} | {figures(row['arm64'])} | {row['arm64']['verdict'].upper()} |"
+        )
+    lines += ["", "Latency: measure with `bench --on` on the device itself; emulated timings mean nothing."]
+    return "\n".join(lines) + "\n"
+
+
 #: block name -> how its saved result becomes markdown
-RENDERERS: dict[str, Callable[[dict], str]] = {"targets": targets_table, "ghostify_digits": ghostify_digits_table}
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "targets": targets_table,
+    "ghostify_digits": ghostify_digits_table,
+    "arm64_quality": arm64_quality_table,
+}
 
 
 def save(name: str, result: dict) -> Path:

@@ -48,6 +48,10 @@ def test_check_on_a_device_gives_the_local_figures_and_records_where(folder, tmp
     recorded = load_json(folder / "manifest.json")["checks"][-1]["results"]
     assert [r.get("device", {}).get("command") for r in recorded].count(interpreter()) == 3
     assert "via" in result.stdout
+    described = run_cli("info", str(folder), "--json", "-")
+    assert described.returncode == 0 and "checked on" in described.stderr + described.stdout
+    seen = json.loads(described.stdout)["manifest"]["devices"][interpreter()]
+    assert seen["verdicts"] == {name: entry["verdict"] for name, entry in remote.items()}
 
 
 @pytest.mark.parametrize(

@@ -465,6 +465,14 @@ def info_summary(described: dict) -> Table:
             f"built {manifest['created']} by ghostexport {manifest['ghostexport']}; "
             f"{manifest['checks']} checks, {manifest['benchmarks']} benchmarks recorded",
         )
+        for command, seen in manifest.get("devices", {}).items():
+            device = seen["device"]
+            verdicts = ", ".join(f"{name} {verdict.upper()}" for name, verdict in seen["verdicts"].items())
+            emulated = " (emulated)" if device["emulated"] else ""
+            table.add_row(
+                "checked on",
+                escape(f"{device['machine']}{emulated}, {device['cpu']} via {command}: {verdicts} ({seen['checked']})"),
+            )
         if manifest.get("recommended"):
             selection = manifest["recommended"]
             where = selection["environment"]["cpu"]

@@ -69,5 +69,21 @@ def info(model: str | Path | None) -> dict:
             "checks": len(manifest.get("checks", [])),
             "benchmarks": len(manifest.get("benchmarks", [])),
             "recommended": manifest.get("recommended"),
+            "devices": _device_evidence(manifest),
         }
     return described
+
+
+def _device_evidence(manifest: dict) -> dict:
+    """Per device checked with ``--on``, its latest check: what the device is and each artifact's verdict there."""
+    found: dict = {}
+    for entry in manifest.get("checks", []):
+        for result in entry["results"]:
+            device = result.get("device")
+            if device:
+                seen = found.setdefault(
+                    device["command"], {"device": device, "checked": entry["created"], "verdicts": {}}
+                )
+                seen["checked"] = entry["created"]
+                seen["verdicts"][result["artifact"]] = result["verdict"]
+    return found
