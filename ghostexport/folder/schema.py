@@ -582,12 +582,12 @@ class BenchEntry(TypedDict):
 
 @with_config(CLOSED)
 class Finalist(TypedDict):
-    """A candidate re-timed in the selection's second pass."""
+    """A candidate re-timed in the selection's second pass (spinning and optimisation: ONNX Runtime's only)."""
 
     artifact: str
     threads: int
-    spinning: bool
-    optimization: str
+    spinning: bool | None
+    optimization: str | None
 
 
 @with_config(CLOSED)
