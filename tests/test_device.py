@@ -136,3 +136,35 @@ def test_the_pipeline_passes_its_devices_to_check_and_bench(tmp_path):
     assert interpreter() in manifest["benchmarks"][-1]["environment"]["devices"]
     report = (tmp_path / "ghostnet_050-r64" / "report.md").read_text()
     assert report.count(f"{platform.machine()}: `{interpreter()}`") == 3  # the check table says where each ran
+
+
+def test_select_on_a_device_records_its_choice_there(folder):
+    """The folder's verified artifacts timed on the device; its choice kept per device beside this machine's."""
+    manifest = load_json(folder / "manifest.json")
+    verified = {name for name, record in manifest["artifacts"].items() if passed(record)}
+    result = run_cli("bench", str(folder), "--select", "--select-seconds", "1", "--iters", "6", "--on", interpreter())
+    assert result.returncode == 0, result.stderr
+    chosen = load_json(folder / "manifest.json")["recommended_on"][interpreter()]
+    assert {row["artifact"] for row in chosen["rows"]} == verified
+    assert {row["threads"] for row in chosen["rows"]} == {1, "default"}
+    assert chosen["recommended"] == min(chosen["rows"], key=lambda row: row["p50_ms"])
+    assert chosen["device"]["emulated"] is False and chosen["note"] is None
+    assert "recommended on" in run_cli("info", str(folder)).stdout
+
+
+def test_an_emulated_device_is_never_recommended_from(folder):
+    """A device that says it is emulated (forced here: its worker's cpuinfo reads like qemu's) gets rows, no choice."""
+    fake = "import platform; platform.machine = lambda: 'aarch64'; "
+    preamble = fake + "import builtins; real = builtins.open; "
+    preamble += "builtins.open = lambda f, *a, **k: real(f, *a, **k) if f != '/proc/cpuinfo' else __import__('io').StringIO('CPU implementer : 0x00\\nFeatures : fp asimd\\n'); "
+    result = run_cli(
+        "bench", str(folder), "--select", "--select-seconds", "1", "--iters", "6", "--on", interpreter(preamble)
+    )
+    assert result.returncode == 0, result.stderr
+    chosen = load_json(folder / "manifest.json")["recommended_on"][interpreter(preamble)]
+    assert chosen["device"]["emulated"] is True and chosen["recommended"] is None and "emulated" in chosen["note"]
+    assert chosen["rows"]  # measured and kept, just not used to choose
+
+
+def passed(record: dict) -> bool:
+    return (record.get("quality") or record.get("parity") or {}).get("verdict") == "pass"

@@ -46,7 +46,7 @@ def select(
         (name, ref.folder / name, ref.manifest["artifacts"][name]) for name, _ in edge_artifacts(ref, "cpu", skipped)
     ]
     for name, path, record in select_artifacts(_whole(ref)) + edge:
-        (candidates if _passed(record) else left_out)[name] = path
+        (candidates if passed_gates(record) else left_out)[name] = path
     resolution = ref.manifest["model"]["resolution"]
     with scratch_folder(ref.folder) as scratch:  # the artifacts left out are timed too, for the record
         naive = _naive_export(ref, scratch / "naive.onnx")
@@ -83,7 +83,8 @@ def _whole(ref: ModelRef) -> ModelRef:
     return ref
 
 
-def _passed(record: Artifact | None) -> bool:
+def passed_gates(record: Artifact | None) -> bool:
+    """Whether an artifact's gate passed (enforced, on real data): the only artifacts a selection may recommend."""
     record = record or {}
     block = record.get("quality") or record.get("parity") or {}
     return block.get("verdict") == "pass"

@@ -629,6 +629,28 @@ class Selection(TypedDict):
 
 
 @with_config(CLOSED)
+class DeviceRow(TypedDict):
+    """One artifact at one thread count, timed on a device (``bench --select --on``)."""
+
+    artifact: str
+    threads: int | Literal["default"]
+    p50_ms: float
+    p50_interval_ms: list[float]
+    samples: int
+
+
+@with_config(CLOSED)
+class DeviceSelection(TypedDict):
+    """The choice made on a device: every verified artifact timed there, and the fastest (none if emulated)."""
+
+    created: str
+    device: DeviceRecord
+    rows: list[DeviceRow]
+    recommended: DeviceRow | None
+    note: str | None
+
+
+@with_config(CLOSED)
 class ReplacedBuild(TypedDict):
     """A build a rebuild replaced: its command, files and their hashes."""
 
@@ -668,6 +690,8 @@ class Manifest(TypedDict):
     checks: list[CheckEntry]
     benchmarks: list[BenchEntry]
     recommended: NotRequired[Selection]
+    #: per ``--on`` command, the choice made on that device
+    recommended_on: NotRequired[dict[str, DeviceSelection]]
     history: NotRequired[list[ReplacedBuild]]
 
 

@@ -111,6 +111,14 @@ def recommendation_line(selection: Selection) -> str:
     return text + (f"; {selection['note']}" if selection["note"] else "")
 
 
+def device_line(record: dict) -> str:
+    """``model.int8.onnx, 1 thread, 2.10 ms [95% 2.05–2.20]`` for a device's recorded choice."""
+    chosen = record["recommended"]
+    low, high = chosen["p50_interval_ms"]
+    threads = "1 thread" if chosen["threads"] == 1 else "the default threads"
+    return f"{chosen['artifact']}, {threads}, {chosen['p50_ms']:.2f} ms [95% {low:.2f}–{high:.2f}] at batch 1"
+
+
 def _verdict(text: str) -> str:
     """PASS and FAIL for the gates' two answers; anything else (unmeasured, reported) shown as itself, never as PASS."""
     if text == "pass":
@@ -473,6 +481,9 @@ def info_summary(described: dict) -> Table:
                 "checked on",
                 escape(f"{device['machine']}{emulated}, {device['cpu']} via {command}: {verdicts} ({seen['checked']})"),
             )
+        for command, chosen in manifest.get("recommended_on", {}).items():
+            text = device_line(chosen) if chosen["recommended"] else chosen["note"]
+            table.add_row("recommended on", escape(f"{command}: {text} ({chosen['created']})"))
         if manifest.get("recommended"):
             selection = manifest["recommended"]
             where = selection["environment"]["cpu"]

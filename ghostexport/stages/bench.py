@@ -136,9 +136,7 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
             "executorch": spec.threads or physical_cores(),
         }
     for command in spec.on:
-        device = Device(command)
-        rows += _device_rows(spec, targets, sessions, device, samples, warnings, say)
-        environment.setdefault("devices", {})[command] = {"command": command, **device.description}
+        rows += _on_device(spec, targets, sessions, Device(command), environment, samples, warnings, say)
     result = BenchResult(rows, environment, samples, list(dict.fromkeys(warnings)), selection)
     _record_in_manifests(targets, result, spec.command, spec.provider)
     return result
@@ -242,6 +240,17 @@ def _providers(targets: list[Target], sessions: dict[str, SessionInfo]) -> dict[
         else "torch"
         for t in targets
     }
+
+
+def _on_device(spec: BenchSpec, targets, sessions, device: Device, environment, samples, warnings, say) -> list[dict]:
+    """Rows timed on ``device``, the device described in the environment, and with --select its own choice."""
+    rows = _device_rows(spec, targets, sessions, device, samples, warnings, say)
+    environment.setdefault("devices", {})[device.name] = {"command": device.name, **device.description}
+    if spec.select:
+        from ghostexport.choose.on_device import select_on_device
+
+        select_on_device(targets[0].ref, device, spec.iterations or DEFAULT_BENCH_ITERATIONS, spec.warmup, say)
+    return rows
 
 
 def _device_rows(spec: BenchSpec, targets, sessions: dict, device: Device, samples: dict, warnings, say) -> list[dict]:

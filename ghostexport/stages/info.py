@@ -70,6 +70,7 @@ def info(model: str | Path | None) -> dict:
             "benchmarks": len(manifest.get("benchmarks", [])),
             "recommended": manifest.get("recommended"),
             "devices": _device_evidence(manifest),
+            "recommended_on": manifest.get("recommended_on", {}),
         }
     return described
 
