@@ -32,7 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "benchmarks")]
 
 #: transcript name -> the commands it shows, run in order in one sandbox (earlier ones make later ones' inputs)
 TRANSCRIPTS: dict[str, list[str]] = {
-    "pipeline": ["ghostexport pipeline"],  # check below reads its folder
+    "pipeline": ["ghostexport pipeline"],
     "ghostify": [
         "ghostexport ghostify mynets:resnet18 --checkpoint r18-digits.safetensors --num-classes 10 --resolution 32 "
         "--train digits/train --eval digits/test --epochs 5"
@@ -41,7 +41,6 @@ TRANSCRIPTS: dict[str, list[str]] = {
         "ghostexport build --width 0.5 --resolution 64 --checkpoint ghostnet_050-digits-r64.safetensors",
         "ghostexport quantize --calib digits/calib --eval digits/test",
     ],
-    "check": ["ghostexport check models/ghostnet_100"],
 }
 BLOCK = re.compile(r"(<!-- transcript (?P<name>[\w-]+) -->\n```\n)(?P<body>.*?)(```\n<!-- /transcript -->)", re.DOTALL)
 STAGE = re.compile(r"^\s*\d+\.\d+s (\S+)")
