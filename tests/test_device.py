@@ -48,6 +48,7 @@ def test_check_on_a_device_gives_the_local_figures_and_records_where(folder, tmp
     recorded = load_json(folder / "manifest.json")["checks"][-1]["results"]
     assert [r.get("device", {}).get("command") for r in recorded].count(interpreter()) == 3
     assert "via" in result.stdout
+    assert f"ghostexport check: {folder}, on {platform.machine()}" in " ".join(result.stdout.split())  # its own table
     described = run_cli("info", str(folder), "--json", "-")
     assert described.returncode == 0 and "checked on" in described.stderr + described.stdout
     seen = json.loads(described.stdout)["manifest"]["devices"][interpreter()]
@@ -117,6 +118,7 @@ def test_bench_on_a_device_records_rows_that_name_it(folder, tmp_path):
     remote = [row for row in rows if row.get("device") == interpreter()]
     assert {row["model"].split(" on ")[0] for row in remote} == {"model.onnx", "model.int8.onnx", "model.fp16.onnx"}
     assert all(row["iterations"] == 5 and row["emulated"] is False and row["p50_ms"] > 0 for row in remote)
+    assert "ghostexport bench on" in result.stderr + result.stdout  # the device's own table
     recorded = load_json(folder / "manifest.json")["benchmarks"][-1]["results"]
     assert [row.get("measured_by") for row in recorded].count("device") == 3
 

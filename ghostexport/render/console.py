@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
@@ -306,9 +306,22 @@ def _where(entry: CheckResult) -> str:
     return entry["providers_used"][0].replace("ExecutionProvider", "")
 
 
-def check_summary(result) -> Table:
+def check_summary(result) -> Table | Group:
+    """One table per place the artifacts ran (this machine, then each ``--on`` device)."""
+    places: dict[str | None, list] = {}
+    for entry in result.results:
+        places.setdefault((entry.get("device") or {}).get("command"), []).append(entry)
+    tables = [_check_table(result, entries, command) for command, entries in places.items()]
+    return tables[0] if len(tables) == 1 else Group(*tables)
+
+
+def _check_table(result, entries: list, command: str | None) -> Table:
     """One row per artifact: what was compared, where, the figures, the verdict and why."""
-    table = Table(title="ghostexport check" + (f": {result.folder}" if result.folder else ""), title_justify="left")
+    title = "ghostexport check" + (f": {result.folder}" if result.folder else "")
+    if command is not None:
+        device = entries[0]["device"]
+        title += f", on {device['machine']}{' (emulated)' if device['emulated'] else ''}: {command}"
+    table = Table(title=escape(title), title_justify="left")
     columns = (
         "artifact",
         "vs",
@@ -324,7 +337,7 @@ def check_summary(result) -> Table:
         table.add_column(column)
     shown = {"pass": "[bold green]PASS[/]", "fail": "[bold red]FAIL[/]", "reported": "[yellow]reported[/]"}
     captions: list[str] = []
-    for entry in result.results:
+    for entry in entries:
         notes = [entry["reasons"][0]] if entry["reasons"] else []
         if entry["verdict"] == "reported" and notes:
             notes = [f"not enforced (random inputs): {notes[0]}"]
@@ -349,12 +362,11 @@ def check_summary(result) -> Table:
         )
         if why:
             captions.append(f"{entry['artifact']}: {escape(why)}")
-    captions += [f"[yellow]warning:[/] {escape(warning)}" for warning in result.warnings]
-    devices = {entry["device"]["command"]: entry["device"] for entry in result.results if entry.get("device")}
-    captions += [
-        f"--on {escape(command)}: {escape(device['cpu'])}, {escape(device['system'])}, onnxruntime {device['onnxruntime']}"
-        for command, device in devices.items()
-    ]
+    if command is None:
+        captions += [f"[yellow]warning:[/] {escape(warning)}" for warning in result.warnings]
+    else:
+        device = entries[0]["device"]
+        captions.append(f"{escape(device['cpu'])}, {escape(device['system'])}, onnxruntime {device['onnxruntime']}")
     if captions:
         table.caption = "\n".join(captions)
         table.caption_justify = "left"
@@ -365,7 +377,30 @@ def fmt(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def bench_summary(result) -> Table:
+def bench_summary(result) -> Table | Group:
+    """This machine's table, then one per ``--on`` device (rows timed there, ratios among themselves)."""
+    here = _bench_table(result, [row for row in result.rows if not row.get("device")])
+    devices: dict[str, list] = {}
+    for row in result.rows:
+        if row.get("device"):
+            devices.setdefault(row["device"], []).append(row)
+    if not devices:
+        return here
+    tables = [here]
+    for command, rows in devices.items():
+        table = Table(title=escape(f"ghostexport bench on {command}"), title_justify="left")
+        _bench_rows(table, rows)
+        described = result.environment.get("devices", {}).get(command, {})
+        emulated = " — emulated: these timings say nothing about the device's speed" if rows[0]["emulated"] else ""
+        table.caption = escape(
+            f"{described.get('cpu', '?')}, onnxruntime {described.get('onnxruntime', '?')}{emulated}"
+        )
+        table.caption_justify = "left"
+        tables.append(table)
+    return Group(*tables)
+
+
+def _bench_table(result, rows: list) -> Table:
     """Medians, tails, throughput and the ratio to the first model, per batch size."""
     env = result.environment
     table = Table(
@@ -374,19 +409,7 @@ def bench_summary(result) -> Table:
         + f"ORT {env['onnxruntime']}, {env['cpu']}",
         title_justify="left",
     )
-    for column in ("model", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std", "images/s", "latency ÷ first"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for row in result.rows:
-        table.add_row(
-            row["model"],
-            str(row["batch"]),
-            f"{row['p50_ms']:.2f}",
-            f"{row['p90_ms']:.2f}",
-            f"{row['p99_ms']:.2f}",
-            f"{row['mean_ms']:.2f} ± {row['std_ms']:.2f}",
-            f"{row['throughput_ips']:.1f}",
-            f"{row['ratio_to_first']:.2f}",
-        )
+    _bench_rows(table, rows)
     captions = [
         f"providers in use: {', '.join(sorted(set(env['providers_in_use'].values())) or ['torch'])}; "
         f"spinning {'on' if env['thread_spinning'] else 'off'}; {env['graph_optimization_level']}"
@@ -397,6 +420,22 @@ def bench_summary(result) -> Table:
     table.caption = "\n".join(captions)
     table.caption_justify = "left"
     return table
+
+
+def _bench_rows(table: Table, rows: list) -> None:
+    for column in ("model", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std", "images/s", "latency ÷ first"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in rows:
+        table.add_row(
+            row["model"],
+            str(row["batch"]),
+            f"{row['p50_ms']:.2f}",
+            f"{row['p90_ms']:.2f}",
+            f"{row['p99_ms']:.2f}",
+            f"{row['mean_ms']:.2f} ± {row['std_ms']:.2f}",
+            f"{row['throughput_ips']:.1f}",
+            f"{row['ratio_to_first']:.2f}",
+        )
 
 
 def predict_tables(result) -> list[Table]:
