@@ -82,4 +82,4 @@ def _adapter():
 def manifest_schema() -> dict:
     """The published JSON Schema of manifest.json, generated from the typed model (``info --schema``)."""
     schema = _adapter().json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "ghostexport manifest", **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "ghostexport manifest"}
