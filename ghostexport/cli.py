@@ -32,6 +32,7 @@ from ghostexport.stages.specs import (
     QuantizeSpec,
     choices_of,
     default_of,
+    flag_of,
 )
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
@@ -40,7 +41,7 @@ EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 def spec_option(spec: type, name: str, *decls: str, **settings: Any) -> Callable:
     """A click option for a spec field: its default and its choices are the spec's, written once there.
 
-    ``decls`` are the flags (default ``--field-name``); a field declared with ``one_of`` becomes a
+    ``decls`` are the flags (default: the field's, ``specs.flag_of``); a field declared with ``one_of`` becomes a
     ``click.Choice`` (numbers converted back), a field with a default shows it in ``--help``.
     """
     default = default_of(spec, name)
@@ -53,7 +54,7 @@ def spec_option(spec: type, name: str, *decls: str, **settings: Any) -> Callable
         if all(isinstance(choice, int) for choice in field_choices):
             settings["callback"] = lambda _ctx, _param, value: None if value is None else int(value)
             settings["default"] = None if default is None else str(default)
-    return click.option(*(decls or (f"--{name.replace('_', '-')}",)), name, **settings)
+    return click.option(*(decls or (flag_of(spec, name),)), name, **settings)
 
 
 class BatchType(click.ParamType):
@@ -249,7 +250,7 @@ ON_OPTION = click.option(
     "'ssh pi@board python3'; outputs are gated and timings recorded here, an emulated device's marked (repeatable).",
 )
 #: cuDNN's convolution algorithm search (CUDA provider), shared by check and bench
-CUDNN_ALGO_OPTION = spec_option(CheckSpec, "cudnn_conv_algo_search", "--cudnn-algo")
+CUDNN_ALGO_OPTION = spec_option(CheckSpec, "cudnn_conv_algo_search")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

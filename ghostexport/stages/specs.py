@@ -49,9 +49,17 @@ GHOSTIFY_BATCH_SIZE = 32
 GHOSTIFY_LR = 3e-3
 
 
-def one_of(default, choices) -> Any:
-    """A spec field whose value is one of ``choices``: the CLI builds its ``click.Choice`` from them."""
-    return field(default=default, metadata={"choices": tuple(choices)})
+def one_of(default, choices, flag: str | None = None) -> Any:
+    """A spec field whose value is one of ``choices`` (each of them, for a tuple): validated by
+    ``check_choices``, and the CLI builds its ``click.Choice`` from them. ``flag``: the option's
+    name where it is not ``--field-name``."""
+    return field(default=default, metadata={"choices": tuple(choices), "flag": flag})
+
+
+def flag_of(spec: type, name: str) -> str:
+    """The command-line flag of a spec field."""
+    found = next(f for f in fields(spec) if f.name == name)
+    return found.metadata.get("flag") or f"--{name.replace('_', '-')}"
 
 
 def choices_of(spec: type, name: str) -> tuple | None:
@@ -63,6 +71,25 @@ def default_of(spec: type, name: str) -> Any:
     """A spec field's default: the one place each default is written."""
     found = next(f for f in fields(spec) if f.name == name)
     return found.default_factory() if found.default is MISSING else found.default
+
+
+def check_choices(spec, skip: tuple[str, ...] = ()) -> None:
+    """Every ``one_of`` field of ``spec`` holds one of its choices (None only where that is the default)."""
+    for found in fields(spec):
+        choices = found.metadata.get("choices")
+        if choices is None or found.name in skip:
+            continue
+        value = getattr(spec, found.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if not (item is None and found.default is None):
+                _one_of(flag_of(type(spec), found.name), item, choices)
+
+
+def _devices(on) -> tuple[str, ...]:
+    """The ``--on`` commands, refused when one is empty."""
+    if any(not command.strip() for command in on):
+        raise UsageError("--on needs a command that starts Python on the device, e.g. --on 'ssh pi@board python3'")
+    return tuple(on)
 
 
 def _one_of(flag: str, value, allowed) -> None:
@@ -117,7 +144,6 @@ class BuildSpec:
     def validated(self) -> BuildSpec:
         """This spec with the registry's variant/width and the defaults filled in; UsageError if unusable."""
         from ghostexport.folder.reference import validate_model_spec
-        from ghostexport.graph.simplify import SIMPLIFIERS
         from ghostexport.model.weights import weights_source
 
         if self.checkpoint is not None and self.weights is not None:
@@ -135,15 +161,14 @@ class BuildSpec:
         validate_model_spec(spec.variant, spec.width, spec.num_classes, spec.resolution, spec.seed)
         if spec.batch is not None and not 1 <= spec.batch <= MAX_BATCH:
             raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH}, got {spec.batch}")
-        _one_of("exporter", spec.exporter, tuple(OPSET_RANGE))
+        if spec.align_channels not in ALIGNMENTS:
+            raise UsageError(f"--align-channels {spec.align_channels}: use 16 (AVX-512), 8 (AVX2) or 0 (off)")
+        check_choices(spec)
         low, high = OPSET_RANGE[spec.exporter]
         if not low <= spec.opset <= high:
             raise UsageError(
                 f"--opset {spec.opset} is outside what the {spec.exporter} exporter supports here ({low}–{high})"
             )
-        _one_of("simplifier", spec.simplifier, SIMPLIFIERS)
-        if spec.align_channels not in ALIGNMENTS:
-            raise UsageError(f"--align-channels {spec.align_channels}: use 16 (AVX-512), 8 (AVX2) or 0 (off)")
         if spec.reset_head and spec.checkpoint is None and spec.weights is None:
             raise UsageError("--reset-head only applies with --checkpoint or --weights: drop it, or give a checkpoint")
         return spec
@@ -167,7 +192,7 @@ class BuildSpec:
         validate_model_spec(spec.variant, spec.width, spec.num_classes, spec.resolution, spec.seed)
         if spec.batch is not None and not 1 <= spec.batch <= MAX_BATCH:
             raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH}, got {spec.batch}")
-        _one_of("exporter", spec.exporter, tuple(OPSET_RANGE))
+        check_choices(spec, skip=("variant",))  # a user's model is no GhostNet variant
         if spec.ghostify is not None:
             from ghostexport.model.ghost.rule import GhostRule
 
@@ -220,9 +245,7 @@ class QuantizeSpec:
     replace_verified: bool = False  # let synthetic data replace an artifact verified on real data
 
     def validated(self) -> QuantizeSpec:
-        _one_of("--mode", self.mode, QUANTIZE_MODES)
-        _one_of("--method", self.method, (*METHODS, "auto"))
-        _one_of("--float-ends", self.float_ends, FLOAT_ENDS)
+        check_choices(self)
         if self.target_sqnr is not None and not math.isfinite(self.target_sqnr):
             raise UsageError(f"--target-sqnr must be a finite number of dB, got {self.target_sqnr}")
         if self.mode != "int8" and (self.method != "minmax" or self.exclude or self.target_sqnr is not None):
@@ -230,8 +253,6 @@ class QuantizeSpec:
         from ghostexport.evidence.quality import QualityGate
 
         QualityGate(max_accuracy_drop=self.max_accuracy_drop)
-        if self.target is not None:
-            _one_of("--target", self.target, TARGET_NAMES)
         return replace(self, exclude=tuple(self.exclude))
 
 
@@ -257,7 +278,7 @@ class CheckSpec:
     min_agreement: float | None = None
     localize: bool = False
     allow_fallback: bool = False
-    cudnn_conv_algo_search: str = one_of("HEURISTIC", CUDNN_ALGO_SEARCH)
+    cudnn_conv_algo_search: str = one_of("HEURISTIC", CUDNN_ALGO_SEARCH, "--cudnn-algo")
     #: commands that start Python on other devices (``--on``): each artifact is also run there
     on: tuple[str, ...] = ()
     command: str | None = None
@@ -268,15 +289,12 @@ class CheckSpec:
         spec = replace(self, batches=_batches("--batches", self.batches))
         self.tolerance()
         self.gate_overrides()
-        _one_of("--provider", spec.provider, PROVIDER_NAMES)
-        _one_of("--cudnn-algo", spec.cudnn_conv_algo_search, CUDNN_ALGO_SEARCH)
+        check_choices(spec)
         if spec.reference not in (None, "torch") and not str(spec.reference).endswith(".onnx"):
             raise UsageError(f"--reference {spec.reference}: use 'torch' or the path of another .onnx")
-        if any(not command.strip() for command in spec.on):
-            raise UsageError("--on needs a command that starts Python on the device, e.g. --on 'ssh pi@board python3'")
         if spec.on and spec.provider != "cpu":
             raise UsageError(f"--on runs on the device's CPU: drop --provider {spec.provider}")
-        return replace(spec, on=tuple(spec.on))
+        return replace(spec, on=_devices(spec.on))
 
     def tolerance(self):
         """The fp32 tolerance with this spec's overrides (validated: no value can switch the gate off)."""
@@ -308,7 +326,7 @@ class BenchSpec:
     seconds: float | None = None
     torch_eager: bool = False
     allow_fallback: bool = False
-    cudnn_conv_algo_search: str = one_of("HEURISTIC", CUDNN_ALGO_SEARCH)
+    cudnn_conv_algo_search: str = one_of("HEURISTIC", CUDNN_ALGO_SEARCH, "--cudnn-algo")
     trt_fp16: bool = False
     trt_engine_cache: str | None = None
     select: bool = False  # also time every passing artifact under every session setting, and recommend one
@@ -335,21 +353,19 @@ class BenchSpec:
         if not 1 <= self.streams <= cap:
             raise UsageError(f"--streams must be from 1 to {cap} (4 per CPU this machine has), got {self.streams}")
         spec = replace(self, models=tuple(self.models) or (None,), batches=_batches("--batches", self.batches))
-        _one_of("--provider", spec.provider, PROVIDER_NAMES)
+        check_choices(spec)
         if spec.streams > 1 and (spec.provider != "cpu" or spec.torch_eager):
             raise UsageError("--streams (concurrent requests) is for ORT on --provider cpu, without --torch")
         if spec.select and (spec.provider != "cpu" or len({str(m) for m in spec.models}) != 1):
             raise UsageError("--select chooses among one build folder's artifacts on --provider cpu: give one folder")
         if not (math.isfinite(spec.select_seconds) and 1 <= spec.select_seconds <= MAX_SECONDS):
             raise UsageError(f"--select-seconds must be a number in [1, {MAX_SECONDS:g}], got {spec.select_seconds}")
-        if any(not command.strip() for command in spec.on):
-            raise UsageError("--on needs a command that starts Python on the device, e.g. --on 'ssh pi@board python3'")
         if spec.on and (spec.provider != "cpu" or spec.streams > 1 or spec.seconds is not None):
             raise UsageError(
                 "--on times the ONNX artifacts on the device's CPU, one request at a time, for --iters rounds: "
                 "drop --provider, --streams and --seconds"
             )
-        spec = replace(spec, on=tuple(spec.on))
+        spec = replace(spec, on=_devices(spec.on))
         if spec.streams > 1 and spec.threads is None:  # one core's worth per stream, not oversubscribed
             spec = replace(spec, threads=max(1, physical_cores() // spec.streams))
         return spec
@@ -401,7 +417,7 @@ class PipelineSpec:
             ) from None
         require_provider(spec.provider, spec.allow_fallback)
         for runtime in spec.edge:
-            if runtime not in ("litert", "executorch"):
+            if runtime not in EDGE_RUNTIME_NAMES:
                 raise UsageError(f"--edge {runtime}: use litert and/or executorch, comma-separated")
             from ghostexport.edge.prepare import require
 
