@@ -9,6 +9,7 @@ emulated records its rows but no recommendation: emulated timings say nothing ab
 
 from __future__ import annotations
 
+from dataclasses import replace
 from statistics import median
 
 from ghostexport.base.progress import Progress
@@ -25,15 +26,21 @@ DEVICE_THREADS = (1, None)
 EMULATED_NOTE = "emulated: its timings say nothing about the device's speed, so none is recommended"
 
 
-def select_on_device(ref: ModelRef, device: Device, rounds: int, warmup: int, say: Progress) -> dict:
-    """Time the folder's verified ONNX artifacts on ``device``, record the choice there, and return the record."""
-    ref.whole_folder = True
-    candidates = {name: path.read_bytes() for name, path, record in select_artifacts(ref) if passed_gates(record)}
+def select_on_device(
+    ref: ModelRef, device: Device, rounds: int, warmup: int, say: Progress
+) -> dict[tuple[str, int | None], list[float]]:
+    """Time the folder's verified ONNX artifacts on ``device`` and record the choice there.
+
+    Returns the batch-1 samples per (artifact, threads; None for the default), for bench to reuse.
+    """
+    whole = replace(ref, whole_folder=True)  # a folder means all its artifacts here
+    candidates = {name: path.read_bytes() for name, path, record in select_artifacts(whole) if passed_gates(record)}
     side = ref.manifest["model"]["resolution"]
-    rows = []
+    rows, samples = [], {}
     for threads in DEVICE_THREADS:
         timed = device.latency_ms(candidates, (1, 3, side, side), rounds, warmup, threads)
         for name, values in timed.items():
+            samples[(name, threads)] = values
             low, high = median_interval(values)
             rows.append(
                 {
@@ -48,7 +55,7 @@ def select_on_device(ref: ModelRef, device: Device, rounds: int, warmup: int, sa
     chosen = None if device.emulated or not rows else rows[0]
     record = {
         "created": now(),
-        "device": {"command": device.name, **device.description},
+        "device": device.record,
         "rows": rows,
         "recommended": chosen,
         "note": EMULATED_NOTE if device.emulated else None,
@@ -57,4 +64,4 @@ def select_on_device(ref: ModelRef, device: Device, rounds: int, warmup: int, sa
         ref.folder, lambda manifest: manifest.setdefault("recommended_on", {}).update({device.name: record})
     )
     say("select", f"on {device.name}: " + (device_line(record) if chosen else EMULATED_NOTE))
-    return record
+    return samples

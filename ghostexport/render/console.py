@@ -17,7 +17,7 @@ from ghostexport.runtime.edge import EDGE_RUNTIMES
 from ghostexport.runtime.providers import provider_label
 
 if TYPE_CHECKING:
-    from ghostexport.folder.schema import CheckResult, Parity, Quality, Selection, Target
+    from ghostexport.folder.schema import CheckResult, DeviceRecord, Parity, Quality, Selection, Target
     from ghostexport.quantization.recipe import Recipe
 
 
@@ -85,7 +85,7 @@ def check_line(entry: CheckResult) -> str:
     where = provider_label(entry["provider"], True) if entry["fallback"] else entry["providers_used"][0]
     if entry.get("device"):
         device = entry["device"]
-        where += f" on {device['machine']}{' (emulated)' if device['emulated'] else ''} via {device['command']}"
+        where += f" on {device_label(device)} via {device['command']}"
     text = f"{entry['artifact']} ({entry['precision']}) vs {entry['reference']} on {where}: {figures}"
     text += f" -> {entry['verdict'].upper()}"
     if entry.get("localize") and entry["localize"]["first_divergence"]:
@@ -109,6 +109,11 @@ def recommendation_line(selection: Selection) -> str:
     figure = f"{chosen['p50_ms']:.2f} ms" + (f" [95% {interval[0]:.2f}–{interval[1]:.2f}]" if interval else "")
     text = f"recommended: {chosen['artifact']} ({runtime}, {settings}) {figure} at batch 1; {ratios}"
     return text + (f"; {selection['note']}" if selection["note"] else "")
+
+
+def device_label(device: DeviceRecord) -> str:
+    """``aarch64 (emulated)``: a device as every table and line names it."""
+    return device["machine"] + (" (emulated)" if device["emulated"] else "")
 
 
 def device_line(record: dict) -> str:
@@ -300,7 +305,7 @@ def _where(entry: CheckResult) -> str:
     """The provider an entry ran on; on a device (``--on``), that device's architecture and whether it was emulated."""
     if entry.get("device"):
         device = entry["device"]
-        return f"{device['machine']}{' (emulated)' if device['emulated'] else ''} (--on)"
+        return f"{device_label(device)} (--on)"
     if entry["fallback"]:
         return f"[red]CPU (fallback from {entry['provider']})[/]"
     return entry["providers_used"][0].replace("ExecutionProvider", "")
@@ -320,7 +325,7 @@ def _check_table(result, entries: list, command: str | None) -> Table:
     title = "ghostexport check" + (f": {result.folder}" if result.folder else "")
     if command is not None:
         device = entries[0]["device"]
-        title += f", on {device['machine']}{' (emulated)' if device['emulated'] else ''}: {command}"
+        title += f", on {device_label(device)}: {command}"
     table = Table(title=escape(title), title_justify="left")
     columns = (
         "artifact",
@@ -515,10 +520,9 @@ def info_summary(described: dict) -> Table:
         for command, seen in manifest.get("devices", {}).items():
             device = seen["device"]
             verdicts = ", ".join(f"{name} {verdict.upper()}" for name, verdict in seen["verdicts"].items())
-            emulated = " (emulated)" if device["emulated"] else ""
             table.add_row(
                 "checked on",
-                escape(f"{device['machine']}{emulated}, {device['cpu']} via {command}: {verdicts} ({seen['checked']})"),
+                escape(f"{device_label(device)}, {device['cpu']} via {command}: {verdicts} ({seen['checked']})"),
             )
         for command, chosen in manifest.get("recommended_on", {}).items():
             text = device_line(chosen) if chosen["recommended"] else chosen["note"]

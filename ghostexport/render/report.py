@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ghostexport.folder.records import model_name
-from ghostexport.render.console import fmt, recommendation_line
+from ghostexport.render.console import device_label, fmt, recommendation_line
 
 if TYPE_CHECKING:
     from ghostexport.folder.schema import Artifact
@@ -129,7 +129,7 @@ def _where(result: dict) -> str:
     device = result.get("device")
     if not device:
         return "here"
-    return f"{device['machine']}{' (emulated)' if device['emulated'] else ''}: `{device['command']}`"
+    return f"{device_label(device)}: `{device['command']}`"
 
 
 def _record_verdict(record: Artifact) -> str:

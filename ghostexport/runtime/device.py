@@ -14,7 +14,7 @@ and the fix; nothing is recorded.
 from __future__ import annotations
 
 import base64
-import io
+import functools
 import json
 import shlex
 import subprocess
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ghostexport.base.errors import UsageError
+from ghostexport.runtime import device_worker
+from ghostexport.runtime.device_worker import ERROR, RESULT
 
-WORKER = Path(__file__).with_name("device_worker.py")
-RESULT, ERROR = "GHOSTEXPORT-RESULT ", "GHOSTEXPORT-ERROR "
 #: an emulated ARM64 run of a GhostNet 1.0× evaluation takes minutes; a real board far less
 CALL_TIMEOUT_S = 3600.0
 #: what to do about each kind of failure the worker reports
@@ -51,10 +51,16 @@ class Device:
     def emulated(self) -> bool:
         return bool(self.description.get("emulated"))
 
+    @property
+    def record(self) -> dict:
+        """The device as the manifest records it: its command and what it said about itself."""
+        return {"command": self.command, **self.description}
+
     def logits(self, artifact: bytes, inputs: np.ndarray, batch: int) -> np.ndarray:
         """The artifact's outputs on the device for ``inputs``, ``batch`` images per call."""
-        answer = self._call({"kind": "logits", "artifact": _b64(artifact), "inputs": _array(inputs), "batch": batch})
-        return _read_array(answer["logits"])
+        inputs = device_worker.array_to(np.asarray(inputs, dtype=np.float32))
+        answer = self._call({"kind": "logits", "artifact": _b64(artifact), "inputs": inputs, "batch": batch})
+        return self._array(answer["logits"])
 
     def latency_ms(
         self, artifacts: dict[str, bytes], shape: tuple[int, ...], iterations: int, warmup: int, threads: int | None
@@ -71,7 +77,7 @@ class Device:
         return self._call({"kind": "describe"})["device"]
 
     def _call(self, request: dict) -> dict:
-        program = WORKER.read_text(encoding="utf-8") + f"\nmain({json.dumps(json.dumps(request))})\n"
+        program = _worker_source() + f"\nmain({json.dumps(json.dumps(request))})\n"
         try:
             argv = shlex.split(self.command)
         except ValueError as exc:
@@ -114,6 +120,18 @@ class Device:
             "Python interpreter that reads its program from standard input (e.g. 'ssh HOST python3')"
         )
 
+    def _array(self, text: str) -> np.ndarray:
+        try:
+            return device_worker.array_from(text)
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"device {self.name!r} answered with an unreadable array ({exc}): run it again") from exc
+
+
+@functools.cache
+def _worker_source() -> str:
+    """The worker program, read once: every call sends it whole."""
+    return Path(device_worker.__file__).read_text(encoding="utf-8")
+
 
 def _json(text: str):
     try:
@@ -124,16 +142,3 @@ def _json(text: str):
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _array(value: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(value, dtype=np.float32), allow_pickle=False)
-    return _b64(buffer.getvalue())
-
-
-def _read_array(text: str) -> np.ndarray:
-    try:
-        return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise UsageError(f"a device answered with an unreadable array ({exc}): run the command again") from exc

@@ -243,35 +243,51 @@ def _providers(targets: list[Target], sessions: dict[str, SessionInfo]) -> dict[
 
 
 def _on_device(spec: BenchSpec, targets, sessions, device: Device, environment, samples, warnings, say) -> list[dict]:
-    """Rows timed on ``device``, the device described in the environment, and with --select its own choice."""
-    rows = _device_rows(spec, targets, sessions, device, samples, warnings, say)
-    environment.setdefault("devices", {})[device.name] = {"command": device.name, **device.description}
+    """Rows timed on ``device``, the device described in the environment, and with --select its own choice first
+    (whose batch-1 samples at bench's thread count are then the table's, not a second measurement)."""
+    measured = {}
     if spec.select:
         from ghostexport.choose.on_device import select_on_device
 
-        select_on_device(targets[0].ref, device, spec.iterations or DEFAULT_BENCH_ITERATIONS, spec.warmup, say)
-    return rows
-
-
-def _device_rows(spec: BenchSpec, targets, sessions: dict, device: Device, samples: dict, warnings, say) -> list[dict]:
-    """The ONNX targets timed on ``device``, interleaved there; each row names the device and whether it was emulated."""
-    onnx_targets = [t for t in targets if t.path is not None and t.runtime == "onnxruntime"]
-    artifacts = {t.label: t.path.read_bytes() for t in onnx_targets}
-    image = input_shape(sessions[onnx_targets[0].label].session)
-    rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
-    rows = []
-    for batch in spec.batches:
-        timed = device.latency_ms(artifacts, (batch, *image), rounds, spec.warmup, spec.threads)
-        where = device.description["machine"] + (" emulated" if device.emulated else "")
-        labelled = {f"{label} on {where}": values for label, values in timed.items()}
-        for row in _rows(labelled, batch, 1, dict.fromkeys(labelled, "CPUExecutionProvider"), samples):
-            rows.append(row | {"measured_by": "device", "device": device.name, "emulated": device.emulated})
-    say("device", f"{device.name}: {len(artifacts)} artifact(s) timed on {device.description['cpu']}")
+        rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
+        found = select_on_device(targets[0].ref, device, rounds, spec.warmup, say)
+        measured = {name: values for (name, threads), values in found.items() if threads == spec.threads}
+    rows = _device_rows(spec, targets, sessions, device, samples, measured, say)
+    environment.setdefault("devices", {})[device.name] = device.record
     if device.emulated:
         warnings.append(
             f"{device.name} is emulated: its outputs count, its timings say nothing about the device's speed"
         )
     return rows
+
+
+def _device_rows(spec: BenchSpec, targets, sessions: dict, device: Device, samples: dict, measured: dict, say):
+    """The ONNX targets timed on ``device``, interleaved there; each row names the device and whether it was emulated.
+
+    ``measured``: batch-1 samples the device's selection already took, per label, used instead of timing again.
+    """
+    onnx_targets = [t for t in targets if t.path is not None and t.runtime == "onnxruntime"]
+    image = input_shape(sessions[onnx_targets[0].label].session)
+    rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
+    rows = []
+    for batch in spec.batches:
+        reused = {label: values for label, values in measured.items() if batch == 1}
+        artifacts = {t.label: t.path.read_bytes() for t in onnx_targets if t.label not in reused}
+        timed = device.latency_ms(artifacts, (batch, *image), rounds, spec.warmup, spec.threads) if artifacts else {}
+        timed = {t.label: reused.get(t.label) or timed[t.label] for t in onnx_targets}
+        where = _device_where(device.record)
+        labelled = {f"{label} on {where}": values for label, values in timed.items()}
+        providers = dict.fromkeys(labelled, "CPUExecutionProvider")
+        for target, row in zip(onnx_targets, _rows(labelled, batch, 1, providers, samples), strict=True):
+            by = "selection" if target.label in reused else "device"
+            rows.append(row | {"measured_by": by, "device": device.name, "emulated": device.emulated})
+    say("device", f"{device.name}: {len(onnx_targets)} artifact(s) timed on {device.description['cpu']}")
+    return rows
+
+
+def _device_where(device: dict) -> str:
+    """How a device's rows are labelled: ``<artifact> on aarch64 emulated``."""
+    return device["machine"] + (" emulated" if device["emulated"] else "")
 
 
 def _rows(
@@ -463,6 +479,7 @@ def _record_in_manifests(targets: list[Target], result: BenchResult, command: st
         if target.ref.folder is not None:
             by_folder.setdefault(target.ref.folder, []).append(target.label)
     for folder, labels in by_folder.items():
-        # a row timed on a device is labelled "<artifact> on <machine>"
-        rows = [r for r in result.rows if r["model"].split(" on ")[0] in labels]
+        wheres = [_device_where(device) for device in result.environment.get("devices", {}).values()]
+        names = {*labels, *(f"{label} on {where}" for label in labels for where in wheres)}
+        rows = [r for r in result.rows if r["model"] in names]
         append(folder, "benchmarks", bench_record(command, provider, result.environment, rows))

@@ -211,7 +211,7 @@ def _on_device(entry: dict, device, localize: bool, warnings: list[str]) -> dict
     entry |= {"provider": f"cpu on {device.name}", "providers_used": ["CPUExecutionProvider"], "fallback": False}
     if localize:
         warnings.append(f"{device.name}: --localize compares intermediate tensors here, not on the device")
-    return entry | {"device": {"command": device.name, **device.description}}
+    return entry | {"device": device.record}
 
 
 def _candidate_logits(info, path: Path, inputs: _Inputs, batches, device) -> dict[int, np.ndarray]:

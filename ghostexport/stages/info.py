@@ -82,9 +82,7 @@ def _device_evidence(manifest: dict) -> dict:
         for result in entry["results"]:
             device = result.get("device")
             if device:
-                seen = found.setdefault(
-                    device["command"], {"device": device, "checked": entry["created"], "verdicts": {}}
-                )
-                seen["checked"] = entry["created"]
+                seen = found.setdefault(device["command"], {"device": device, "verdicts": {}})
+                seen["checked"] = entry["created"]  # checks are in order: the latest wins
                 seen["verdicts"][result["artifact"]] = result["verdict"]
     return found
