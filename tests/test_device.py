@@ -170,3 +170,20 @@ def test_an_emulated_device_is_never_recommended_from(folder):
 
 def passed(record: dict) -> bool:
     return (record.get("quality") or record.get("parity") or {}).get("verdict") == "pass"
+
+
+def test_bench_on_skips_a_static_batch_model_at_other_batches_as_here(tmp_path):
+    """A batch-1 build (--target mobile) is timed on the device at batch 1 and skipped at 4, with bench's warning."""
+    assert (
+        run_cli(
+            "build", "--width", "0.5", "--resolution", "64", "--target", "mobile", "--out", str(tmp_path)
+        ).returncode
+        == 0
+    )
+    folder = tmp_path / "ghostnet_050-r64-b1"
+    result = run_cli("bench", str(folder), "--batches", "1,4", "--iters", "3", "--on", interpreter(), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    remote = [(row["batch"], row["device"]) for row in payload["results"] if row.get("device")]
+    assert remote == [(1, interpreter())]
+    assert "model.onnx: static batch 1, skipped at batch 4" in payload["warnings"]

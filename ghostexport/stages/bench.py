@@ -222,12 +222,19 @@ def _runners(spec: BenchSpec, targets, batch: int, sessions, torch_models, pool,
             runners[target.label] = _edge_runner(target, spec.threads or physical_cores())
             continue
         info = sessions[target.label]
-        fixed = info.session.get_inputs()[0].shape[0]
-        if isinstance(fixed, int) and fixed != batch:
-            warnings.append(f"{target.label}: static batch {fixed}, skipped at batch {batch}")
+        if not _takes_batch(target, info, batch, warnings):
             continue
         runners[target.label] = concurrent(_ort_runner(info, batch, 0), spec.streams, pool)
     return runners
+
+
+def _takes_batch(target: Target, info: SessionInfo, batch: int, warnings: list[str]) -> bool:
+    """Whether an ONNX model runs at ``batch``: a static-batch model of another size is skipped, with a warning."""
+    fixed = info.session.get_inputs()[0].shape[0]
+    if isinstance(fixed, int) and fixed != batch:
+        warnings.append(f"{target.label}: static batch {fixed}, skipped at batch {batch}")
+        return False
+    return True
 
 
 def _providers(targets: list[Target], sessions: dict[str, SessionInfo]) -> dict[str, str]:
@@ -252,7 +259,7 @@ def _on_device(spec: BenchSpec, targets, sessions, device: Device, environment, 
         rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
         found = select_on_device(targets[0].ref, device, rounds, spec.warmup, say)
         measured = {name: values for (name, threads), values in found.items() if threads == spec.threads}
-    rows = _device_rows(spec, targets, sessions, device, samples, measured, say)
+    rows = _device_rows(spec, targets, sessions, device, samples, measured, warnings, say)
     environment.setdefault("devices", {})[device.name] = device.record
     if device.emulated:
         warnings.append(
@@ -261,7 +268,9 @@ def _on_device(spec: BenchSpec, targets, sessions, device: Device, environment, 
     return rows
 
 
-def _device_rows(spec: BenchSpec, targets, sessions: dict, device: Device, samples: dict, measured: dict, say):
+def _device_rows(
+    spec: BenchSpec, targets, sessions: dict, device: Device, samples: dict, measured: dict, warnings, say
+):
     """The ONNX targets timed on ``device``, interleaved there; each row names the device and whether it was emulated.
 
     ``measured``: batch-1 samples the device's selection already took, per label, used instead of timing again.
@@ -271,17 +280,20 @@ def _device_rows(spec: BenchSpec, targets, sessions: dict, device: Device, sampl
     rounds = spec.iterations or DEFAULT_BENCH_ITERATIONS
     rows = []
     for batch in spec.batches:
+        running = [t for t in onnx_targets if _takes_batch(t, sessions[t.label], batch, warnings)]
+        if not running:
+            continue
         reused = {label: values for label, values in measured.items() if batch == 1}
-        artifacts = {t.label: t.path.read_bytes() for t in onnx_targets if t.label not in reused}
+        artifacts = {t.label: t.path.read_bytes() for t in running if t.label not in reused}
         timed = device.latency_ms(artifacts, (batch, *image), rounds, spec.warmup, spec.threads) if artifacts else {}
-        timed = {t.label: reused.get(t.label) or timed[t.label] for t in onnx_targets}
+        timed = {t.label: reused.get(t.label) or timed[t.label] for t in running}
         where = _device_where(device.record)
         labelled = {f"{label} on {where}": values for label, values in timed.items()}
         providers = dict.fromkeys(labelled, "CPUExecutionProvider")
-        for target, row in zip(onnx_targets, _rows(labelled, batch, 1, providers, samples), strict=True):
+        for target, row in zip(running, _rows(labelled, batch, 1, providers, samples), strict=True):
             by = "selection" if target.label in reused else "device"
             rows.append(row | {"measured_by": by, "device": device.name, "emulated": device.emulated})
-    say("device", f"{device.name}: {len(onnx_targets)} artifact(s) timed on {device.description['cpu']}")
+    say("device", f"{device.name}: {len(onnx_targets)} artifact(s) timed on {device.description.get('cpu', '?')}")
     return rows
 
 
