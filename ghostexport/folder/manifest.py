@@ -16,7 +16,6 @@ from ghostexport.base.errors import UsageError
 from ghostexport.base.files import atomic_write_text, read_bounded
 from ghostexport.folder.schema import SCHEMA_VERSION, Manifest, manifest_adapter
 
-SCHEMA = SCHEMA_VERSION
 MANIFEST_NAME = "manifest.json"
 
 
@@ -53,8 +52,8 @@ def manifest_problem(manifest: Any) -> str | None:
 
     if not isinstance(manifest, dict):
         return f"a JSON {type(manifest).__name__}, not an object"
-    if manifest.get("schema") != SCHEMA:
-        return f"schema {manifest.get('schema')!r}; this ghostexport reads schema {SCHEMA}"
+    if manifest.get("schema") != SCHEMA_VERSION:
+        return f"schema {manifest.get('schema')!r}; this ghostexport reads schema {SCHEMA_VERSION}"
     try:
         _adapter().validate_python(manifest)
     except ValidationError as exc:

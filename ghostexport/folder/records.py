@@ -23,8 +23,8 @@ from typing import Any
 from ghostexport.base.errors import UsageError
 from ghostexport.base.version import __version__
 from ghostexport.folder.commit import update_manifest
-from ghostexport.folder.manifest import SCHEMA, read_manifest
-from ghostexport.folder.schema import Artifact, BenchEntry, CheckEntry, Manifest, Model, Preprocess
+from ghostexport.folder.manifest import read_manifest
+from ghostexport.folder.schema import SCHEMA_VERSION, Artifact, BenchEntry, CheckEntry, Manifest, Model, Preprocess
 from ghostexport.targets.host import environment
 
 #: previous builds of a folder kept in its manifest's ``history``
@@ -42,7 +42,7 @@ def now() -> str:
 
 def new_manifest(command: str, model: Model, artifacts: dict[str, Artifact]) -> Manifest:
     return {
-        "schema": SCHEMA,
+        "schema": SCHEMA_VERSION,
         "ghostexport": __version__,
         "created": now(),
         "command": command,

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, with_config
 from typing_extensions import NotRequired, TypedDict
 
-#: every record is closed (an unknown key is an error) and strictly typed (no "1" for 1)
-CLOSED = ConfigDict(extra="forbid", strict=True)
+#: every record is closed (an unknown key is an error) and strictly typed (no "1" for 1): pydantic's
+#: ``ConfigDict``, set as the class attribute its ``with_config`` sets, so that importing the
+#: schema (every command does) does not import pydantic; validating a manifest does
+CLOSED = {"extra": "forbid", "strict": True}
+
+
+def closed(record: type) -> type:
+    """Mark a record closed and strict for pydantic."""
+    record.__pydantic_config__ = CLOSED
+    return record
 SCHEMA_VERSION = 1
 
 Verdict = Literal["pass", "fail"]
@@ -29,7 +36,7 @@ Figure = float | None
 # --- the model a folder holds -------------------------------------------------------------
 
 
-@with_config(CLOSED)
+@closed
 class Preprocess(TypedDict):
     """The eval transform: resize the shorter side, centre-crop, scale, normalise."""
 
@@ -40,14 +47,14 @@ class Preprocess(TypedDict):
     std: list[float]
 
 
-@with_config(CLOSED)
+@closed
 class Checkpoint(TypedDict):
     path: str
     sha256: str
     fixes: list[str]
 
 
-@with_config(CLOSED)
+@closed
 class BnStatistics(TypedDict):
     """BatchNorm statistics re-estimated after a width or resolution change."""
 
@@ -57,7 +64,7 @@ class BnStatistics(TypedDict):
     layers: int
 
 
-@with_config(CLOSED)
+@closed
 class TargetLayout(TypedDict):
     align_channels: int
     op_forms: str
@@ -65,7 +72,7 @@ class TargetLayout(TypedDict):
     static_batch: int | None
 
 
-@with_config(CLOSED)
+@closed
 class Target(TypedDict):
     """The deployment target a build was made for, what its profile asks and what was applied."""
 
@@ -76,7 +83,7 @@ class Target(TypedDict):
     reason: str
 
 
-@with_config(CLOSED)
+@closed
 class ImageSet(TypedDict):
     """Where a set of images came from (a folder, a file, or a seeded synthetic draw)."""
 
@@ -87,13 +94,13 @@ class ImageSet(TypedDict):
     synthetic: bool
 
 
-@with_config(CLOSED)
+@closed
 class Calibration(ImageSet):
     #: ONNX int8 only: the warning that synthetic calibration makes the figures meaningless
     warning: NotRequired[str | None]
 
 
-@with_config(CLOSED)
+@closed
 class TrainRecipe(TypedDict):
     epochs: int
     max_minutes: float
@@ -106,7 +113,7 @@ class TrainRecipe(TypedDict):
     seed: int
 
 
-@with_config(CLOSED)
+@closed
 class Epoch(TypedDict):
     epoch: int
     loss: float
@@ -115,7 +122,7 @@ class Epoch(TypedDict):
     seconds: float
 
 
-@with_config(CLOSED)
+@closed
 class GhostifyGate(TypedDict):
     verdict: Literal["pass", "fail", "unmeasured"]
     measure: str
@@ -125,7 +132,7 @@ class GhostifyGate(TypedDict):
     message: str
 
 
-@with_config(CLOSED)
+@closed
 class Training(TypedDict):
     """ghostify's fine-tuning: the recipe, each epoch, the accuracy before and after, its gate."""
 
@@ -143,7 +150,7 @@ class Training(TypedDict):
     gate: GhostifyGate
 
 
-@with_config(CLOSED)
+@closed
 class GhostifyCounts(TypedDict):
     layers_considered: int
     layers_replaced: int
@@ -154,7 +161,7 @@ class GhostifyCounts(TypedDict):
     resolution: int
 
 
-@with_config(CLOSED)
+@closed
 class Ghostify(TypedDict):
     """How a user's model was ghosted: the rule, what it replaced, and the fine-tuning."""
 
@@ -169,7 +176,7 @@ class Ghostify(TypedDict):
     training: NotRequired[Training]
 
 
-@with_config(CLOSED)
+@closed
 class Source(TypedDict):
     """A user's model (``--model``): the factory or registry name it is rebuilt from."""
 
@@ -179,7 +186,7 @@ class Source(TypedDict):
     ghostify: Ghostify | None
 
 
-@with_config(CLOSED)
+@closed
 class Model(TypedDict):
     variant: str
     width: float
@@ -200,7 +207,7 @@ class Model(TypedDict):
 # --- the evidence: parity and quality figures -----------------------------------------------
 
 
-@with_config(CLOSED)
+@closed
 class Tolerance(TypedDict, total=False):
     """The thresholds a comparison was gated by; a null threshold is not applied."""
 
@@ -215,7 +222,7 @@ class Tolerance(TypedDict, total=False):
     max_accuracy_drop: Figure
 
 
-@with_config(CLOSED)
+@closed
 class Figures(TypedDict, total=False):
     """One comparison of a candidate's logits with the reference's: every figure, the gate, the verdict."""
 
@@ -247,7 +254,7 @@ class Figures(TypedDict, total=False):
     verdict: GateVerdict
 
 
-@with_config(CLOSED)
+@closed
 class Parity(Figures, total=False):
     """fp32 against PyTorch at every batch size run (``per_batch``, keyed by the batch size)."""
 
@@ -261,7 +268,7 @@ class Parity(Figures, total=False):
     simplified: Parity
 
 
-@with_config(CLOSED)
+@closed
 class Quality(Figures, total=False):
     """A quantized artifact against its fp32 parent (an edge int8 artifact: against PyTorch) on the evaluation images."""
 
@@ -269,7 +276,7 @@ class Quality(Figures, total=False):
     reference: str
 
 
-@with_config(CLOSED)
+@closed
 class Baseline(TypedDict):
     """ONNX Runtime's stock int8 recipe on the same images, for comparison."""
 
@@ -287,7 +294,7 @@ class Baseline(TypedDict):
 # --- what made an artifact --------------------------------------------------------------------
 
 
-@with_config(CLOSED)
+@closed
 class Export(TypedDict):
     """How model.onnx was exported and simplified."""
 
@@ -303,7 +310,7 @@ class Export(TypedDict):
     unclean_ops: dict[str, int]
 
 
-@with_config(CLOSED)
+@closed
 class Recipe(TypedDict, total=False):
     """The quantization recipe: types, calibration method, float layers (or the edge converter's recipe)."""
 
@@ -324,26 +331,26 @@ class Recipe(TypedDict, total=False):
     keep_io_types: bool
 
 
-@with_config(CLOSED)
+@closed
 class GraphForms(TypedDict):
     stem: str
     float_logits: bool
     split_convs_merged: int
 
 
-@with_config(CLOSED)
+@closed
 class Validation(TypedDict):
     checks: str
     verdict: Verdict
 
 
-@with_config(CLOSED)
+@closed
 class CpuRecord(TypedDict):
     cpu: str
     cpu_flags: list[str]
 
 
-@with_config(CLOSED)
+@closed
 class Trial(TypedDict):
     method: str
     kept_float: int
@@ -352,7 +359,7 @@ class Trial(TypedDict):
     accuracy_drop_points: Figure
 
 
-@with_config(CLOSED)
+@closed
 class AutoSearch(TypedDict):
     """``--method auto``: each calibration method tried, then the fewest float nodes that meet the gate."""
 
@@ -363,7 +370,7 @@ class AutoSearch(TypedDict):
     target_met: bool
 
 
-@with_config(CLOSED)
+@closed
 class LatencySummary(TypedDict):
     """One timed series: its length and percentiles (``runtime.latency.summarize``)."""
 
@@ -375,12 +382,12 @@ class LatencySummary(TypedDict):
     std_ms: float
 
 
-@with_config(CLOSED)
+@closed
 class Timing(LatencySummary):
     ratio_to_fp32: NotRequired[float]
 
 
-@with_config(CLOSED)
+@closed
 class LatencyCost(TypedDict):
     """What keeping nodes in float costs: fp32, the chosen int8 and all-int8, timed interleaved."""
 
@@ -390,7 +397,7 @@ class LatencyCost(TypedDict):
     runs: dict[str, Timing]
 
 
-@with_config(CLOSED)
+@closed
 class EpUsability(TypedDict):
     nodes: int
     supported_nodes: int
@@ -399,13 +406,13 @@ class EpUsability(TypedDict):
     verdict: str
 
 
-@with_config(CLOSED)
+@closed
 class MobileUsability(TypedDict):
     checker: str
     eps: dict[str, EpUsability]
 
 
-@with_config(CLOSED)
+@closed
 class Delegation(TypedDict):
     """How much of an ExecuTorch program its delegate took: its calls, and every operator left outside."""
 
@@ -414,7 +421,7 @@ class Delegation(TypedDict):
     outside_total: int
 
 
-@with_config(CLOSED)
+@closed
 class EdgeConversion(TypedDict):
     """What converting to LiteRT or ExecuTorch did (aliases removed, I/O types or delegation, the recipe)."""
 
@@ -425,7 +432,7 @@ class EdgeConversion(TypedDict):
     delegation: NotRequired[Delegation]
 
 
-@with_config(CLOSED)
+@closed
 class Artifact(TypedDict):
     """One file of the folder: its bytes, where it came from, and the evidence it earned.
 
@@ -469,7 +476,7 @@ class Artifact(TypedDict):
 # --- what later commands add --------------------------------------------------------------------
 
 
-@with_config(CLOSED)
+@closed
 class Localized(TypedDict):
     node: str
     op: str
@@ -480,7 +487,7 @@ class Localized(TypedDict):
     fails: bool
 
 
-@with_config(CLOSED)
+@closed
 class Localization(TypedDict):
     """Where an artifact first diverges from the fp32 graph, and its worst nodes."""
 
@@ -491,7 +498,7 @@ class Localization(TypedDict):
     worst: list[Localized]
 
 
-@with_config(CLOSED)
+@closed
 class DeviceRecord(TypedDict):
     """Where a figure was measured when it was not this machine (``--on CMD``), as the device described itself."""
 
@@ -506,7 +513,7 @@ class DeviceRecord(TypedDict):
     emulated: bool
 
 
-@with_config(CLOSED)
+@closed
 class CheckResult(Figures, total=False):
     artifact: str
     path: str
@@ -522,7 +529,7 @@ class CheckResult(Figures, total=False):
     device: DeviceRecord
 
 
-@with_config(CLOSED)
+@closed
 class CheckEntry(TypedDict):
     created: str
     command: str
@@ -532,7 +539,7 @@ class CheckEntry(TypedDict):
     results: list[CheckResult]
 
 
-@with_config(CLOSED)
+@closed
 class BenchEnvironment(TypedDict, total=False):
     cpu: str
     cpu_flags: list[str]
@@ -556,7 +563,7 @@ class BenchEnvironment(TypedDict, total=False):
     io_binding: bool
 
 
-@with_config(CLOSED)
+@closed
 class BenchRow(LatencySummary, total=False):
     model: str
     batch: int
@@ -571,7 +578,7 @@ class BenchRow(LatencySummary, total=False):
     emulated: bool
 
 
-@with_config(CLOSED)
+@closed
 class BenchEntry(TypedDict):
     created: str
     command: str
@@ -580,7 +587,7 @@ class BenchEntry(TypedDict):
     results: list[BenchRow]
 
 
-@with_config(CLOSED)
+@closed
 class Finalist(TypedDict):
     """A candidate re-timed in the selection's second pass (spinning and optimisation: ONNX Runtime's only)."""
 
@@ -590,26 +597,26 @@ class Finalist(TypedDict):
     optimization: str | None
 
 
-@with_config(CLOSED)
+@closed
 class Settings(Finalist):
     """One way to run an artifact: its runtime, threads, spinning and graph optimisation."""
 
     runtime: str
 
 
-@with_config(CLOSED)
+@closed
 class TimedSettings(Settings):
     p50_ms: float
     p50_interval_ms: list[float]
     samples: int
 
 
-@with_config(CLOSED)
+@closed
 class Recommended(TimedSettings):
     ratios: dict[str, float]
 
 
-@with_config(CLOSED)
+@closed
 class Selection(TypedDict):
     """``bench --select``: every candidate timed, the finalists re-timed, the fastest that passed its gates."""
 
@@ -628,7 +635,7 @@ class Selection(TypedDict):
     not_timed: list[str]
 
 
-@with_config(CLOSED)
+@closed
 class DeviceRow(TypedDict):
     """One artifact at one thread count, timed on a device (``bench --select --on``)."""
 
@@ -639,7 +646,7 @@ class DeviceRow(TypedDict):
     samples: int
 
 
-@with_config(CLOSED)
+@closed
 class DeviceSelection(TypedDict):
     """The choice made on a device: every verified artifact timed there, and the fastest (none if emulated)."""
 
@@ -650,7 +657,7 @@ class DeviceSelection(TypedDict):
     note: str | None
 
 
-@with_config(CLOSED)
+@closed
 class ReplacedBuild(TypedDict):
     """A build a rebuild replaced: its command, files and their hashes."""
 
@@ -663,7 +670,7 @@ class ReplacedBuild(TypedDict):
     removed_files: list[str]
 
 
-@with_config(CLOSED)
+@closed
 class Environment(TypedDict):
     python: str
     platform: str
@@ -676,7 +683,7 @@ class Environment(TypedDict):
     cpu_flags: list[str]
 
 
-@with_config(CLOSED)
+@closed
 class Manifest(TypedDict):
     """``manifest.json``: the model, the environment it was built in, each artifact with its evidence."""
 
