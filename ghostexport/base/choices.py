@@ -29,6 +29,6 @@ CUDNN_ALGO_SEARCH = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
 VARIANT_NAMES = ("ghostnet", "ghostnetv2", "ghostnetv3")
 SIMPLIFIERS = ("onnxsim", "onnxslim", "none")
 #: what ``convert --to`` writes, and at which precisions
-CONVERT_FORMATS = ("ort", "litert", "executorch")
 EDGE_RUNTIME_NAMES = ("litert", "executorch")
 EDGE_PRECISIONS = ("fp32", "int8")
+CONVERT_FORMATS = ("ort", *EDGE_RUNTIME_NAMES)

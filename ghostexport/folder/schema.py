@@ -25,6 +25,8 @@ def closed(record: type) -> type:
     """Mark a record closed and strict for pydantic."""
     record.__pydantic_config__ = CLOSED
     return record
+
+
 SCHEMA_VERSION = 1
 
 Verdict = Literal["pass", "fail"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ghostexport.base.choices import EDGE_PRECISIONS
+
 
 def batch1_call(runtime: str, path: Path, resolution: int, threads: int | None) -> Callable[[], object]:
     """One inference of the artifact at ``path`` on a fixed seeded image, with ``threads`` threads."""
@@ -63,7 +65,7 @@ def runtime_of(path: Path) -> str:
 
 
 #: a folder's edge artifacts and the runtime each needs, in the order they are timed and checked
-EDGE_ARTIFACTS = {edge_file(runtime, precision): runtime for runtime in EDGE_RUNTIMES for precision in ("fp32", "int8")}
+EDGE_ARTIFACTS = {edge_file(runtime, precision): runtime for runtime in EDGE_RUNTIMES for precision in EDGE_PRECISIONS}
 
 
 def runner(runtime: str, data: bytes, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:

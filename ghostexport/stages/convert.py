@@ -32,7 +32,6 @@ from ghostexport.render.console import parity_line
 from ghostexport.runtime.ort import input_shape, quiet_ort, run_logits
 from ghostexport.runtime.providers import cpu_session
 
-FORMATS = CONVERT_FORMATS
 PARITY_SAMPLES = 8
 
 
@@ -58,8 +57,8 @@ def convert(
 ) -> ConvertResult:
     """Convert ``model`` (folder: its model.onnx; or an .onnx) to ``to``, gated, written with its record."""
     say = channel(progress)
-    if to not in FORMATS:
-        raise UsageError(f"--to {to}: use one of {', '.join(FORMATS)}")
+    if to not in CONVERT_FORMATS:
+        raise UsageError(f"--to {to}: use one of {', '.join(CONVERT_FORMATS)}")
     if to != "ort":
         from ghostexport.edge.convert import convert_edge
 

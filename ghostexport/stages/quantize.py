@@ -35,11 +35,10 @@ from ghostexport.runtime.latency import interleaved
 from ghostexport.runtime.mobile import mobile_usability, usability_line
 from ghostexport.runtime.ort import input_shape, quiet_ort, run_logits
 from ghostexport.runtime.providers import cpu_session
-from ghostexport.stages.specs import QUANTIZE_MODES, QuantizeSpec
+from ghostexport.stages.specs import QuantizeSpec
 from ghostexport.targets.host import cpu_description
 from ghostexport.targets.profiles import DEFAULT_TARGET, TargetProfile, int8_types, not_measured_here, target_profile
 
-MODES = QUANTIZE_MODES
 ARTIFACT_NAMES = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx", "int8-dynamic": "model.int8-dynamic.onnx"}
 SYNTHETIC_WARNING = (
     "no --calib given: calibrating on synthetic:64 random images; the quality figures are MEANINGLESS "
