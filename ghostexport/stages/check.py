@@ -29,7 +29,7 @@ from ghostexport.folder.artifacts import (
     select_artifacts,
 )
 from ghostexport.folder.records import append, check_record
-from ghostexport.render.console import check_line
+from ghostexport.render.console import check_line, device_label
 from ghostexport.runtime.device import Device
 from ghostexport.runtime.edge import EDGE_RUNTIMES
 from ghostexport.runtime.ort import input_shape, run_logits, static_batch
@@ -103,12 +103,15 @@ def check(spec: CheckSpec | str | Path | None = None, progress: Progress | None 
         entry = _check_artifact(spec, ref, (name, path, record), sessions[name], inputs, warnings)
         say("check", check_line(entry))
         results.append(entry)
-    for name, runtime in edge_artifacts(ref, spec.provider, warnings) if ref.whole_folder else ():
+    edge = edge_artifacts(ref, spec.provider, warnings) if ref.whole_folder else []
+    for name, runtime in edge:
         entry = _check_edge(spec, ref, name, runtime, inputs)
         say("check", check_line(entry))
         results.append(entry)
     for command in spec.on:
         results += _check_on_device(spec, ref, targets, sessions, inputs, Device(command), warnings, say)
+        if edge:
+            warnings.append(f"{command}: .tflite/.pte artifacts were checked here only; --on runs the ONNX ones")
     result = CheckResult(results, ref.folder, list(dict.fromkeys(warnings)))
     if ref.folder is not None:
         append(
@@ -146,11 +149,9 @@ def _check_on_device(spec: CheckSpec, ref: ModelRef, targets, sessions, inputs, 
     described = device.description
     say(
         "device",
-        f"{device.name}: {described.get('machine')} {described.get('cpu')}, onnxruntime "
-        f"{described.get('onnxruntime')}" + (" (emulated: outputs count, timings do not)" if device.emulated else ""),
+        f"{device.name}: {device_label(described)}, {described['cpu']}, onnxruntime {described['onnxruntime']}"
+        + (": outputs count, timings do not" if device.emulated else ""),
     )
-    if ref.whole_folder and edge_artifacts(ref, spec.provider, []):
-        warnings.append(f"{device.name}: .tflite/.pte artifacts were checked here only; --on runs the ONNX ones")
     return entries
 
 
