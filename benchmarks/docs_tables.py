@@ -116,11 +116,69 @@ def arm64_quality_table(report: dict) -> str:
 
 
 #: block name -> how its saved result becomes markdown
+def x86_runtimes_table(report: dict) -> str:
+    """The x86 runtimes, quiet and loaded: each artifact's fastest median as ratios, and the recommendation."""
+    quiet = {row["artifact"]: row for row in report["quiet"]["rows"]}
+    loaded = {row["artifact"]: row for row in report["loaded"]["rows"]}
+    lines = [
+        f"`python benchmarks/x86_runtimes.py` on {report['cpu']} ({report['cores']} cores; OpenVINO "
+        f"{report['openvino']} computes in {report['openvino_default_precision']} by default here), "
+        f"{report['model']} (held-out accuracy {100 * report['held_out_accuracy']:.2f}%); every int8 calibrated "
+        f"on the same 200 digits, every gate on the 397 held-out ones. Latency at batch 1 as a ratio to the naive "
+        f"export on ONNX Runtime, each at its fastest settings; loaded: {report['load_processes']} busy "
+        "process(es) beside it.",
+        "",
+        "| artifact | runtime | quiet | loaded | settings (quiet) |",
+        "|---|---|---|---|---|",
+    ]
+    for label, row in quiet.items():
+        other = loaded.get(label)
+        cells = f"{row['to_naive']:.2f} | {other['to_naive']:.2f}" if other else f"{row['to_naive']:.2f} | –"
+        lines.append(f"| {label} | {row['runtime']} | {cells} | {row['settings']} |")
+    lines.append("")
+    for condition in ("quiet", "loaded"):
+        found = report[condition]
+        chosen = found["recommended"]
+        verdict = "met" if found["goal_met"] else "**not met**"
+        lines.append(
+            f"- {condition}: recommended **{chosen['artifact']}** ({chosen['settings']}), "
+            f"{chosen['to_naive']}× the naive export, {chosen['to_openvino_defaults']}× OpenVINO's defaults on it "
+            f"(goal ≤ 1.0×: {verdict})."
+        )
+    choices = [f"{rerun['artifact']} ({rerun['settings']})" for rerun in report["reruns"]]
+    distinct = len({(rerun["artifact"], rerun["threads"]) for rerun in report["reruns"]})
+    lines.append(
+        f"- `bench --select` {len(choices)} times under the same load: "
+        + ("the same choice each time, " if distinct == 1 else f"{distinct} different choices (each record says why), ")
+        + "; ".join(choices)
+        + "."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def x86_precision_table(report: dict) -> str:
+    """The fp32 IR computed in f32 and in bf16, against PyTorch on the held-out images."""
+    lines = [
+        "| OpenVINO computing in | max abs Δ | SQNR dB | mean cosine | top-1 agreement | accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for precision, found in report["precision"].items():
+        lines.append(
+            f"| {precision} | {found['max_abs']:.2e} | {found['sqnr_db']:.1f} | {found['mean_cosine']:.6f} | "
+            f"{found['top1_agreement']:.4f} | {100 * found['accuracy']:.2f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "targets": targets_table,
     "ghostify_digits": ghostify_digits_table,
     "arm64_quality": arm64_quality_table,
+    "x86_runtimes": x86_runtimes_table,
+    "x86_precision": x86_precision_table,
 }
+#: blocks rendered from another benchmark's saved results (default: the file of the block's own name)
+SOURCES = {"x86_precision": "x86_runtimes"}
 
 
 def save(name: str, result: dict) -> Path:
@@ -136,7 +194,7 @@ def save(name: str, result: dict) -> Path:
 
 
 def rendered(name: str) -> str:
-    path = RESULTS / f"{name}.json"
+    path = RESULTS / f"{SOURCES.get(name, name)}.json"
     if not path.is_file():
         return f"Not measured yet: run the benchmark with `--save` to write {path.relative_to(ROOT)}.\n"
     return RENDERERS[name](json.loads(path.read_text(encoding="utf-8")))

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from ghostexport.base.choices import CONVERT_FORMATS, EDGE_PRECISIONS
+from ghostexport.base.choices import CONVERT_FORMATS, EDGE_PRECISIONS, INFERENCE_PRECISIONS
 from ghostexport.base.errors import GateFailed, GhostexportError, UsageError
 from ghostexport.base.version import __version__
 from ghostexport.stages.specs import (
@@ -794,8 +794,9 @@ def bench(console, models, batches, legacy_batches, csv_path, plot_path, **optio
 @click.option(
     "--edge",
     default=None,
-    metavar="litert,executorch",
-    help="Also convert to these runtimes, fp32 and int8 (convert --to RUNTIME), gated, benched beside ORT.",
+    metavar="litert,executorch,openvino|none",
+    help="Also convert to these runtimes, fp32 and int8 (convert --to RUNTIME), gated, benched beside ORT "
+    "[default: openvino where installed, for an x86 target; else none].",
 )
 @batches_options(
     "--bench-batches", default_of(PipelineSpec, "bench_batches"), "Batch sizes to benchmark, comma-separated."
@@ -849,7 +850,7 @@ def pipeline(
         eval=eval_data,
         provider=provider,
         ort=ort,
-        edge=tuple(name.strip() for name in (edge or "").split(",") if name.strip()),
+        edge=None if edge is None else tuple(n.strip() for n in edge.split(",") if n.strip() and n.strip() != "none"),
         bench_batches=_batches(batches, legacy_batches, "--bench-batches"),
         bench_iterations=bench_iterations,
         allow_fallback=allow_fallback,
@@ -879,29 +880,39 @@ def pipeline(
     type=click.Choice(CONVERT_FORMATS),
     required=True,
     help="ort: ONNX Runtime's mobile format; litert: .tflite ([litert] extra); executorch: .pte, XNNPACK "
-    "([executorch] extra).",
+    "([executorch] extra); openvino: OpenVINO IR .xml + .bin ([openvino] extra).",
 )
 @click.option(
     "--precision",
     type=click.Choice(EDGE_PRECISIONS),
     default=EDGE_PRECISIONS[0],
     show_default=True,
-    help="litert/executorch: fp32 (parity-gated) or int8 (PT2E static, quality-gated).",
+    help="litert/executorch/openvino: fp32 (parity-gated) or int8 (PT2E static / NNCF, quality-gated).",
 )
 @CALIB_OPTION
-@click.option("--eval", "eval_data", metavar="DIR|FILE.npy", default=None, help="int8 evaluation images.")
+@click.option(
+    "--eval", "eval_data", metavar="DIR|FILE.npy", default=None, help="int8 (and bf16-run) evaluation images."
+)
 @click.option("--float-io", is_flag=True, help="litert int8: float input and output (quantized inside the model).")
+@click.option(
+    "--inference-precision",
+    type=click.Choice(INFERENCE_PRECISIONS),
+    default=INFERENCE_PRECISIONS[0],
+    show_default=True,
+    help="openvino: the precision the IR is gated and run at; auto: the CPU plugin's own (bf16 on CPUs with bf16).",
+)
 @REPLACE_VERIFIED_OPTION
 @common_options
 @factory_option
-def convert(console, model, to, precision, calib, eval_data, float_io, replace_verified) -> dict:
+def convert(console, model, to, precision, calib, eval_data, float_io, inference_precision, replace_verified) -> dict:
     """Convert MODEL to another runtime's format, gated like the ONNX artifacts.
 
     --to ort converts MODEL (folder: its model.onnx) to ONNX Runtime's mobile format and
     writes <artifact>.ort and <artifact>.required_operators.config (for a reduced ORT build).
     --to litert / executorch convert the PyTorch model the folder's manifest rebuilds to
-    model[.int8].tflite / model[.int8].pte: fp32 gated on parity with PyTorch, int8 on
-    quality against PyTorch's fp32 logits on real data, recorded in the manifest.
+    model[.int8].tflite / model[.int8].pte, --to openvino the folder's model.onnx to
+    model[.int8].xml + .bin: fp32 gated on parity with PyTorch, int8 (and an IR that runs in
+    bf16) on quality against PyTorch's fp32 logits on real data, recorded in the manifest.
 
     \b
     Examples:
@@ -909,13 +920,14 @@ def convert(console, model, to, precision, calib, eval_data, float_io, replace_v
       ghostexport convert models/ghostnet_100/model.int8.onnx --to ort
       ghostexport convert --to executorch
       ghostexport convert --to litert
+      ghostexport convert --to openvino --precision int8 --calib images/
     """
     from ghostexport.render.console import stage_printer
     from ghostexport.stages.convert import convert as run_convert
 
     _announce_latest(console, model)
     options = {"precision": precision, "calib": calib, "eval": eval_data, "float_io": float_io}
-    options |= {"replace_verified": replace_verified}
+    options |= {"replace_verified": replace_verified, "inference_precision": inference_precision}
     return run_convert(model, to=to, progress=stage_printer(console), **options).as_json()
 
 

@@ -155,13 +155,25 @@ def test_select_recommends_the_fastest_passing_artifact_and_records_it(quantized
     assert json.loads(result.stdout)["selection"]["recommended"] == selection["recommended"]
     timed = {(r["artifact"], r["threads"], r["spinning"], r["optimization"]) for r in selection["rows"]}
     artifacts = {"model.onnx", "model.int8.onnx", "model.fp16.onnx", "naive export"}
-    assert timed == {(a, s.threads, s.spinning, s.optimization) for a in artifacts for s in settings_grid()}
+    expected = {(a, s.threads, s.spinning, s.optimization) for a in artifacts for s in settings_grid()}
+    openvino = find_spec("openvino") is not None
+    if openvino:  # the naive export is also timed as a user would run it on OpenVINO: its defaults, once
+        expected.add(("naive export on OpenVINO defaults", 0, None, None))
+        artifacts.add("naive export on OpenVINO defaults")
+    assert timed == expected
     # synthetic calibration: int8 and fp16 were only reported, so fp32 is the one that may be recommended
     assert set(selection["left_out"]) == {"model.int8.onnx", "model.fp16.onnx"}
-    assert all(r["runtime"] == "onnxruntime" for r in selection["rows"])
+    assert {r["runtime"] for r in selection["rows"]} == {"onnxruntime"} | ({"openvino"} if openvino else set())
+    # the load each pass ran under is recorded with the choice
+    for name in ("first_pass", "second_pass"):
+        load = selection["load"][name]
+        assert load["rounds"] >= 3 and load["pairs"] >= 1 and load["round_spread"] >= 0
+        assert load["load_average_before"] >= 0 and load["load_average_after"] >= 0
     # the edge runtimes installed here, whose artifacts this folder lacks, are named as what could join the choice
     installed = [
-        name for name, module in (("litert", "ai_edge_litert"), ("executorch", "executorch")) if find_spec(module)
+        name
+        for name, module in (("litert", "ai_edge_litert"), ("executorch", "executorch"), ("openvino", "nncf"))
+        if find_spec(module)
     ]
     assert selection["not_built"] == installed
     assert (f"{','.join(installed)} installed here" in result.stderr) == bool(installed)

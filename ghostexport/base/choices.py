@@ -29,6 +29,9 @@ CUDNN_ALGO_SEARCH = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
 VARIANT_NAMES = ("ghostnet", "ghostnetv2", "ghostnetv3")
 SIMPLIFIERS = ("onnxsim", "onnxslim", "none")
 #: what ``convert --to`` writes, and at which precisions
-EDGE_RUNTIME_NAMES = ("litert", "executorch")
+EDGE_RUNTIME_NAMES = ("litert", "executorch", "openvino")
 EDGE_PRECISIONS = ("fp32", "int8")
 CONVERT_FORMATS = ("ort", *EDGE_RUNTIME_NAMES)
+#: OpenVINO's inference precision (``convert --to openvino --inference-precision``): ``auto`` is the
+#: CPU plugin's own choice (bf16 on CPUs with bf16 instructions, f32 elsewhere)
+INFERENCE_PRECISIONS = ("auto", "f32", "bf16", "f16")

@@ -2,11 +2,15 @@
 
 Candidates are the folder's artifacts whose gates passed (fp32 parity; int8/fp16 quality
 enforced on real data — an artifact whose figures were only reported is timed and named,
-but not recommended): the ONNX artifacts on ORT, and the LiteRT/ExecuTorch artifacts on
-their own runtime where it is installed (a missing one is named, not timed). The plain
-``torch.onnx.export`` of the same PyTorch model (rebuilt from the manifest, not simplified,
-nothing folded by ghostexport) is timed alongside as the naive reference, never recommended. The result goes into the manifest's ``recommended`` (the
-latest selection replaces the previous one) with the machine described.
+but not recommended): the ONNX artifacts on ORT, and the LiteRT/ExecuTorch/OpenVINO
+artifacts on their own runtime where it is installed (a missing one is named, not timed; an
+OpenVINO IR at the inference precision it was gated at). The plain ``torch.onnx.export`` of
+the same PyTorch model (rebuilt from the manifest, not simplified, nothing folded by
+ghostexport) is timed alongside as the naive reference, never recommended — on ORT, and,
+where OpenVINO is installed, on OpenVINO at its defaults (what two lines of OpenVINO give a
+user with no ghostexport). The result goes into the manifest's ``recommended`` (the latest
+selection replaces the previous one) with the machine, the load it ran under, any tie it
+settled, and — where it differs from the selection it replaces — what changed.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ghostexport.base.errors import UsageError
 from ghostexport.base.progress import Progress
-from ghostexport.choose.trials import SessionSettings, recommend, settings_label
+from ghostexport.choose.trials import Runs, SessionSettings, recommend, settings_label
 from ghostexport.folder.artifacts import MODEL_FILE, ModelRef, edge_artifacts, select_artifacts
 from ghostexport.folder.commit import scratch_folder, update_manifest
 from ghostexport.folder.records import now
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from ghostexport.folder.schema import Artifact, TimedSettings
 
 NAIVE = "naive export"
+NAIVE_OPENVINO = "naive export on OpenVINO defaults"
 
 
 def select(
@@ -43,14 +48,19 @@ def select(
         )
     candidates, left_out, skipped = {}, {}, []
     edge = [
-        (name, ref.folder / name, ref.manifest["artifacts"][name]) for name, _ in edge_artifacts(ref, "cpu", skipped)
+        (name, Runs(ref.folder / name, runtime, _gated_precision(ref.manifest["artifacts"][name])))
+        for name, runtime in edge_artifacts(ref, "cpu", skipped)
     ]
-    for name, path, record in select_artifacts(_whole(ref)) + edge:
-        (candidates if passed_gates(record) else left_out)[name] = path
+    for name, how in [(name, path) for name, path, _ in select_artifacts(_whole(ref))] + edge:
+        (candidates if passed_gates(ref.manifest["artifacts"].get(name)) else left_out)[name] = how
     resolution = ref.manifest["model"]["resolution"]
+    previous = ref.manifest.get("recommended")
     with scratch_folder(ref.folder) as scratch:  # the artifacts left out are timed too, for the record
         naive = _naive_export(ref, scratch / "naive.onnx")
-        found = recommend(candidates, {NAIVE: naive, **left_out}, budget_s, say, resolution, also)
+        references = {NAIVE: naive}
+        if runtime_installed("openvino"):
+            references[NAIVE_OPENVINO] = Runs(naive, "openvino")
+        found = recommend(candidates, {**references, **left_out}, budget_s, say, resolution, also)
     cpu, flags = cpu_description()
     chosen = found["recommended"]
     selection = {
@@ -67,6 +77,9 @@ def select(
         "ratio_meaning": "the recommendation's median latency divided by each artifact's fastest: below 1, it is faster",
         "rows": found["rows"],
         "finalists": found["finalists"],
+        "load": found["load"],
+        "tie": found["tie"],
+        "changed_from": _changed_from(previous, chosen, found),
     }
     update_manifest(ref.folder, lambda manifest: manifest.__setitem__("recommended", selection))
     say("select", recommendation_line(selection))
@@ -84,10 +97,59 @@ def _whole(ref: ModelRef) -> ModelRef:
 
 
 def passed_gates(record: Artifact | None) -> bool:
-    """Whether an artifact's gate passed (enforced, on real data): the only artifacts a selection may recommend."""
-    record = record or {}
-    block = record.get("quality") or record.get("parity") or {}
-    return block.get("verdict") == "pass"
+    """Whether every gate of an artifact passed (enforced, on real data): the only artifacts a selection may recommend.
+
+    An fp32 OpenVINO IR that runs in bf16 has two: its f32 parity and its bf16 quality.
+    """
+    blocks = [block for block in ((record or {}).get("parity"), (record or {}).get("quality")) if block]
+    return bool(blocks) and all(block.get("verdict") == "pass" for block in blocks)
+
+
+def _gated_precision(record: Artifact) -> str | None:
+    """The inference precision an OpenVINO IR was gated at (and so is timed at); None for the other runtimes."""
+    return (record.get("inference") or {}).get("precision")
+
+
+def _changed_from(previous, chosen: TimedSettings, found: dict) -> dict | None:
+    """Where this choice differs from the one it replaces (artifact or threads): what was chosen then, and why not now.
+
+    The previous choice's row in this run says whether it is now measurably slower (intervals
+    apart) or only not chosen (a tie the rule settled otherwise, or not told apart), and the load
+    of both runs is set side by side.
+    """
+    if not previous:
+        return None
+    before = previous["recommended"]
+    if (before["artifact"], before["threads"]) == (chosen["artifact"], chosen["threads"]):
+        return None
+    same = [
+        row
+        for row in found["rows"]
+        if (row["artifact"], row["threads"]) == (before["artifact"], before["threads"])
+        and settings_label(row) == settings_label(before)
+    ]
+    if not same:
+        why = f"{before['artifact']} was not timed with those settings here (not built, left out or not installed)"
+    elif same[0]["p50_interval_ms"][0] > chosen["p50_interval_ms"][1]:
+        why = (
+            f"it is measurably slower now: {same[0]['p50_ms']:.3f} ms [95% {same[0]['p50_interval_ms'][0]:.3f}–"
+            f"{same[0]['p50_interval_ms'][1]:.3f}] vs {chosen['p50_ms']:.3f} ms"
+        )
+    else:
+        why = (
+            f"not told apart from this choice ({same[0]['p50_ms']:.3f} ms vs {chosen['p50_ms']:.3f} ms, intervals "
+            "overlap): the medians moved with the machine's load"
+        )
+    load_then = ((previous.get("load") or {}).get("second_pass") or {}).get("load_average_before")
+    load_now = found["load"]["second_pass"]["load_average_before"]
+    return {
+        "artifact": before["artifact"],
+        "settings": settings_label(before),
+        "created": previous["created"],
+        "why": why,
+        "load_average_then": load_then,
+        "load_average_now": load_now,
+    }
 
 
 def _naive_export(ref: ModelRef, path):

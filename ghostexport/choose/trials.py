@@ -4,7 +4,8 @@ Every candidate artifact is timed with every combination of the settings worth t
 CPU, within a time budget: for ONNX Runtime, intra-op threads (1 or one per physical core),
 thread spinning on or off and graph optimisation ALL or EXTENDED; for the edge runtimes
 (LiteRT, ExecuTorch: XNNPACK), the thread count alone (ExecuTorch: one per physical core,
-as its thread pool is one per process). Settings that make sessions disturb
+as its thread pool is one per process); for OpenVINO, the thread count under the latency
+hint (one stream), at the inference precision the artifact was gated at. Settings that make sessions disturb
 each other (spinning) rule out timing them interleaved one run at a time, so each
 (artifact, settings) pair runs a short block of consecutive runs, and the blocks are
 interleaved round-robin until the budget is spent: background load still hits every pair
@@ -24,10 +25,18 @@ fastest eligible row of that table), its ratios and the notes all read that one 
 Each median comes with a 95% interval, computed over the medians of its blocks (runs
 within a block are not independent), so that "slower" is said only where intervals do not
 overlap.
+
+Load is recorded, not assumed away: each pass notes the 1-minute load average before and
+after it and the spread of its rounds (how much a whole round's time varied: the 10th to
+90th percentile range over the median), so a reader can tell a quiet measurement from a
+loaded one. And where the fastest eligible row's interval overlaps others', the choice
+among them is not left to noise: ``SIMPLER_FIRST`` picks the simplest (see ``simplicity``),
+and the record names every row it was not told apart from.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -37,6 +46,7 @@ import numpy as np
 
 from ghostexport.base.progress import Progress, silent
 from ghostexport.folder.artifacts import MODEL_FILE
+from ghostexport.render.console import settings_words
 from ghostexport.runtime.edge import runtime_of
 from ghostexport.runtime.ort import physical_cores
 from ghostexport.runtime.providers import ProviderOptions, make_session
@@ -54,20 +64,29 @@ ORT = "onnxruntime"
 
 @dataclass(frozen=True)
 class SessionSettings:
-    threads: int
+    threads: int  # 0: the runtime's own default
     spinning: bool | None = None  # ONNX Runtime only
     optimization: str | None = None  # ONNX Runtime only: "all" | "extended"
+    hint: str | None = None  # OpenVINO only: its performance hint ("latency")
+    streams: int | None = None  # OpenVINO only: inference streams (the latency hint: 1)
+    precision: str | None = None  # OpenVINO only: the inference precision (f32, bf16, f16; None: its default)
 
     @property
     def may_spin(self) -> bool:
-        """Whether the pool keeps spinning after a call: ORT with spinning on, XNNPACK with more than one thread."""
-        return bool(self.spinning) if self.spinning is not None else self.threads > 1
+        """Whether the pool keeps spinning after a call: ORT with spinning on, XNNPACK or OpenVINO with several threads."""
+        return bool(self.spinning) if self.spinning is not None else self.threads != 1
 
     def label(self) -> str:
-        text = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
-        if self.spinning is None:
-            return text
-        return f"{text}, spinning {'on' if self.spinning else 'off'}, {self.optimization}"
+        return settings_words(asdict(self))
+
+
+@dataclass(frozen=True)
+class Runs:
+    """How one timed artifact runs: its file, the runtime, and (OpenVINO) the inference precision it was gated at."""
+
+    path: Path
+    runtime: str
+    precision: str | None = None
 
 
 def settings_label(row: dict) -> str:
@@ -75,10 +94,17 @@ def settings_label(row: dict) -> str:
     return _key(row)[1].label()
 
 
-def settings_grid(runtime: str = ORT, cores: int | None = None) -> list[SessionSettings]:
-    """The settings tried for one runtime: ORT's full grid, or thread counts alone for XNNPACK runtimes."""
+def openvino_settings(threads: int, precision: str | None) -> SessionSettings:
+    """OpenVINO as ghostexport runs it for latency: the latency hint (one stream), ``threads``, ``precision``."""
+    return SessionSettings(threads, hint="latency", streams=1 if threads else None, precision=precision)
+
+
+def settings_grid(runtime: str = ORT, cores: int | None = None, precision: str | None = None) -> list[SessionSettings]:
+    """The settings tried for one runtime: ORT's full grid, thread counts for XNNPACK runtimes and OpenVINO."""
     cores = cores or physical_cores()
     threads = sorted({1, cores})
+    if runtime == "openvino":
+        return [openvino_settings(t, precision) for t in threads]
     if runtime != ORT:
         from ghostexport.runtime.edge import thread_counts
 
@@ -91,17 +117,20 @@ def settings_grid(runtime: str = ORT, cores: int | None = None) -> list[SessionS
     ]
 
 
-def time_blocks(runners: dict, budget_s: float, spinning: frozenset = frozenset()) -> dict:
+def time_blocks(
+    runners: dict, budget_s: float, spinning: frozenset = frozenset(), round_ms: list[float] | None = None
+) -> dict:
     """Per key, the latencies (ms) of blocks of ``BLOCK`` runs, interleaved round-robin until the budget is spent.
 
     Each block starts with one untimed call; after a block of a key in ``spinning`` the next
-    waits ``SPIN_PAUSE_S`` (untimed).
+    waits ``SPIN_PAUSE_S`` (untimed). ``round_ms`` receives each round's timed total.
     """
     for run in runners.values():  # warm-up: kernels chosen, memory planned
         run()
     samples: dict = {key: [] for key in runners}
     started, rounds = time.perf_counter(), 0
     while rounds < MIN_ROUNDS or time.perf_counter() - started < budget_s:
+        before = sum(map(sum, samples.values()))
         for key, run in runners.items():
             run()  # untimed: wakes the pool the last pause put to sleep, refills the caches
             for _ in range(BLOCK):
@@ -111,12 +140,39 @@ def time_blocks(runners: dict, budget_s: float, spinning: frozenset = frozenset(
             if key in spinning:
                 time.sleep(SPIN_PAUSE_S)
         rounds += 1
+        if round_ms is not None:
+            round_ms.append(sum(map(sum, samples.values())) - before)
     return samples
 
 
+def timed_pass(runners: dict, budget_s: float, spinning: frozenset) -> tuple[dict, dict]:
+    """``time_blocks``, and how loaded the machine was meanwhile: the load average around it, the rounds' spread."""
+    round_ms: list[float] = []
+    load_before = _load_average()
+    tick = time.perf_counter()
+    samples = time_blocks(runners, budget_s, spinning, round_ms)
+    low, middle, high = np.percentile(round_ms, [10, 50, 90])
+    return samples, {
+        "seconds": round(time.perf_counter() - tick, 2),
+        "rounds": len(round_ms),
+        "pairs": len(runners),
+        "load_average_before": load_before,
+        "load_average_after": _load_average(),
+        "round_spread": round(float((high - low) / middle), 4) if middle > 0 else None,
+    }
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average (runnable processes), or None where the OS has none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
 def recommend(
-    candidates: dict[str, Path],
-    reference: dict[str, Path],
+    candidates: dict[str, Path | Runs],
+    reference: dict[str, Path | Runs],
     budget_s: float,
     say: Progress = silent,
     resolution: int | None = None,
@@ -124,35 +180,41 @@ def recommend(
 ) -> dict:
     """Time ``candidates`` (eligible) and ``reference`` (for ratios only) at batch 1 under every setting.
 
-    ``.onnx`` files run on ORT, ``.tflite``/``.pte`` on their own runtime (``resolution`` gives
-    their input size); ``also`` adds ORT settings to the grid (bench's own, so that its table
-    can show this measurement instead of taking a second one). Returns every (artifact, settings)
-    row with its median and interval, each artifact's fastest row, the finalists, the raw
-    samples, and the recommendation: the fastest eligible row, with its latency as a ratio to
-    each other artifact's fastest.
+    ``.onnx`` files run on ORT, ``.tflite``/``.pte``/``.xml`` on their own runtime (``resolution``
+    gives their input size); a ``Runs`` names the runtime (OpenVINO on an ``.onnx``) and the
+    inference precision. A reference run by OpenVINO is timed at its defaults alone, as a user
+    would run it. ``also`` adds ORT settings to the grid (bench's own, so that its table can show
+    this measurement instead of taking a second one). Returns every (artifact, settings) row
+    with its median and interval, each artifact's fastest row, the finalists, the raw samples,
+    the load each pass ran under, and the recommendation: the fastest eligible row, or the
+    simplest of those not told apart from it (``choose``), with its latency as a ratio to each
+    other artifact's fastest.
     """
+    runs = {label: _runs(value) for label, value in {**candidates, **reference}.items()}
     runners = {}
-    for label, path in {**candidates, **reference}.items():
-        runtime = runtime_of(path)
-        grid = settings_grid(runtime)
+    for label, how in runs.items():
+        if label in reference and how.runtime == "openvino" and how.path.suffix == ".onnx":
+            grid = [openvino_settings(0, how.precision)]  # OpenVINO's defaults (or a forced precision) on an ONNX file
+        else:
+            grid = settings_grid(how.runtime, precision=how.precision)
         # ORT sessions take any settings; an edge runtime's thread pool is sized once per process, so its grid stays
-        grid += [extra for extra in also if runtime == ORT and extra.spinning is not None and extra not in grid]
+        grid += [extra for extra in also if how.runtime == ORT and extra.spinning is not None and extra not in grid]
         for settings in grid:
-            runners[(label, settings)] = _runner(path, runtime, settings, resolution)
+            runners[(label, settings)] = _runner(how, settings, resolution)
     say(
         "select",
         f"{len(candidates)} eligible of {len(candidates) + len(reference)} timed, {len(runners)} pairs, {budget_s:g} s",
     )
     spinning = frozenset(key for key in runners if key[1].may_spin)
-    first = time_blocks(runners, budget_s * (1 - SECOND_PASS_SHARE), spinning)
-    first_rows = _rows(first, candidates, reference)
+    first, first_load = timed_pass(runners, budget_s * (1 - SECOND_PASS_SHARE), spinning)
+    first_rows = _rows(first, runs)
     finalists = _finalists(first_rows, _fastest_per_artifact(first_rows), candidates)
     say("select", f"second pass: {len(finalists)} finalists, {budget_s * SECOND_PASS_SHARE:.1f} s")
-    second = time_blocks({key: runners[key] for key in finalists}, budget_s * SECOND_PASS_SHARE, spinning)
+    second, second_load = timed_pass({key: runners[key] for key in finalists}, budget_s * SECOND_PASS_SHARE, spinning)
     samples = {key: first[key] + second.get(key, []) for key in first}
-    rows = _rows(samples, candidates, reference)
+    rows = _rows(samples, runs)
     best = _fastest_per_artifact(rows)
-    chosen = next(row for row in rows if row["artifact"] in candidates)
+    chosen, tie = choose([row for row in rows if row["artifact"] in candidates])
     ratios = {
         f"to {label}": round(chosen["p50_ms"] / row["p50_ms"], 3)
         for label, row in best.items()
@@ -163,8 +225,62 @@ def recommend(
         "best": best,
         "finalists": [{"artifact": label, **asdict(settings)} for label, settings in finalists],
         "samples": samples,
+        "load": {"cpus": os.cpu_count() or 1, "first_pass": first_load, "second_pass": second_load},
+        "tie": tie,
         "recommended": {**chosen, "ratios": ratios},
     }
+
+
+#: rows whose intervals overlap the fastest's and whose medians lie within this fraction of it are
+#: not told apart: the simplest of them is recommended (a preference that costs at most this much)
+TIE_MARGIN = 0.05
+#: the stated order of preference among rows not told apart: full precision before reduced, then
+#: the more portable runtime, then the runtime's default settings (threads = one per physical core,
+#: ORT's spinning on and full graph optimisation), then the faster median
+RUNTIME_PORTABILITY = (ORT, "openvino", "litert", "executorch")
+SIMPLER_FIRST = (
+    "full precision before reduced (fp32 < bf16/fp16 < int8), then the more portable runtime "
+    f"({' < '.join(RUNTIME_PORTABILITY)}), then the runtime's default settings, then the faster median"
+)
+
+
+def simplicity(row: dict, cores: int | None = None) -> tuple:
+    """The sort key of ``SIMPLER_FIRST``: lower is simpler."""
+    cores = cores or physical_cores()
+    name, precision = row["artifact"], row.get("precision")
+    reduced = 2 if ".int8." in name else 1 if ".fp16." in name or precision in ("bf16", "f16") else 0
+    runtime = RUNTIME_PORTABILITY.index(row["runtime"]) if row["runtime"] in RUNTIME_PORTABILITY else 9
+    changed = (
+        (row["threads"] not in (0, cores)) + (row.get("spinning") is False) + (row.get("optimization") == "extended")
+    )
+    return reduced, runtime, changed, row["p50_ms"]
+
+
+def choose(eligible: list[dict]) -> tuple[dict, dict | None]:
+    """The recommendation among ``eligible`` rows (fastest first), and the tie it settled, if any.
+
+    The tie: every row whose 95% interval overlaps the fastest's (so "faster" cannot be said);
+    those also within ``TIE_MARGIN`` of its median compete, and ``simplicity`` picks one.
+    """
+    fastest = eligible[0]
+    high = fastest["p50_interval_ms"][1]
+    overlapping = [row for row in eligible[1:] if row["p50_interval_ms"][0] <= high]
+    if not overlapping:
+        return fastest, None
+    close = [fastest] + [row for row in overlapping if row["p50_ms"] <= fastest["p50_ms"] * (1 + TIE_MARGIN)]
+    chosen = min(close, key=simplicity)
+    return chosen, {
+        "fastest": _key_text(fastest),
+        "not_told_apart": [_key_text(row) for row in overlapping],
+        "competing": [_key_text(row) for row in close],
+        "rule": SIMPLER_FIRST,
+        "margin": TIE_MARGIN,
+        "chosen": _key_text(chosen),
+    }
+
+
+def _key_text(row: dict) -> str:
+    return f"{row['artifact']} ({settings_label(row)}): {row['p50_ms']:.3f} ms"
 
 
 def median_interval(samples: list[float], block: int = BLOCK) -> tuple[float, float]:
@@ -201,12 +317,16 @@ def _finalists(rows: list[dict], best: dict, candidates: dict) -> list[tuple]:
 
 
 def _key(row: dict) -> tuple[str, SessionSettings]:
-    return row["artifact"], SessionSettings(row["threads"], row["spinning"], row["optimization"])
+    optional = {name: row.get(name) for name in ("hint", "streams", "precision")}
+    return row["artifact"], SessionSettings(row["threads"], row["spinning"], row["optimization"], **optional)
 
 
-def _rows(samples: dict, candidates: dict, reference: dict) -> list[dict]:
+def _runs(value: Path | Runs) -> Runs:
+    return value if isinstance(value, Runs) else Runs(Path(value), runtime_of(Path(value)))
+
+
+def _rows(samples: dict, runs: dict[str, Runs]) -> list[dict]:
     """One row per (artifact, settings): median, its 95% interval and the sample count; fastest first."""
-    paths = {**candidates, **reference}
     rows = []
     for (label, settings), values in samples.items():
         median = float(np.median(values))
@@ -215,7 +335,7 @@ def _rows(samples: dict, candidates: dict, reference: dict) -> list[dict]:
         rows.append(
             {
                 "artifact": label,
-                "runtime": runtime_of(paths[label]),
+                "runtime": runs[label].runtime,
                 **asdict(settings),
                 "p50_ms": round(median, 4),
                 "p50_interval_ms": [round(low, 4), round(high, 4)],
@@ -225,13 +345,14 @@ def _rows(samples: dict, candidates: dict, reference: dict) -> list[dict]:
     return sorted(rows, key=lambda row: row["p50_ms"])
 
 
-def _runner(path: Path, runtime: str, settings: SessionSettings, resolution: int | None) -> Callable[[], object]:
+def _runner(how: Runs, settings: SessionSettings, resolution: int | None) -> Callable[[], object]:
+    path, runtime = how.path, how.runtime
     if runtime != ORT:
         if resolution is None:
             raise ValueError(f"{path.name}: the input resolution is needed to time an edge artifact")
         from ghostexport.runtime.edge import batch1_call
 
-        return batch1_call(runtime, path, resolution, settings.threads)
+        return batch1_call(runtime, path, resolution, settings.threads or None, settings.precision or "auto")
     options = ProviderOptions("cpu", threads=settings.threads, spinning=settings.spinning)
     session = make_session(str(path), options, optimization=settings.optimization).session
     first = session.get_inputs()[0]

@@ -1,15 +1,22 @@
-"""The LiteRT/ExecuTorch half of ``convert``: rebuild, prepare, convert, gate, record, commit.
+"""The LiteRT/ExecuTorch/OpenVINO half of ``convert``: rebuild, prepare, convert, gate, record, commit.
 
-The PyTorch model is rebuilt from the folder's manifest (GhostNet or a user's model), its
-deploy form (BatchNorm folded, branches fused) converted; the reference for every figure is
-the unfolded PyTorch model, as for ``model.onnx``. Evidence, as for the ONNX artifacts:
+LiteRT and ExecuTorch convert the PyTorch model rebuilt from the folder's manifest (GhostNet
+or a user's model), in its deploy form (BatchNorm folded, branches fused); OpenVINO converts
+the folder's ``model.onnx``. The reference for every figure is the unfolded PyTorch model, as
+for ``model.onnx``. Evidence, as for the ONNX artifacts:
 
 - fp32: parity with PyTorch on 8 seeded images under the fp32 tolerance (``FP32_TOLERANCE``);
   a failure writes nothing (exit 1).
-- int8: calibrated on ``calib`` (default: synthetic images, with a warning), measured on
-  ``eval`` (default: every 4th calibration image, held out) against PyTorch's fp32 logits:
-  SQNR, centred SQNR, top-1 agreement and, with labels, the accuracy drop — gated by
-  ``INT8_GATE`` on real data, reported on synthetic data.
+- int8: calibrated on ``calib`` (default: ``DEFAULT_CALIBRATION``, the same synthetic images
+  ``quantize`` takes, with a warning), measured on ``eval`` (default: every 4th calibration
+  image, held out) against PyTorch's fp32 logits: SQNR, centred SQNR, top-1 agreement and, with
+  labels, the accuracy drop — gated by ``INT8_GATE`` on real data, reported on synthetic data.
+- OpenVINO, at the precision that will run: the CPU plugin runs an fp32 IR in bf16 where the
+  CPU has bf16 instructions, so the IR is gated at the inference precision it resolves to here
+  (``--inference-precision auto``) or is forced to. An fp32 IR run in bf16/f16 keeps its fp32
+  parity figures (measured in f32: the conversion is exact) and is gated, like an int8
+  artifact, on quality (``BF16_GATE``/``FP16_GATE``) on the same images; the record says
+  which precision ran, on which CPU, and why.
 
 The artifact lands with its record in one commit, guarded like every derived artifact: if
 ``model.onnx`` (the build) changed meanwhile, nothing is written.
@@ -27,11 +34,11 @@ import torch
 from ghostexport.base.errors import GateFailed, UsageError
 from ghostexport.base.progress import Progress
 from ghostexport.edge.prepare import require, runtime_versions, stdout_to_stderr
-from ghostexport.evidence.data import load_dataset, split_holdout
+from ghostexport.evidence.data import DEFAULT_CALIBRATION, SYNTHETIC_EVAL_SAMPLES, load_dataset, split_holdout
 from ghostexport.evidence.parity import FP32_TOLERANCE, parity_over_batches, random_inputs
-from ghostexport.evidence.quality import INT8_GATE, judge, measure
+from ghostexport.evidence.quality import INT8_GATE, REDUCED_PRECISION_GATES, judge, measure
 from ghostexport.folder.artifacts import MODEL_FILE, resolve_model, verify_artifact
-from ghostexport.folder.commit import commit_files
+from ghostexport.folder.commit import commit_files, scratch_folder
 from ghostexport.folder.records import committing, file_record, refuse_downgrade
 from ghostexport.folder.reference import rebuild_from_manifest
 from ghostexport.model.fold import deploy_form
@@ -39,8 +46,7 @@ from ghostexport.render.console import parity_line, quality_line
 from ghostexport.runtime.edge import EDGE_RUNTIMES, edge_file, runner
 
 PARITY_SAMPLES = 8
-DEFAULT_CALIBRATION = "synthetic:32"
-SYNTHETIC_EVAL = "synthetic:16"
+SYNTHETIC_EVAL = f"synthetic:{SYNTHETIC_EVAL_SAMPLES}"
 
 
 @dataclass
@@ -50,16 +56,26 @@ class EdgeResult:
 
     @property
     def verdict(self) -> str:
-        return (self.record.get("quality") or self.record.get("parity"))["verdict"]
+        """fail if any gate failed; reported if one was only reported (synthetic data); else pass."""
+        verdicts = {self.record[block]["verdict"] for block in ("parity", "quality") if self.record.get(block)}
+        return next(verdict for verdict in ("fail", "reported", "pass") if verdict in verdicts)
 
     def as_json(self) -> dict:
         return {"artifact": str(self.path), "verdict": self.verdict, "record": self.record}
 
 
 def convert_edge(
-    model, to: str, precision: str, calib, eval_data, float_io: bool, say: Progress, replace_verified: bool = False
+    model,
+    to: str,
+    precision: str,
+    calib,
+    eval_data,
+    float_io: bool,
+    say: Progress,
+    replace_verified: bool = False,
+    inference_precision: str = "auto",
 ) -> EdgeResult:
-    _validate(to, precision, calib, eval_data, float_io)
+    _validate(to, precision, calib, eval_data, float_io, inference_precision)
     require(to)
     ref = resolve_model(model)
     if ref.folder is None or ref.manifest is None:
@@ -69,6 +85,10 @@ def convert_edge(
     parent = verify_artifact(ref, MODEL_FILE)["sha256"]
     reference = rebuild_from_manifest(ref.manifest)
     resolution = ref.manifest["model"]["resolution"]
+    if to == "openvino":
+        return _convert_openvino(
+            ref, parent, reference, precision, (calib, eval_data), inference_precision, say, replace_verified
+        )
     calibration, evaluation = _data(ref, precision, calib, eval_data, resolution, say)
     name = edge_file(to, precision)
     seen = ref.manifest["artifacts"].get(name)
@@ -97,22 +117,116 @@ def convert_edge(
     return result
 
 
-def _validate(to: str, precision: str, calib, eval_data, float_io: bool) -> None:
+def _convert_openvino(
+    ref, parent: str, reference, precision: str, data, setting: str, say: Progress, replace_verified: bool
+) -> EdgeResult:
+    """model.onnx → IR (NNCF int8 on the calibration images), gated at the inference precision that runs here."""
+    from ghostexport.edge import openvino_format
+    from ghostexport.runtime.openvino import weights_file
+
+    resolution = ref.manifest["model"]["resolution"]
+    inference = _inference_precision(setting)
+    reduced = inference["precision"] != "f32"
+    calibration, evaluation = _data(ref, precision, *data, resolution, say, needed=reduced)
+    name = edge_file("openvino", precision)
+    seen = ref.manifest["artifacts"].get(name)
+    synthetic = evaluation is not None and (evaluation.synthetic or (precision == "int8" and calibration.synthetic))
+    refuse_downgrade(ref.folder, name, seen, synthetic, replace_verified)
+    with scratch_folder(ref.folder) as work:
+        xml = work / name
+        tick = time.perf_counter()
+        with stdout_to_stderr():
+            images = calibration.inputs if precision == "int8" else None
+            conversion = openvino_format.convert(ref.folder / MODEL_FILE, xml, images)
+        seconds = time.perf_counter() - tick
+        files = {name: xml.read_bytes(), weights_file(name).name: weights_file(xml).read_bytes()}
+        size = sum(len(blob) for blob in files.values()) / 1e6
+        say("convert", f"{name} + {weights_file(name).name}: {size:.1f} MB in {seconds:.1f} s; {_ov_line(conversion)}")
+        evidence = _openvino_evidence(xml, precision, inference, reference, resolution, evaluation, calibration, say)
+    record = file_record(
+        files[name], parent, source=MODEL_FILE, format="openvino", precision=precision, conversion=conversion,
+        weights=file_record(files[weights_file(name).name], None) | {"file": weights_file(name).name},
+        inference=inference, runtime=runtime_versions(*EDGE_RUNTIMES["openvino"]["packages"]),
+        seconds=round(seconds, 2), **evidence,
+    )  # fmt: skip
+    result = EdgeResult(ref.folder / name, record)
+    if result.verdict == "fail":
+        failed = next(
+            evidence[block] for block in ("parity", "quality") if evidence.get(block, {}).get("verdict") == "fail"
+        )
+        raise GateFailed(f"openvino {precision} gate failed, nothing written: {failed['reasons'][0]}", result)
+    commit_files(ref.folder, files, committing(ref.folder, name, record, seen, synthetic, replace_verified, say), say)
+    say("write", f"{result.path} and {weights_file(result.path).name}")
+    return result
+
+
+def _inference_precision(setting: str) -> dict:
+    """What OpenVINO will compute in on this CPU, and how that was chosen (its default, or forced)."""
+    from ghostexport.runtime.openvino import default_precision, version
+    from ghostexport.targets.host import cpu_description
+
+    default, why = default_precision()
+    precision = default if setting == "auto" else setting
+    how = why if setting == "auto" else f"forced with --inference-precision {setting} (the CPU's default: {default})"
+    return {"setting": setting, "precision": precision, "how": how, "cpu": cpu_description()[0], "openvino": version()}
+
+
+def _openvino_evidence(
+    xml: Path, precision: str, inference: dict, reference, resolution: int, evaluation, calibration, say: Progress
+) -> dict:
+    """fp32: parity in f32 (the conversion), and quality at the reduced precision that runs here; int8: quality."""
+    from ghostexport.runtime.openvino import compile_ir, settings_record
+
+    evidence: dict = {}
+    if precision == "fp32":
+        inputs = random_inputs(PARITY_SAMPLES, resolution, seed=0)
+        parity = parity_over_batches(
+            torch_logits(reference, inputs), runner("openvino", xml, precision="f32"), inputs, (1,), FP32_TOLERANCE
+        )
+        parity["reference"] = "torch (unfolded, eval); OpenVINO in f32"
+        say("parity", parity_line("openvino f32", parity))
+        evidence["parity"] = parity
+    running = inference["precision"]
+    if precision == "int8" or running != "f32":
+        run = runner("openvino", xml, precision=running)
+        figures = measure(torch_logits(reference, evaluation.inputs), run(evaluation.inputs), evaluation.labels)
+        enforced = not (evaluation.synthetic or (precision == "int8" and calibration.synthetic))
+        gate = INT8_GATE if precision == "int8" else REDUCED_PRECISION_GATES[running]
+        quality = judge(figures, gate, enforced=enforced)
+        quality["reference"] = f"torch fp32 (unfolded, eval); OpenVINO in {running}"
+        say("quality", f"OpenVINO in {running}: " + quality_line(quality))
+        evidence["quality"] = quality
+        evidence["evaluation"] = evaluation.describe()
+        if precision == "int8":
+            evidence["calibration"] = calibration.describe()
+    inference["compiled"] = settings_record(compile_ir(xml, precision=inference["precision"]))
+    return evidence
+
+
+def _ov_line(conversion: dict) -> str:
+    ops = conversion["ops"]
+    return f"{sum(ops.values())} operations, {ops.get('Convolution', 0)} convolutions, {conversion['quantized_ops']} FakeQuantize"
+
+
+def _validate(to: str, precision: str, calib, eval_data, float_io: bool, inference_precision: str) -> None:
     if precision not in ("fp32", "int8"):
         raise UsageError(f"--precision {precision}: use fp32 or int8")
-    if precision == "fp32" and (calib or eval_data):
+    if inference_precision != "auto" and to != "openvino":
+        raise UsageError("--inference-precision applies to --to openvino (the other runtimes run what they were given)")
+    if precision == "fp32" and (calib or eval_data) and to != "openvino":
         raise UsageError("--calib and --eval are for --precision int8: fp32 is gated on parity with PyTorch")
     if float_io and not (to == "litert" and precision == "int8"):
         raise UsageError("--float-io applies to --to litert --precision int8 (the other artifacts take float already)")
 
 
-def _data(ref, precision: str, calib, eval_data, resolution: int, say: Progress):
-    """(calibration images or None, evaluation dataset or None) for an int8 conversion."""
-    if precision == "fp32":
+def _data(ref, precision: str, calib, eval_data, resolution: int, say: Progress, needed: bool = False):
+    """(calibration images or None, evaluation dataset or None) for an int8 conversion (or ``needed``)."""
+    if precision == "fp32" and not needed:
         return None, None
     preprocess, shape = ref.manifest["model"]["preprocess"], (3, resolution, resolution)
-    if calib is None:
-        say("WARNING", f"no --calib: calibrating on {DEFAULT_CALIBRATION}; int8 figures are reported, not enforced")
+    if calib is None and eval_data is None:
+        what = "calibrating on" if precision == "int8" else "measuring on"
+        say("WARNING", f"no --calib: {what} {DEFAULT_CALIBRATION}; the figures are reported, not enforced")
     calibration = load_dataset(calib or DEFAULT_CALIBRATION, preprocess, shape, seed=0)
     if eval_data is not None:
         evaluation = load_dataset(eval_data, preprocess, shape, seed=1)
@@ -147,12 +261,12 @@ def _evidence(to: str, data: bytes, reference, resolution: int, evaluation, cali
     run = runner(to, data)
     if evaluation is None:
         inputs = random_inputs(PARITY_SAMPLES, resolution, seed=0)
-        expected = _torch_logits(reference, inputs)
+        expected = torch_logits(reference, inputs)
         parity = parity_over_batches(expected, run, inputs, (1,), FP32_TOLERANCE)
         parity["reference"] = "torch (unfolded, eval)"
         say("parity", parity_line(to, parity))
         return {"parity": parity}
-    figures = measure(_torch_logits(reference, evaluation.inputs), run(evaluation.inputs), evaluation.labels)
+    figures = measure(torch_logits(reference, evaluation.inputs), run(evaluation.inputs), evaluation.labels)
     enforced = not (evaluation.synthetic or calibration.synthetic)
     quality = judge(figures, INT8_GATE, enforced=enforced)
     quality["reference"] = "torch fp32 (unfolded, eval)"
@@ -164,7 +278,7 @@ def _evidence(to: str, data: bytes, reference, resolution: int, evaluation, cali
     }
 
 
-def _torch_logits(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
+def torch_logits(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return np.concatenate([model(torch.from_numpy(inputs[i : i + 64])).numpy() for i in range(0, len(inputs), 64)])
 

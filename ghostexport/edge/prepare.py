@@ -25,7 +25,8 @@ def require(runtime: str) -> None:
     """A one-line error naming the extra when the runtime's converter is not installed."""
     entry = EDGE_RUNTIMES[runtime]
     try:
-        __import__(entry["converter"])
+        for module in dict.fromkeys((entry["runtime"], entry["converter"])):
+            __import__(module)
     except ImportError as exc:
         raise UsageError(
             f"--to {runtime} needs {entry['packages'][0]}, which is not installed ({exc}): "

@@ -18,7 +18,7 @@ import numpy as np
 from ghostexport.base.errors import UsageError
 from ghostexport.evidence.comparison import MIN_INPUT_DEPENDENCE, centred_figures, input_dependence, sqnr_db
 
-__all__ = ["FP16_GATE", "INT8_GATE", "QualityGate", "judge", "measure", "meets", "sqnr_db"]
+__all__ = ["BF16_GATE", "FP16_GATE", "INT8_GATE", "QualityGate", "judge", "measure", "meets", "sqnr_db"]
 
 #: The accepted range of each gate field; a value outside it (NaN included) is a usage error.
 _RANGES = {
@@ -55,6 +55,11 @@ class QualityGate:
 #: reaches (docs/design.md gives the figures) and far above a model that ignores its input.
 INT8_GATE = QualityGate(min_sqnr_db=20.0, min_agreement=0.95, min_centred_sqnr_db=20.0)
 FP16_GATE = QualityGate(min_mean_cosine=0.999, min_agreement=0.99, min_centred_cosine=0.999)
+#: an fp32 model run in bf16 (OpenVINO's CPU default on CPUs with bf16 instructions) vs fp32: bf16
+#: keeps 8 significant bits to fp16's 11, so its bars sit one step below fp16's
+BF16_GATE = QualityGate(min_mean_cosine=0.995, min_agreement=0.98, min_centred_cosine=0.99)
+#: the gate of each reduced precision an fp32 model may be run at, by name
+REDUCED_PRECISION_GATES = {"fp16": FP16_GATE, "f16": FP16_GATE, "bf16": BF16_GATE}
 
 
 def measure(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None) -> dict:

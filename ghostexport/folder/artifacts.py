@@ -168,12 +168,19 @@ def verify_artifact(ref: ModelRef, name: str) -> dict:
     record = ref.manifest["artifacts"].get(name)
     if record is None:
         raise UsageError(f"{ref.folder / name} is not recorded in {ref.folder / MANIFEST_NAME}: rebuild the folder")
-    actual = sha256_file(ref.folder / name)
-    if actual != record["sha256"]:
-        raise UsageError(
-            f"{ref.folder / name} changed since it was recorded (sha256 {actual[:12]} ≠ manifest "
-            f"{record['sha256'][:12]}): it is stale; rebuild with ghostexport build"
-        )
+    files = [(name, record["sha256"])] + (
+        [(record["weights"]["file"], record["weights"]["sha256"])] if "weights" in record else []
+    )
+    for file, recorded in files:  # an OpenVINO IR's weights are verified with it
+        path = ref.folder / file
+        if not path.is_file():
+            raise UsageError(f"{path} is missing: the folder lost a recorded file; rebuild with ghostexport build")
+        actual = sha256_file(path)
+        if actual != recorded:
+            raise UsageError(
+                f"{path} changed since it was recorded (sha256 {actual[:12]} ≠ manifest "
+                f"{recorded[:12]}): it is stale; rebuild with ghostexport build"
+            )
     return record
 
 

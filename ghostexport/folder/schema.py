@@ -435,6 +435,53 @@ class EdgeConversion(TypedDict):
 
 
 @closed
+class OpenVinoConversion(TypedDict):
+    """What converting model.onnx to an OpenVINO IR did: the converter, the IR's operations, the int8 recipe."""
+
+    converter: str
+    source: str
+    weights: str
+    compress_to_fp16: bool
+    ops: dict[str, int]
+    quantized_ops: int
+    recipe: str
+    calibration_samples: NotRequired[int]
+    kept_float: NotRequired[list[str]]
+
+
+@closed
+class CompiledSettings(TypedDict):
+    """What OpenVINO reports a compiled model runs with (not what was asked)."""
+
+    inference_precision: str
+    performance_hint: str
+    threads: int
+    streams: int
+
+
+@closed
+class InferencePrecision(TypedDict):
+    """The precision an OpenVINO IR was gated at: the setting, what it resolved to on which CPU, and why."""
+
+    setting: Literal["auto", "f32", "bf16", "f16"]
+    precision: str
+    how: str
+    cpu: str
+    openvino: str
+    compiled: CompiledSettings
+
+
+@closed
+class Companion(TypedDict):
+    """A file an artifact needs beside it (an OpenVINO IR's weights), hashed like the artifact."""
+
+    file: str
+    sha256: str
+    bytes: int
+    parent: None
+
+
+@closed
 class Artifact(TypedDict):
     """One file of the folder: its bytes, where it came from, and the evidence it earned.
 
@@ -470,7 +517,10 @@ class Artifact(TypedDict):
     auto: NotRequired[AutoSearch]
     latency: NotRequired[LatencyCost]
     mobile_usability: NotRequired[MobileUsability]
-    conversion: NotRequired[EdgeConversion]
+    conversion: NotRequired[EdgeConversion | OpenVinoConversion]
+    #: an OpenVINO IR: its weights file, and the inference precision it was gated at
+    weights: NotRequired[Companion]
+    inference: NotRequired[InferencePrecision]
     environment: NotRequired[CpuRecord]
     seconds: NotRequired[float]
 
@@ -597,6 +647,10 @@ class Finalist(TypedDict):
     threads: int
     spinning: bool | None
     optimization: str | None
+    #: OpenVINO only: its performance hint, streams and inference precision
+    hint: NotRequired[str | None]
+    streams: NotRequired[int | None]
+    precision: NotRequired[str | None]
 
 
 @closed
@@ -619,6 +673,50 @@ class Recommended(TimedSettings):
 
 
 @closed
+class PassLoad(TypedDict):
+    """How loaded the machine was during one timing pass."""
+
+    seconds: float
+    rounds: int
+    pairs: int
+    load_average_before: float | None
+    load_average_after: float | None
+    #: the 10th-90th percentile range of the rounds' times over their median
+    round_spread: float | None
+
+
+@closed
+class SelectionLoad(TypedDict):
+    cpus: int
+    first_pass: PassLoad
+    second_pass: PassLoad
+
+
+@closed
+class Tie(TypedDict):
+    """Rows the selection could not tell apart from the fastest, and the rule that chose among them."""
+
+    fastest: str
+    not_told_apart: list[str]
+    competing: list[str]
+    rule: str
+    margin: float
+    chosen: str
+
+
+@closed
+class ChangedFrom(TypedDict):
+    """The choice this selection replaced, where it differs: what it was, and why it is not chosen now."""
+
+    artifact: str
+    settings: str
+    created: str
+    why: str
+    load_average_then: float | None
+    load_average_now: float | None
+
+
+@closed
 class Selection(TypedDict):
     """``bench --select``: every candidate timed, the finalists re-timed, the fastest that passed its gates."""
 
@@ -635,6 +733,9 @@ class Selection(TypedDict):
     left_out: dict[str, str]
     not_built: list[str]
     not_timed: list[str]
+    load: NotRequired[SelectionLoad]
+    tie: NotRequired[Tie | None]
+    changed_from: NotRequired[ChangedFrom | None]
 
 
 @closed

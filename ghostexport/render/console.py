@@ -93,6 +93,20 @@ def check_line(entry: CheckResult) -> str:
     return text
 
 
+def settings_words(row: dict) -> str:
+    """A run's settings in words: ``2 threads, spinning on, all`` (ORT), ``1 thread`` (XNNPACK),
+    ``2 threads, latency hint, 1 stream, bf16`` (OpenVINO), ``default threads`` for a runtime's own count."""
+    threads = row["threads"]
+    text = f"{threads} thread{'s' if threads > 1 else ''}" if threads else "default threads"
+    if row.get("hint") is not None:
+        streams = row.get("streams")
+        streams = f", {streams} stream{'s' if streams != 1 else ''}" if streams else ""
+        return f"{text}, {row['hint']} hint{streams}, {row.get('precision') or 'default precision'}"
+    if row.get("spinning") is None:
+        return text
+    return f"{text}, spinning {'on' if row['spinning'] else 'off'}, {row['optimization']}"
+
+
 def recommendation_line(selection: Selection) -> str:
     chosen = selection["recommended"]
     ratios = ", ".join(
@@ -100,14 +114,27 @@ def recommendation_line(selection: Selection) -> str:
         for key, value in chosen["ratios"].items()
         if key != f"to {chosen['artifact']}"
     )
-    settings = f"{chosen['threads']} thread{'s' if chosen['threads'] > 1 else ''}"
-    if chosen.get("spinning") is not None:
-        settings += f", spinning {'on' if chosen['spinning'] else 'off'}, {chosen['optimization']}"
     runtime = chosen.get("runtime", "onnxruntime")
     runtime = EDGE_RUNTIMES[runtime]["label"] if runtime in EDGE_RUNTIMES else "ONNX Runtime"
     interval = chosen.get("p50_interval_ms")
     figure = f"{chosen['p50_ms']:.2f} ms" + (f" [95% {interval[0]:.2f}–{interval[1]:.2f}]" if interval else "")
-    text = f"recommended: {chosen['artifact']} ({runtime}, {settings}) {figure} at batch 1; {ratios}"
+    text = f"recommended: {chosen['artifact']} ({runtime}, {settings_words(chosen)}) {figure} at batch 1; {ratios}"
+    tie, changed, load = selection.get("tie"), selection.get("changed_from"), selection.get("load")
+    if tie:
+        others = len(tie["not_told_apart"])
+        text += (
+            f"; not told apart from {others} other row{'s' if others > 1 else ''} (95% intervals overlap), "
+            f"{len(tie['competing'])} within {tie['margin']:.0%} of the fastest: the simplest of them chosen "
+            f"({tie['rule']})"
+        )
+    if load:
+        second = load["second_pass"]
+        text += (
+            f"; load average {second['load_average_before']} on {load['cpus']} CPUs, "
+            f"rounds spread {100 * (second['round_spread'] or 0):.0f}%"
+        )
+    if changed:
+        text += f"; was {changed['artifact']} ({changed['settings']}, {changed['created']}): {changed['why']}"
     return text + (f"; {selection['note']}" if selection["note"] else "")
 
 

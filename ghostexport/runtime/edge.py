@@ -1,4 +1,4 @@
-"""The edge runtimes beside ONNX Runtime, in one table, and one way to run any of their artifacts."""
+"""The runtimes beside ONNX Runtime (LiteRT, ExecuTorch, OpenVINO), in one table, and one way to run their artifacts."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import numpy as np
 from ghostexport.base.choices import EDGE_PRECISIONS
 
 
-def batch1_call(runtime: str, path: Path, resolution: int, threads: int | None) -> Callable[[], object]:
-    """One inference of the artifact at ``path`` on a fixed seeded image, with ``threads`` threads."""
-    run = runner(runtime, Path(path).read_bytes(), threads)
+def batch1_call(
+    runtime: str, path: Path, resolution: int, threads: int | None, precision: str = "auto"
+) -> Callable[[], object]:
+    """One inference of the artifact at ``path`` on a fixed seeded image, with ``threads`` threads
+    (``precision``: OpenVINO's inference precision)."""
+    run = runner(runtime, Path(path), threads, precision)
     feed = np.random.default_rng(1).standard_normal((1, 3, resolution, resolution), dtype=np.float32)
     return lambda: run(feed)
 
@@ -23,9 +26,10 @@ def thread_counts(runtime: str, cores: int) -> list[int]:
     return [cores] if runtime == "executorch" else sorted({1, cores})
 
 
-#: The edge runtimes (``convert --to litert|executorch``), in one table: the file suffix, the name
-#: in tables, the module that converts and the one that runs (their import says whether the extra is
-#: installed), and the packages whose versions a record names.
+#: The runtimes ``convert --to`` writes for besides ONNX Runtime, in one table: the file suffix, the
+#: name in tables, the module that converts and the one that runs (their import says whether the
+#: extra is installed), the packages whose versions a record names, and what the artifact is
+#: converted from (LiteRT and ExecuTorch: the PyTorch model; OpenVINO: the folder's model.onnx).
 EDGE_RUNTIMES = {
     "litert": {
         "suffix": "tflite",
@@ -33,6 +37,7 @@ EDGE_RUNTIMES = {
         "converter": "litert_torch",
         "runtime": "ai_edge_litert",
         "packages": ("litert-torch", "ai-edge-litert", "torchao"),
+        "from": "torch",
     },
     "executorch": {
         "suffix": "pte",
@@ -40,12 +45,21 @@ EDGE_RUNTIMES = {
         "converter": "executorch",
         "runtime": "executorch",
         "packages": ("executorch", "torchao"),
+        "from": "torch",
+    },
+    "openvino": {
+        "suffix": "xml",
+        "label": "OpenVINO (CPU)",
+        "converter": "nncf",
+        "runtime": "openvino",
+        "packages": ("openvino", "nncf"),
+        "from": "onnx",
     },
 }
 
 
 def edge_file(runtime: str, precision: str) -> str:
-    """``model.tflite``, ``model.int8.tflite``, ``model.pte``, ``model.int8.pte``."""
+    """``model.tflite``, ``model.int8.tflite``, ``model.pte``, ``model.int8.pte``, ``model.xml``, ``model.int8.xml``."""
     return f"model{'.int8' if precision == 'int8' else ''}.{EDGE_RUNTIMES[runtime]['suffix']}"
 
 
@@ -68,8 +82,26 @@ def runtime_of(path: Path) -> str:
 EDGE_ARTIFACTS = {edge_file(runtime, precision): runtime for runtime in EDGE_RUNTIMES for precision in EDGE_PRECISIONS}
 
 
-def runner(runtime: str, data: bytes, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from N×3×H×W float32 images to float logits, for an edge artifact's bytes."""
+def companions(name: str) -> list[str]:
+    """The files an artifact needs beside it: an OpenVINO IR's weights (``model.xml`` → ``model.bin``)."""
+    return [str(Path(name).with_suffix(".bin"))] if runtime_of(Path(name)) == "openvino" else []
+
+
+def runner(
+    runtime: str, source: bytes | Path, threads: int | None = None, precision: str = "auto"
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from N×3×H×W float32 images to float logits, for an artifact's bytes or file.
+
+    An OpenVINO IR is two files, so it is given as the path of its ``.xml``; ``precision`` is
+    OpenVINO's inference precision (``auto``: the CPU's default).
+    """
+    if runtime == "openvino":
+        from ghostexport.runtime import openvino
+
+        if not isinstance(source, Path):
+            raise ValueError("an OpenVINO IR runs from its .xml file (its weights lie beside it)")
+        return openvino.runner(source, threads, precision)
+    data = source.read_bytes() if isinstance(source, Path) else source
     if runtime == "litert":
         from ghostexport.runtime import litert as module
     elif runtime == "executorch":

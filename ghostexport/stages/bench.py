@@ -25,7 +25,7 @@ import numpy as np
 
 from ghostexport.base.errors import UsageError
 from ghostexport.base.progress import Progress, channel
-from ghostexport.choose.trials import SessionSettings
+from ghostexport.choose.trials import SessionSettings, openvino_settings
 from ghostexport.folder.artifacts import (
     MODEL_FILE,
     ModelRef,
@@ -132,8 +132,8 @@ def bench(spec: BenchSpec | list | tuple | None = None, progress: Progress | Non
     if edge:
         environment["providers_in_use"].update(edge)
         environment["edge_threads"] = {
-            "litert": spec.threads or physical_cores(),
-            "executorch": spec.threads or physical_cores(),
+            runtime: spec.threads or physical_cores()
+            for runtime in sorted({t.runtime for t in targets} & set(EDGE_RUNTIMES))
         }
     for command in spec.on:
         rows += _on_device(spec, targets, sessions, Device(command), environment, samples, warnings, say)
@@ -146,13 +146,15 @@ def _select_first(spec: BenchSpec, targets: list[Target], settings: SessionSetti
     """The selection, and per bench target the selection's batch-1 samples at bench's own ``settings``."""
     from ghostexport.choose.selection import select
 
-    edge = SessionSettings(settings.threads)  # the edge runtimes take a thread count alone
     selection, found = select(targets[0].ref, spec.select_seconds, spec.command, say, (settings,))
     if spec.streams > 1:  # a round of concurrent requests is another measurement
         return selection, {}
     measured = {}
     for target in targets:
-        key = (target.artifact, edge if target.runtime in EDGE_RUNTIMES else settings)
+        key = (
+            target.artifact,
+            _edge_settings(target, settings.threads) if target.runtime in EDGE_RUNTIMES else settings,
+        )
         if target.path is not None and key in found:
             measured[target.label] = found[key]
     return selection, measured
@@ -242,7 +244,7 @@ def _providers(targets: list[Target], sessions: dict[str, SessionInfo]) -> dict[
     return {
         t.label: sessions[t.label].providers[0]
         if t.label in sessions
-        else EDGE_RUNTIMES[t.runtime]["label"]
+        else EDGE_RUNTIMES[t.runtime]["label"] + (f", {_gated_precision(t)}" if _gated_precision(t) else "")
         if t.runtime in EDGE_RUNTIMES
         else "torch"
         for t in targets
@@ -357,11 +359,24 @@ def _edge_targets(ref: ModelRef, provider: str, warnings: list[str]) -> list[Tar
     ]
 
 
+def _edge_settings(target: Target, threads: int) -> SessionSettings:
+    """How bench runs an edge or OpenVINO artifact, in the selection's terms (so its samples can be reused)."""
+    if target.runtime == "openvino":
+        return openvino_settings(threads, _gated_precision(target))
+    return SessionSettings(threads)  # the XNNPACK runtimes take a thread count alone
+
+
+def _gated_precision(target: Target) -> str | None:
+    """An OpenVINO IR's inference precision as gated (it is run at that precision), else None."""
+    return ((_record(target) or {}).get("inference") or {}).get("precision")
+
+
 def _edge_runner(target: Target, threads: int | None) -> Callable[[], object]:
     """One batch-1 call of the artifact's own runtime, with ``threads`` (ORT's count) for each."""
     from ghostexport.runtime.edge import batch1_call
 
-    return batch1_call(target.runtime, target.path, target.ref.manifest["model"]["resolution"], threads)
+    resolution = target.ref.manifest["model"]["resolution"]
+    return batch1_call(target.runtime, target.path, resolution, threads, _gated_precision(target) or "auto")
 
 
 def _load(path: Path):

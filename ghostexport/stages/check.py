@@ -19,7 +19,7 @@ from ghostexport.base.progress import Progress, channel
 from ghostexport.evidence.comparison import MIN_INPUT_DEPENDENCE, NO_INPUT_DEPENDENCE_WARNING, input_dependence
 from ghostexport.evidence.data import load_dataset, split_holdout
 from ghostexport.evidence.parity import FP32_TOLERANCE, Tolerance, compare, random_inputs
-from ghostexport.evidence.quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
+from ghostexport.evidence.quality import INT8_GATE, REDUCED_PRECISION_GATES, QualityGate, judge, measure
 from ghostexport.folder.artifacts import (
     MODEL_FILE,
     ModelRef,
@@ -224,14 +224,21 @@ def _candidate_logits(info, path: Path, inputs: _Inputs, batches, device) -> dic
 
 
 def _check_edge(spec: CheckSpec, ref: ModelRef, name: str, runtime: str, inputs: _Inputs) -> dict:
-    """A .tflite/.pte against PyTorch (what it was converted from), on its own runtime, at batch 1."""
+    """A .tflite/.pte/.xml against PyTorch (the reference it was gated on), on its own runtime, at batch 1.
+
+    An OpenVINO IR runs at the inference precision it was gated at; an fp32 IR run in bf16 or
+    f16 is judged as that precision (its quality gate), not as fp32.
+    """
     from ghostexport.runtime.edge import runner
 
-    precision = ref.manifest["artifacts"][name].get("precision", "fp32")
+    record = ref.manifest["artifacts"][name]
+    precision = record.get("precision", "fp32")
+    inference = (record.get("inference") or {}).get("precision", "f32")
+    if precision == "fp32" and inference != "f32":
+        precision = inference
     reference_logits = _reference_logits("torch", ref, inputs)
-    judged = _judge(
-        reference_logits, runner(runtime, (ref.folder / name).read_bytes())(inputs.values), inputs, precision, spec
-    )
+    run = runner(runtime, ref.folder / name, precision=inference if runtime == "openvino" else "auto")
+    judged = _judge(reference_logits, run(inputs.values), inputs, precision, spec)
     reasons = [f"batch 1: {reason}" for reason in judged["reasons"]]
     return {
         "artifact": name,
@@ -329,7 +336,7 @@ def _judge(reference, candidate, inputs: _Inputs, precision: str, spec: CheckSpe
             "enforced": True,
             "reasons": reasons,
         }
-    gate: QualityGate = replace(FP16_GATE if precision == "fp16" else INT8_GATE, **spec.gate_overrides())
+    gate: QualityGate = replace(REDUCED_PRECISION_GATES.get(precision, INT8_GATE), **spec.gate_overrides())
     judged = judge(figures, gate, enforced=inputs.real)
     return {
         **{k: parity.get(k) for k in ("max_rel", "failing_elements", "min_cosine")},

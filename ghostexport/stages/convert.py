@@ -1,10 +1,11 @@
-"""``convert --to ort|litert|executorch``: other runtimes' formats, under the same gates.
+"""``convert --to ort|litert|executorch|openvino``: other runtimes' formats, under the same gates.
 
 ``ort`` is ONNX Runtime's mobile format, converted from ``model.onnx`` and checked against it.
 ``litert`` (``.tflite``) and ``executorch`` (``.pte``, XNNPACK) are converted from the PyTorch
-model the folder's manifest rebuilds (``edge``), fp32 gated on parity with PyTorch, int8
-(``--precision int8``, calibrated on ``--calib``) gated on quality against PyTorch's fp32
-logits on held-out data, exactly like ``quantize``'s int8.
+model the folder's manifest rebuilds, ``openvino`` (``.xml`` + ``.bin``) from ``model.onnx``
+(``edge``): fp32 gated on parity with PyTorch, int8 (``--precision int8``, calibrated on
+``--calib``) gated on quality against PyTorch's fp32 logits on held-out data, exactly like
+``quantize``'s int8; an OpenVINO IR at the inference precision it will run at here.
 
 Conversion goes through ORT's own converter (``onnxruntime.tools.convert_onnx_models_to_ort``,
 fixed optimisation style), which also writes the ``required_operators`` config for a
@@ -54,6 +55,7 @@ def convert(
     eval: str | None = None,
     float_io: bool = False,
     replace_verified: bool = False,
+    inference_precision: str = "auto",
 ) -> ConvertResult:
     """Convert ``model`` (folder: its model.onnx; or an .onnx) to ``to``, gated, written with its record."""
     say = channel(progress)
@@ -62,10 +64,11 @@ def convert(
     if to != "ort":
         from ghostexport.edge.convert import convert_edge
 
-        return convert_edge(model, to, precision, calib, eval, float_io, say, replace_verified)
-    if precision != "fp32" or calib or eval or float_io or replace_verified:
+        return convert_edge(model, to, precision, calib, eval, float_io, say, replace_verified, inference_precision)
+    if precision != "fp32" or calib or eval or float_io or replace_verified or inference_precision != "auto":
         raise UsageError(
-            "--precision, --calib, --eval, --float-io and --replace-verified apply to --to litert/executorch, not ort"
+            "--precision, --calib, --eval, --float-io, --inference-precision and --replace-verified apply to "
+            "--to litert/executorch/openvino, not ort"
         )
     return _convert_ort(model, say)
 

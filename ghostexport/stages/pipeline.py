@@ -101,7 +101,9 @@ def _pipeline(spec: PipelineSpec, progress: Progress | None) -> PipelineResult:
         if spec.ort:
             run.stage("convert to ort", lambda: convert(folder, progress=progress))
         for runtime, precision in ((r, p) for r in spec.edge for p in ("fp32", "int8")):
-            data = {"calib": spec.calib, "eval": spec.eval} if precision == "int8" else {}
+            # one calibration for every runtime: the user's --calib (else the same synthetic default)
+            needs_data = precision == "int8" or runtime == "openvino"  # an IR run in bf16 is judged on images
+            data = {"calib": spec.calib, "eval": spec.eval} if needs_data else {}
             run.stage(
                 f"convert to {runtime} {precision}",
                 lambda r=runtime, p=precision, d=data: convert(folder, to=r, precision=p, progress=progress, **d),

@@ -378,6 +378,23 @@ def max_threads() -> int:
     return 4 * (os.cpu_count() or 1)
 
 
+#: the targets whose pipeline also builds the OpenVINO artifacts when OpenVINO is installed
+OPENVINO_TARGETS = ("host", "x86-avx2", "x86-avx512", "x86-vnni")
+
+
+def default_runtimes(target: str) -> tuple[str, ...]:
+    """The runtimes a pipeline converts to unless told (``--edge``): OpenVINO for an x86 target where it is installed."""
+    import platform
+
+    from ghostexport.runtime.edge import runtime_installed
+
+    x86 = target != "host" or platform.machine().lower() in ("x86_64", "amd64")
+    wanted = target in OPENVINO_TARGETS and x86
+    return (
+        ("openvino",) if wanted and runtime_installed("openvino") and runtime_installed("openvino", "converter") else ()
+    )
+
+
 @dataclass(frozen=True)
 class PipelineSpec:
     """build -> quantize (int8, fp16) -> [convert] -> check -> bench, and what each stage gets."""
@@ -387,9 +404,9 @@ class PipelineSpec:
     eval: str | None = None
     provider: str = one_of("cpu", PROVIDER_NAMES)
     ort: bool = False
-    edge: tuple[str, ...] = one_of(
-        (), EDGE_RUNTIME_NAMES
-    )  # convert --to each of these (litert, executorch), fp32 and int8
+    #: convert --to each of these (litert, executorch, openvino), fp32 and int8, calibrated on ``calib``
+    #: like the ONNX int8; None: OpenVINO where it is installed and the target is an x86 CPU
+    edge: tuple[str, ...] | None = one_of(None, EDGE_RUNTIME_NAMES)
     bench_batches: tuple[int, ...] = (1,)
     bench_iterations: int = PIPELINE_BENCH_ITERATIONS
     allow_fallback: bool = False
@@ -416,9 +433,11 @@ class PipelineSpec:
                 str(exc).replace("--iters", "--bench-iters").replace("--batches", "--bench-batches")
             ) from None
         require_provider(spec.provider, spec.allow_fallback)
+        if spec.edge is None:
+            spec = replace(spec, edge=default_runtimes(spec.build.profile.name))
         for runtime in spec.edge:
             if runtime not in EDGE_RUNTIME_NAMES:
-                raise UsageError(f"--edge {runtime}: use litert and/or executorch, comma-separated")
+                raise UsageError(f"--edge {runtime}: use {', '.join(EDGE_RUNTIME_NAMES)} or none, comma-separated")
             from ghostexport.edge.prepare import require
 
             require(runtime)

@@ -1,0 +1,73 @@
+"""ONNX → OpenVINO IR with OpenVINO's own converter; int8 by NNCF's post-training quantization.
+
+Unlike LiteRT and ExecuTorch, OpenVINO reads ONNX, so the IR is converted from the folder's
+``model.onnx`` (simplified, BatchNorm folded, laid out for the build's target), the artifact
+the ONNX int8 is also made from. Weights are saved as they are (``compress_to_fp16=False``):
+OpenVINO's default would store them in f16, which is not the fp32 artifact the name promises.
+
+int8 (``RECIPE_INT8``): NNCF's ``quantize`` on the fp32 IR with the calibration images, batch 1,
+every image used (``subset_size``): the performance preset (symmetric activations and weights,
+which the CPU plugin's int8 kernels take directly), activation ranges by min/max (NNCF's
+default mean-of-minima/maxima clipped GhostNet's activations: measured on GhostNet 0.5× trained on
+digits, 19.4 dB logits SQNR against 24.8 dB with min/max) and the stem convolution kept float,
+as ``quantize`` keeps it by default (its input is the raw image, with its own range; 24.8 →
+29.4 dB), with the fast bias correction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ghostexport.runtime.openvino import op_counts, weights_file
+
+RECIPE_INT8 = (
+    "nncf.quantize: performance preset (symmetric int8), min/max activation ranges, stem convolution float, "
+    "fast bias correction, batch-1 calibration"
+)
+
+
+def convert(onnx_path: Path, xml: Path, images: np.ndarray | None) -> dict:
+    """Write ``xml`` (+ its .bin) from ``onnx_path``; int8 when calibration ``images`` are given. The conversion record."""
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_path))
+    kept_float: list[str] = []
+    if images is not None:
+        model, kept_float = _quantize(model, images)
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    ops = op_counts(xml)
+    return {
+        "converter": "openvino.convert_model",
+        "source": onnx_path.name,
+        "weights": weights_file(xml).name,
+        "compress_to_fp16": False,
+        "ops": ops,
+        "quantized_ops": ops.get("FakeQuantize", 0),
+        "recipe": RECIPE_INT8 if images is not None else "fp32",
+        **({"calibration_samples": len(images), "kept_float": kept_float} if images is not None else {}),
+    }
+
+
+def _quantize(model, images: np.ndarray):
+    """(int8 model, the operations kept float): NNCF with ``RECIPE_INT8``'s settings."""
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    convolutions = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    kept_float = convolutions[:1]  # the stem
+    batches = [image[None].astype(np.float32) for image in images]
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(batches),
+        preset=nncf.QuantizationPreset.PERFORMANCE,
+        subset_size=len(batches),
+        fast_bias_correction=True,
+        ignored_scope=nncf.IgnoredScope(names=kept_float) if kept_float else None,
+        advanced_parameters=AdvancedQuantizationParameters(
+            activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
+        ),
+    )
+    return quantized, kept_float
