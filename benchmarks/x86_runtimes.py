@@ -23,7 +23,7 @@ folder: the same artifact and thread count each time, or the selection's record 
 (``changed_from``). The precision figures compare the fp32 IR in f32 and in bf16 with PyTorch
 on the held-out digits.
 
-    python benchmarks/x86_runtimes.py [--seconds 60] [--epochs 4] [--reruns 3] [--load 1] [--save]
+    python benchmarks/x86_runtimes.py [--seconds 60] [--epochs 8] [--reruns 3] [--load 1] [--work DIR] [--save]
 
 ``--save`` keeps the run in ``benchmarks/results/x86_runtimes.json`` and renders the tables in
 README.md and docs/performance.md from it (``benchmarks/docs_tables.py``).
@@ -225,17 +225,19 @@ def gates(folder: Path) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="each selection run's budget")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--reruns", type=int, default=3)
     parser.add_argument("--load", type=int, default=1, help="busy processes for the loaded runs")
     parser.add_argument("--save", action="store_true", help="keep the run in benchmarks/results/ and render the docs")
+    parser.add_argument("--work", type=Path, default=None, help="keep the images, checkpoint and folder here")
     args = parser.parse_args()
     if not runtime_installed("openvino") or not runtime_installed("openvino", "converter"):
         sys.exit("this benchmark compares against OpenVINO: pip install 'ghostexport[openvino]'")
     cpu, flags = cpu_description()
     precision, why = default_precision()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() if args.work is None else contextlib.nullcontext(args.work) as tmp:
         work = Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         folders = write_splits(work / "digits")
         accuracy = train_checkpoint(folders, args.epochs, work / "ghostnet-digits.safetensors")
         print(f"trained GhostNet {WIDTH}× at {RESOLUTION}²: held-out accuracy {100 * accuracy:.2f}%")

@@ -28,6 +28,15 @@ SMALL_SIZE = ["--width", "0.5", "--resolution", "64"]
 SMALL = [*SMALL_SIZE, "--align-channels", "0", "--no-split-concat-convs"]
 
 
+def default_runtime_stages(target: str = "host") -> list[str]:
+    """The pipeline's convert stages where no --edge is given: OpenVINO for an x86 target where it is installed."""
+    from ghostexport.stages.specs import default_runtimes
+
+    return [
+        f"convert to {runtime} {precision}" for runtime in default_runtimes(target) for precision in ("fp32", "int8")
+    ]
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300, process: bool = False
 ) -> subprocess.CompletedProcess:
@@ -156,3 +165,20 @@ def manifests_follow_the_schema(request):
         if manifest_problem(manifest) is None:
             errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(manifest)]
             assert errors == [], f"{path}: {errors[:3]}"
+
+
+def assert_chosen_by_the_rule(selection: dict) -> None:
+    """The recommendation is a row of the table: the fastest eligible one, or one the tie rule preferred within its margin."""
+    from ghostexport.choose.trials import TIE_MARGIN
+
+    chosen = {key: value for key, value in selection["recommended"].items() if key != "ratios"}
+    assert chosen in selection["rows"]
+    eligible = [
+        r for r in selection["rows"] if r["artifact"] not in selection["left_out"] and "naive" not in r["artifact"]
+    ]
+    fastest = eligible[0]
+    if chosen != fastest:
+        tie = selection["tie"]
+        assert tie is not None and chosen["p50_ms"] <= fastest["p50_ms"] * (1 + TIE_MARGIN)
+        assert chosen["p50_interval_ms"][0] <= fastest["p50_interval_ms"][1]
+        assert tie["chosen"].startswith(chosen["artifact"]) and tie["fastest"].startswith(fastest["artifact"])

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ghostexport.model.arch import create_model
 
-from .conftest import SMALL, load_json, run_cli, visible_entries
+from .conftest import SMALL, default_runtime_stages, load_json, run_cli, visible_entries
 
 
 def sample_photographs() -> list[Path]:
@@ -25,6 +25,13 @@ def sample_photographs() -> list[Path]:
     photos = sorted(folder.glob("*.jpg"))
     assert len(photos) >= 2
     return photos
+
+
+def _openvino_fp32_verdict() -> str:
+    """An fp32 IR is judged on parity alone where OpenVINO computes in f32 here, else also on synthetic images."""
+    from ghostexport.runtime.openvino import default_precision
+
+    return "pass" if default_precision()[0] == "f32" else "reported"
 
 
 def test_pipeline_end_to_end_with_report(tmp_path):
@@ -49,6 +56,7 @@ def test_pipeline_end_to_end_with_report(tmp_path):
         "quantize int8",
         "quantize fp16",
         "convert to ort",
+        *default_runtime_stages(),
         "check",
         "bench",
     ]
@@ -59,6 +67,11 @@ def test_pipeline_end_to_end_with_report(tmp_path):
         "quantize int8": "reported",
         "quantize fp16": "reported",
         "convert to ort": "pass",
+        # OpenVINO where installed: fp32 runs in bf16 on CPUs with bf16, judged on synthetic images (reported)
+        **{
+            stage: "reported" if stage.endswith("int8") else _openvino_fp32_verdict()
+            for stage in default_runtime_stages()
+        },
         "check": "reported",
         "bench": "pass",
     }
@@ -73,9 +86,14 @@ def test_pipeline_end_to_end_with_report(tmp_path):
     assert "| model.int8.onnx | 1 |" in text  # the latency table
     # the last step on the CPU: the fastest artifact that passed its gates (here fp32: int8/fp16 were reported)
     selection = report["manifest"]["recommended"]
-    assert selection["recommended"]["artifact"] == "model.onnx"
-    assert set(selection["left_out"]) == {"model.int8.onnx", "model.fp16.onnx"}
-    assert "## Recommended here" in text and "recommended: model.onnx (ONNX Runtime, " in text
+    reported = {"model.int8.onnx", "model.fp16.onnx"}
+    if default_runtime_stages():  # OpenVINO: int8 reported; fp32 too where it runs in bf16 here
+        reported |= {"model.int8.xml"} | ({"model.xml"} if _openvino_fp32_verdict() == "reported" else set())
+    assert set(selection["left_out"]) == reported
+    chosen = selection["recommended"]["artifact"]
+    assert chosen not in reported and chosen in {"model.onnx", "model.ort", "model.xml"}
+    runtime = "OpenVINO (CPU)" if chosen == "model.xml" else "ONNX Runtime"
+    assert "## Recommended here" in text and f"recommended: {chosen} ({runtime}, " in text
     with Image.open(folder / "bench.png") as image:
         assert image.size[0] > 1000
 

@@ -18,7 +18,7 @@ import pytest
 
 from ghostexport.base.errors import UsageError
 
-from .conftest import SMALL, load_json, run_cli
+from .conftest import SMALL, assert_chosen_by_the_rule, load_json, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import digits
@@ -43,7 +43,7 @@ def test_edge_options_are_checked_before_any_work(small_build):
         convert(small_build, to="executorch", precision="int8", float_io=True)
     with pytest.raises(UsageError, match="--calib and --eval are for --precision int8"):
         convert(small_build, to="litert", calib="synthetic:8")
-    with pytest.raises(UsageError, match="apply to --to litert/executorch, not ort"):
+    with pytest.raises(UsageError, match="apply to --to litert/executorch/openvino, not ort"):
         convert(small_build, to="ort", precision="int8")
 
 
@@ -148,7 +148,7 @@ def test_fp32_and_int8_conversions_are_gated_recorded_and_deterministic(runtime,
     }
     assert all(row["spinning"] is None and row["optimization"] is None for row in edge_rows)
     chosen = selection["recommended"]
-    assert chosen["p50_ms"] == min(r["p50_ms"] for r in selection["rows"] if r["artifact"] != "naive export")
+    assert_chosen_by_the_rule(selection)
     assert f"recommended: {chosen['artifact']}" in selected.stderr
 
 
@@ -201,7 +201,7 @@ def test_the_pipeline_converts_to_the_edge_runtimes_and_benches_them_beside_ort(
 
 def test_an_unknown_edge_runtime_is_refused_before_the_build(tmp_path):
     result = run_cli("pipeline", *SMALL, "--edge", "coreml", "--out", str(tmp_path))
-    assert result.returncode == 2 and "--edge coreml: use litert and/or executorch" in result.stderr
+    assert result.returncode == 2 and "--edge coreml: use litert, executorch, openvino or none" in result.stderr
     assert not (tmp_path / "ghostnet_050-r64").exists()
 
 

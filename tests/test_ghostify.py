@@ -22,7 +22,7 @@ from torch import nn
 from ghostexport.base.errors import UsageError
 from ghostexport.model.ghost import GhostLinear, GhostModule, GhostRule, ghostify_model
 
-from .conftest import load_json, run_cli
+from .conftest import default_runtime_stages, load_json, run_cli
 from .torchvision_like import resnet50, tiny_resnet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -338,6 +338,7 @@ def test_the_pipeline_runs_a_users_model_end_to_end(tmp_path):
         "build",
         "quantize int8",
         "quantize fp16",
+        *default_runtime_stages(),
         "check",
         "bench",
     ]

@@ -22,7 +22,7 @@ from ghostexport.base.progress import Progress
 from ghostexport.choose.trials import Runs, SessionSettings, recommend, settings_label
 from ghostexport.folder.artifacts import MODEL_FILE, ModelRef, edge_artifacts, select_artifacts
 from ghostexport.folder.commit import scratch_folder, update_manifest
-from ghostexport.folder.records import now
+from ghostexport.folder.records import artifact_verdict, now
 from ghostexport.render.console import recommendation_line
 from ghostexport.runtime.edge import EDGE_ARTIFACTS, EDGE_RUNTIMES, runtime_installed
 from ghostexport.targets.host import cpu_description
@@ -97,12 +97,8 @@ def _whole(ref: ModelRef) -> ModelRef:
 
 
 def passed_gates(record: Artifact | None) -> bool:
-    """Whether every gate of an artifact passed (enforced, on real data): the only artifacts a selection may recommend.
-
-    An fp32 OpenVINO IR that runs in bf16 has two: its f32 parity and its bf16 quality.
-    """
-    blocks = [block for block in ((record or {}).get("parity"), (record or {}).get("quality")) if block]
-    return bool(blocks) and all(block.get("verdict") == "pass" for block in blocks)
+    """Whether every gate of an artifact passed (enforced, on real data): the only artifacts a selection may recommend."""
+    return artifact_verdict(record) == "pass"
 
 
 def _gated_precision(record: Artifact) -> str | None:

@@ -39,7 +39,7 @@ from ghostexport.evidence.parity import FP32_TOLERANCE, parity_over_batches, ran
 from ghostexport.evidence.quality import INT8_GATE, REDUCED_PRECISION_GATES, judge, measure
 from ghostexport.folder.artifacts import MODEL_FILE, resolve_model, verify_artifact
 from ghostexport.folder.commit import commit_files, scratch_folder
-from ghostexport.folder.records import committing, file_record, refuse_downgrade
+from ghostexport.folder.records import artifact_verdict, committing, file_record, refuse_downgrade
 from ghostexport.folder.reference import rebuild_from_manifest
 from ghostexport.model.fold import deploy_form
 from ghostexport.render.console import parity_line, quality_line
@@ -57,8 +57,7 @@ class EdgeResult:
     @property
     def verdict(self) -> str:
         """fail if any gate failed; reported if one was only reported (synthetic data); else pass."""
-        verdicts = {self.record[block]["verdict"] for block in ("parity", "quality") if self.record.get(block)}
-        return next(verdict for verdict in ("fail", "reported", "pass") if verdict in verdicts)
+        return artifact_verdict(self.record)
 
     def as_json(self) -> dict:
         return {"artifact": str(self.path), "verdict": self.verdict, "record": self.record}
@@ -125,9 +124,8 @@ def _convert_openvino(
     from ghostexport.runtime.openvino import weights_file
 
     resolution = ref.manifest["model"]["resolution"]
-    inference = _inference_precision(setting)
-    reduced = inference["precision"] != "f32"
-    calibration, evaluation = _data(ref, precision, *data, resolution, say, needed=reduced)
+    expected = _inference_precision(setting)["precision"]  # confirmed on the converted IR below
+    calibration, evaluation = _data(ref, precision, *data, resolution, say, needed=expected != "f32")
     name = edge_file("openvino", precision)
     seen = ref.manifest["artifacts"].get(name)
     synthetic = evaluation is not None and (evaluation.synthetic or (precision == "int8" and calibration.synthetic))
@@ -142,6 +140,9 @@ def _convert_openvino(
         files = {name: xml.read_bytes(), weights_file(name).name: weights_file(xml).read_bytes()}
         size = sum(len(blob) for blob in files.values()) / 1e6
         say("convert", f"{name} + {weights_file(name).name}: {size:.1f} MB in {seconds:.1f} s; {_ov_line(conversion)}")
+        inference = _inference_precision(setting, xml)
+        if inference["precision"] != "f32" and evaluation is None:  # the CPU chose otherwise than expected
+            calibration, evaluation = _data(ref, precision, *data, resolution, say, needed=True)
         evidence = _openvino_evidence(xml, precision, inference, reference, resolution, evaluation, calibration, say)
     record = file_record(
         files[name], parent, source=MODEL_FILE, format="openvino", precision=precision, conversion=conversion,
@@ -160,23 +161,29 @@ def _convert_openvino(
     return result
 
 
-def _inference_precision(setting: str) -> dict:
-    """What OpenVINO will compute in on this CPU, and how that was chosen (its default, or forced)."""
-    from ghostexport.runtime.openvino import default_precision, version
+def _inference_precision(setting: str, xml: Path | None = None) -> dict:
+    """What OpenVINO will compute in on this CPU, and how that was chosen (its default, or forced).
+
+    With the converted ``xml``, the precision is the one the compiled model reports: a CPU
+    without bf16 instructions runs f32 whatever is asked, and the record says so.
+    """
+    from ghostexport.runtime.openvino import compile_ir, default_precision, settings_record, version
     from ghostexport.targets.host import cpu_description
 
     default, why = default_precision()
-    precision = default if setting == "auto" else setting
+    compiled = settings_record(compile_ir(xml, precision=setting)) if xml is not None else None
+    precision = compiled["inference_precision"] if compiled else default if setting == "auto" else setting
     how = why if setting == "auto" else f"forced with --inference-precision {setting} (the CPU's default: {default})"
-    return {"setting": setting, "precision": precision, "how": how, "cpu": cpu_description()[0], "openvino": version()}
+    if setting not in ("auto", precision):
+        how += f"; OpenVINO runs {precision} here instead: this CPU does not compute {setting}"
+    found = {"setting": setting, "precision": precision, "how": how, "cpu": cpu_description()[0], "openvino": version()}
+    return found | ({"compiled": compiled} if compiled else {})
 
 
 def _openvino_evidence(
     xml: Path, precision: str, inference: dict, reference, resolution: int, evaluation, calibration, say: Progress
 ) -> dict:
     """fp32: parity in f32 (the conversion), and quality at the reduced precision that runs here; int8: quality."""
-    from ghostexport.runtime.openvino import compile_ir, settings_record
-
     evidence: dict = {}
     if precision == "fp32":
         inputs = random_inputs(PARITY_SAMPLES, resolution, seed=0)
@@ -199,7 +206,6 @@ def _openvino_evidence(
         evidence["evaluation"] = evaluation.describe()
         if precision == "int8":
             evidence["calibration"] = calibration.describe()
-    inference["compiled"] = settings_record(compile_ir(xml, precision=inference["precision"]))
     return evidence
 
 

@@ -145,6 +145,16 @@ def onnx_metadata(model: Model) -> dict[str, str]:
     }
 
 
+def artifact_verdict(record: Artifact | None) -> str | None:
+    """An artifact's verdict over all its gates: fail if one failed, reported if one was only reported, else pass.
+
+    An fp32 OpenVINO IR run in bf16 carries two (its f32 parity and its bf16 quality); None
+    where a record has no gate (a foreign file).
+    """
+    verdicts = {block["verdict"] for block in ((record or {}).get("parity"), (record or {}).get("quality")) if block}
+    return next((verdict for verdict in ("fail", "reported", "pass") if verdict in verdicts), None)
+
+
 def file_record(data: bytes, parent: str | None, **fields: Any) -> Artifact:
     """Every artifact record starts with its bytes' hash and size and the sha256 it was made from."""
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "parent": parent, **fields}

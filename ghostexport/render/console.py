@@ -536,6 +536,7 @@ def info_summary(described: dict) -> Table:
             "artifacts",
             "\n".join(
                 f"{name}: {a['bytes'] / 1e6:.1f} MB, {str(a['verdict']).upper()}"
+                + (f" (gated computing in {a['runs_in']})" if a.get("runs_in") else "")
                 for name, a in manifest["artifacts"].items()
             ),
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ghostexport.folder.records import model_name
+from ghostexport.folder.records import artifact_verdict, model_name
 from ghostexport.render.console import device_label, fmt, recommendation_line
 
 if TYPE_CHECKING:
@@ -133,5 +133,4 @@ def _where(result: dict) -> str:
 
 
 def _record_verdict(record: Artifact) -> str:
-    block = record.get("quality") or record.get("parity") or {}
-    return str(block.get("verdict", "")).upper()
+    return str(artifact_verdict(record) or "").upper()

@@ -9,6 +9,7 @@ import onnx
 
 from ghostexport.base.files import sha256_file
 from ghostexport.folder.artifacts import resolve_model
+from ghostexport.folder.records import artifact_verdict
 from ghostexport.graph.export import op_counts
 
 _DTYPES = {
@@ -59,10 +60,11 @@ def info(model: str | Path | None) -> dict:
             "ghostexport": manifest["ghostexport"],
             "artifacts": {
                 name: {
-                    "bytes": record["bytes"],
+                    "bytes": record["bytes"] + record.get("weights", {}).get("bytes", 0),  # an IR's .bin too
                     "sha256": record["sha256"],
                     "parent": record.get("parent"),
-                    "verdict": (record.get("quality") or record.get("parity") or {}).get("verdict"),
+                    "verdict": artifact_verdict(record),
+                    **({"runs_in": record["inference"]["precision"]} if "inference" in record else {}),
                 }
                 for name, record in manifest["artifacts"].items()
             },
