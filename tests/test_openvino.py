@@ -151,7 +151,7 @@ def test_every_gate_of_an_artifact_must_pass_for_it_to_be_chosen():
 def test_openvino_settings_read_as_they_run():
     from ghostexport.choose.trials import openvino_settings
 
-    assert openvino_settings(2, "bf16").label() == "2 threads, latency hint, 1 stream, bf16"
+    assert openvino_settings(2, "bf16").label() == "2 threads, latency hint, 1 stream, bf16, unpinned"
     assert openvino_settings(0, None).label() == "default threads, latency hint, default precision"
     assert openvino_settings(1, "f32").may_spin is False and openvino_settings(2, "f32").may_spin
 
@@ -355,3 +355,13 @@ def test_a_users_model_on_real_digits_earns_its_openvino_gates(tmp_path):
     assert int8["quality"]["accuracy_drop_points"] <= 2.0
     assert manifest["recommended"]["left_out"] == {}
     assert {"model.xml", "model.int8.xml"} <= set(manifest["recommended"]["best_per_artifact"])
+
+
+@pytest.mark.slow
+def test_a_lone_onnx_is_refused_for_openvino(small_build, tmp_path):
+    pytest.importorskip("openvino")
+    lone = tmp_path / "m.onnx"
+    shutil.copy(small_build / "model.onnx", lone)
+    result = run_cli("convert", str(lone), "--to", "openvino")
+    assert result.returncode == 2 and "is gated against the PyTorch model" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.onnx"]

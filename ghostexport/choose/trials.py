@@ -48,6 +48,7 @@ from ghostexport.base.progress import Progress, silent
 from ghostexport.folder.artifacts import MODEL_FILE
 from ghostexport.render.console import settings_words
 from ghostexport.runtime.edge import runtime_of
+from ghostexport.runtime.latency import SETTLE_CALLS
 from ghostexport.runtime.ort import physical_cores
 from ghostexport.runtime.providers import ProviderOptions, make_session
 
@@ -122,8 +123,9 @@ def time_blocks(
 ) -> dict:
     """Per key, the latencies (ms) of blocks of ``BLOCK`` runs, interleaved round-robin until the budget is spent.
 
-    Each block starts with one untimed call; after a block of a key in ``spinning`` the next
-    waits ``SPIN_PAUSE_S`` (untimed). ``round_ms`` receives each round's timed total.
+    Each block starts with ``SETTLE_CALLS`` untimed calls (the model back in the caches); after
+    a block of a key in ``spinning`` the next waits ``SPIN_PAUSE_S`` (untimed, busy: ``hold``).
+    ``round_ms`` receives each round's timed total.
     """
     for run in runners.values():  # warm-up: kernels chosen, memory planned
         run()
@@ -132,17 +134,31 @@ def time_blocks(
     while rounds < MIN_ROUNDS or time.perf_counter() - started < budget_s:
         before = sum(map(sum, samples.values()))
         for key, run in runners.items():
-            run()  # untimed: wakes the pool the last pause put to sleep, refills the caches
+            for _ in range(SETTLE_CALLS):  # untimed: wakes the pool the last pause put to sleep, refills the caches
+                run()
             for _ in range(BLOCK):
                 tick = time.perf_counter()
                 run()
                 samples[key].append((time.perf_counter() - tick) * 1000.0)
             if key in spinning:
-                time.sleep(SPIN_PAUSE_S)
+                hold(SPIN_PAUSE_S)
         rounds += 1
         if round_ms is not None:
             round_ms.append(sum(map(sum, samples.values())) - before)
     return samples
+
+
+def hold(seconds: float) -> None:
+    """Wait ``seconds`` busy, not asleep: the pause in which spinning pools go idle must not idle this core too.
+
+    Measured on a 2-core VM (7 pairs, four runtimes): with ``time.sleep`` for the pause, every
+    block that followed ran 1.2-2.5× slower than the same model alone (the hypervisor idles a
+    sleeping vCPU, and it comes back slow), OpenVINO the most; busy-waiting, each pair's median
+    was within 10% of its latency alone.
+    """
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def timed_pass(runners: dict, budget_s: float, spinning: frozenset) -> tuple[dict, dict]:

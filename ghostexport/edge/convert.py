@@ -78,9 +78,12 @@ def convert_edge(
     require(to)
     ref = resolve_model(model)
     if ref.folder is None or ref.manifest is None:
-        raise UsageError(
-            f"--to {to} converts from PyTorch, rebuilt from a build folder's manifest: give the folder, not {ref.path}"
+        why = (
+            "is gated against the PyTorch model a build folder's manifest rebuilds"
+            if EDGE_RUNTIMES[to]["from"] == "onnx"
+            else "converts from PyTorch, rebuilt from a build folder's manifest"
         )
+        raise UsageError(f"--to {to} {why}: give the folder, not {ref.path}")
     parent = verify_artifact(ref, MODEL_FILE)["sha256"]
     reference = rebuild_from_manifest(ref.manifest)
     resolution = ref.manifest["model"]["resolution"]
@@ -135,7 +138,7 @@ def _convert_openvino(
         tick = time.perf_counter()
         with stdout_to_stderr():
             images = calibration.inputs if precision == "int8" else None
-            conversion = openvino_format.convert(ref.folder / MODEL_FILE, xml, images)
+            conversion = openvino_format.convert(ref.folder / MODEL_FILE, xml, images, resolution)
         seconds = time.perf_counter() - tick
         files = {name: xml.read_bytes(), weights_file(name).name: weights_file(xml).read_bytes()}
         size = sum(len(blob) for blob in files.values()) / 1e6

@@ -440,6 +440,8 @@ class OpenVinoConversion(TypedDict):
 
     converter: str
     source: str
+    #: -1 for a dynamic dimension (ghostexport fixes batch 1)
+    input_shape: NotRequired[list[int]]
     weights: str
     compress_to_fp16: bool
     ops: dict[str, int]
@@ -457,6 +459,7 @@ class CompiledSettings(TypedDict):
     performance_hint: str
     threads: int
     streams: int
+    cpu_pinning: NotRequired[bool]
 
 
 @closed

@@ -101,7 +101,8 @@ def settings_words(row: dict) -> str:
     if row.get("hint") is not None:
         streams = row.get("streams")
         streams = f", {streams} stream{'s' if streams != 1 else ''}" if streams else ""
-        return f"{text}, {row['hint']} hint{streams}, {row.get('precision') or 'default precision'}"
+        unpinned = ", unpinned" if threads else ""  # runtime.openvino.compile_ir: a thread count comes unpinned
+        return f"{text}, {row['hint']} hint{streams}, {row.get('precision') or 'default precision'}{unpinned}"
     if row.get("spinning") is None:
         return text
     return f"{text}, spinning {'on' if row['spinning'] else 'off'}, {row['optimization']}"

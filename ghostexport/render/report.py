@@ -115,6 +115,10 @@ def _evidence(record: Artifact) -> str:
         q = record["quality"]
         text = f"SQNR {q['sqnr_db']} dB, agreement {q['top1_agreement']:.4f}"
         text += " (synthetic data: not enforced)" if q["verdict"] == "reported" else ""
+        if "parity" in record:  # an IR that computes in bf16: its f32 parity proves the conversion
+            text = f"parity (f32) max abs {fmt(record['parity'].get('max_abs'), '.2e')}; " + text
+    if "inference" in record:
+        text += f"; computes in {record['inference']['precision']} ({record['inference']['setting']})"
     if record.get("mobile_usability"):
         eps = record["mobile_usability"]["eps"]
         text += "; ORT Mobile: " + ", ".join(

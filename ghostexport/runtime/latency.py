@@ -1,7 +1,10 @@
 """Interleaved latency measurement: the only fair way to compare models on a noisy machine.
 
 Each round runs every model once, in turn, so background load hits all of them alike;
-results are medians and percentiles, and callers compare them as ratios.
+results are medians and percentiles, and callers compare them as ratios. A model that runs
+right after another is slow for its first few calls (its weights and code are out of the
+caches), so each timed call is preceded by ``SETTLE_CALLS`` untimed ones: the figures are a
+model's steady latency, as it runs in a deployment, not the cost of switching models.
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ from collections.abc import Callable
 import numpy as np
 
 MIN_ROUNDS = 5
+#: untimed calls before a timed one, when several models take turns: measured on a 2-core EPYC
+#: (GhostNet 0.5× at 112², batch 1, three runtimes in turn), the 1st-5th calls after a switch took
+#: 3.9, 2.1, 1.4, 1.1, 1.0× the steady latency on OpenVINO, 2.6, 1.7, 1.3, 1.1, 1.0× on ONNX
+#: Runtime and 2.1, 1.2, 1.0× on LiteRT
+SETTLE_CALLS = 4
 
 
 def interleaved_samples(
@@ -29,9 +37,12 @@ def interleaved_samples(
         for run in runners.values():
             run()
     samples: dict[str, list[float]] = {name: [] for name in runners}
+    settle = SETTLE_CALLS if len(runners) > 1 else 0  # one model alone never leaves the caches
     started, rounds = time.perf_counter(), 0
     while True:
         for name, run in runners.items():
+            for _ in range(settle):
+                run()
             start = time.perf_counter()
             run()
             samples[name].append((time.perf_counter() - start) * 1000.0)
