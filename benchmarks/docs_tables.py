@@ -121,12 +121,10 @@ def x86_runtimes_table(report: dict) -> str:
     quiet = {row["artifact"]: row for row in report["quiet"]["rows"]}
     loaded = {row["artifact"]: row for row in report["loaded"]["rows"]}
     lines = [
-        f"`python benchmarks/x86_runtimes.py` on {report['cpu']} ({report['cores']} cores; OpenVINO "
-        f"{report['openvino']} computes in {report['openvino_default_precision']} by default here), "
-        f"{report['model']} (held-out accuracy {100 * report['held_out_accuracy']:.2f}%); every int8 calibrated "
-        f"on the same 200 digits, every gate on the 397 held-out ones. Latency at batch 1 as a ratio to the naive "
-        f"export on ONNX Runtime, each at its fastest settings; loaded: {report['load_processes']} busy "
-        "process(es) beside it.",
+        f"`benchmarks/x86_runtimes.py` on {report['cpu']} ({report['cores']} cores; OpenVINO {report['openvino']} "
+        f"computes in {report['openvino_default_precision']} by default here): {report['model']} "
+        f"({100 * report['held_out_accuracy']:.2f}% held out); every int8 on the same calibration images. Median latency at batch 1 ÷ the naive export's on ONNX Runtime, each at its "
+        f"fastest settings; loaded: {report['load_processes']} busy process(es) beside it.",
         "",
         "| artifact | runtime | quiet | loaded | settings (quiet) |",
         "|---|---|---|---|---|",
@@ -149,9 +147,11 @@ def x86_runtimes_table(report: dict) -> str:
     distinct = len({(rerun["artifact"], rerun["threads"]) for rerun in report["reruns"]})
     lines.append(
         f"- `bench --select` {len(choices)} times under the same load: "
-        + ("the same choice each time, " if distinct == 1 else f"{distinct} different choices (each record says why), ")
-        + "; ".join(choices)
-        + "."
+        + (
+            f"the same choice each time, {choices[0]}."
+            if distinct == 1
+            else f"{distinct} different choices (each record says why): " + "; ".join(choices) + "."
+        )
     )
     return "\n".join(lines) + "\n"
 

@@ -108,9 +108,9 @@ def references(folder: Path, work: Path, calib: Path) -> dict[str, Runs]:
     ov.save_model(quantized, str(work / "naive.int8.xml"))
     return {
         NAIVE: Runs(naive, "onnxruntime"),
-        NAIVE_OPENVINO: Runs(naive, "openvino"),
-        NAIVE_OPENVINO_F32: Runs(naive, "openvino", "f32"),
-        NAIVE_OPENVINO_INT8: Runs(work / "naive.int8.xml", "openvino"),
+        NAIVE_OPENVINO: Runs(naive, "openvino", defaults=True),
+        NAIVE_OPENVINO_F32: Runs(naive, "openvino", "f32", defaults=True),
+        NAIVE_OPENVINO_INT8: Runs(work / "naive.int8.xml", "openvino", defaults=True),
     }
 
 

@@ -59,7 +59,7 @@ def select(
         naive = _naive_export(ref, scratch / "naive.onnx")
         references = {NAIVE: naive}
         if runtime_installed("openvino"):
-            references[NAIVE_OPENVINO] = Runs(naive, "openvino")
+            references[NAIVE_OPENVINO] = Runs(naive, "openvino", defaults=True)
         found = recommend(candidates, {**references, **left_out}, budget_s, say, resolution, also)
     cpu, flags = cpu_description()
     chosen = found["recommended"]

@@ -88,6 +88,8 @@ class Runs:
     path: Path
     runtime: str
     precision: str | None = None
+    #: a reference run as a user would run it: the runtime's defaults alone (OpenVINO), not ghostexport's grid
+    defaults: bool = False
 
 
 def settings_label(row: dict) -> str:
@@ -198,8 +200,8 @@ def recommend(
 
     ``.onnx`` files run on ORT, ``.tflite``/``.pte``/``.xml`` on their own runtime (``resolution``
     gives their input size); a ``Runs`` names the runtime (OpenVINO on an ``.onnx``) and the
-    inference precision. A reference run by OpenVINO is timed at its defaults alone, as a user
-    would run it. ``also`` adds ORT settings to the grid (bench's own, so that its table can show
+    inference precision; one marked ``defaults`` is timed at OpenVINO's defaults alone, as a
+    user would run it. ``also`` adds ORT settings to the grid (bench's own, so that its table can show
     this measurement instead of taking a second one). Returns every (artifact, settings) row
     with its median and interval, each artifact's fastest row, the finalists, the raw samples,
     the load each pass ran under, and the recommendation: the fastest eligible row, or the
@@ -209,8 +211,8 @@ def recommend(
     runs = {label: _runs(value) for label, value in {**candidates, **reference}.items()}
     runners = {}
     for label, how in runs.items():
-        if label in reference and how.runtime == "openvino" and how.path.suffix == ".onnx":
-            grid = [openvino_settings(0, how.precision)]  # OpenVINO's defaults (or a forced precision) on an ONNX file
+        if how.defaults and how.runtime == "openvino":
+            grid = [openvino_settings(0, how.precision)]  # OpenVINO's defaults (or only a forced precision)
         else:
             grid = settings_grid(how.runtime, precision=how.precision)
         # ORT sessions take any settings; an edge runtime's thread pool is sized once per process, so its grid stays
