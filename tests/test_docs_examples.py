@@ -113,7 +113,7 @@ def expected_exits(command: str) -> set[int]:
         return {0, 2}  # 2 names the missing package here; 0 on a machine with a GPU
     if re.search(r"ghostify (resnet|vgg|mobilenet)", command):
         return {0, 2}  # a torchvision name: 2 names torchvision where it cannot be imported
-    gated = re.search(r"\b(quantize|pipeline)\b.*--(calib|eval)|\bcheck\b.*--data", command)
+    gated = re.search(r"\b(quantize|pipeline|convert)\b.*--(calib|eval)|\bcheck\b.*--data", command)
     return {0, 1} if gated else {0}
 
 
