@@ -182,3 +182,19 @@ def assert_chosen_by_the_rule(selection: dict) -> None:
         assert tie is not None and chosen["p50_ms"] <= fastest["p50_ms"] * (1 + TIE_MARGIN)
         assert chosen["p50_interval_ms"][0] <= fastest["p50_interval_ms"][1]
         assert tie["chosen"].startswith(chosen["artifact"]) and tie["fastest"].startswith(fastest["artifact"])
+
+
+#: GhostNet 0.5× at 64² trained on scikit-learn's digits (tests/data), for the conversions that need real accuracy
+DIGITS = Path(__file__).parent / "data" / "ghostnet_050-digits-r64.safetensors"
+
+
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The trained digits GhostNet (as built), with calibration and test images; tests copy it before changing it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import digits
+
+    root = tmp_path_factory.mktemp("digits")
+    assert run_cli("build", *SMALL, "--checkpoint", str(DIGITS), "--out", str(root / "models")).returncode == 0
+    calib, test = digits.write_folder("calib", root / "calib"), digits.write_folder("test", root / "test", limit=160)
+    return root / "models" / "ghostnet_050-c10-r64", calib, test

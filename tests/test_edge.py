@@ -20,11 +20,6 @@ from ghostexport.base.errors import UsageError
 
 from .conftest import SMALL, assert_chosen_by_the_rule, load_json, run_cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import digits
-
-DIGITS = Path(__file__).parent / "data" / "ghostnet_050-digits-r64.safetensors"
-
 
 @pytest.mark.parametrize(("runtime", "package"), [("litert", "litert_torch"), ("executorch", "executorch")])
 def test_a_missing_runtime_is_one_line_naming_its_extra(runtime, package, small_build, monkeypatch):
@@ -64,15 +59,6 @@ def test_noop_aliases_and_full_slices_are_removed_before_lowering():
     assert sum("slice" in t for t in targets) == 1  # the real slice (:3 of 6) stays
     x = torch.randn(1, 3, 8, 8)
     torch.testing.assert_close(program.graph_module(x)[0], Ghostlike()(x))
-
-
-@pytest.fixture(scope="module")
-def digits_folder(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """The trained digits GhostNet (as built), with calibration and test images."""
-    root = tmp_path_factory.mktemp("edge")
-    assert run_cli("build", *SMALL, "--checkpoint", str(DIGITS), "--out", str(root / "models")).returncode == 0
-    calib, test = digits.write_folder("calib", root / "calib"), digits.write_folder("test", root / "test", limit=160)
-    return root / "models" / "ghostnet_050-c10-r64", calib, test
 
 
 @pytest.mark.slow
@@ -153,12 +139,20 @@ def test_fp32_and_int8_conversions_are_gated_recorded_and_deterministic(runtime,
 
 
 @pytest.mark.slow
-def test_a_lone_onnx_is_refused_for_edge_formats(small_build, tmp_path):
-    pytest.importorskip("executorch")
+@pytest.mark.parametrize(
+    ("runtime", "why"),
+    [
+        ("executorch", "rebuilt from a build folder's manifest"),  # converted from PyTorch
+        ("openvino", "is gated against the PyTorch model"),  # converted from ONNX, judged against PyTorch
+    ],
+)
+def test_a_lone_onnx_is_refused_for_edge_formats(runtime, why, small_build, tmp_path):
+    pytest.importorskip(runtime)
     lone = tmp_path / "m.onnx"
     shutil.copy(small_build / "model.onnx", lone)
-    result = run_cli("convert", str(lone), "--to", "executorch")
-    assert result.returncode == 2 and "rebuilt from a build folder's manifest" in result.stderr
+    result = run_cli("convert", str(lone), "--to", runtime)
+    assert result.returncode == 2 and why in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.onnx"]  # nothing written beside it
 
 
 @pytest.mark.slow

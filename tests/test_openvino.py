@@ -23,8 +23,6 @@ from .conftest import SMALL, assert_chosen_by_the_rule, load_json, run_cli
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import digits
 
-DIGITS = Path(__file__).parent / "data" / "ghostnet_050-digits-r64.safetensors"
-
 
 def _row(artifact, p50, interval, threads=2, runtime="onnxruntime", spinning=True, optimization="all", **extra):
     return {
@@ -195,15 +193,6 @@ def test_openvino_joins_a_pipeline_only_for_x86_targets_where_installed(monkeypa
 # --- conversions (slow: the [openvino] extra) ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def digits_folder(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """The trained digits GhostNet (as built), with calibration and test images."""
-    root = tmp_path_factory.mktemp("openvino")
-    assert run_cli("build", *SMALL, "--checkpoint", str(DIGITS), "--out", str(root / "models")).returncode == 0
-    calib, test = digits.write_folder("calib", root / "calib"), digits.write_folder("test", root / "test", limit=160)
-    return root / "models" / "ghostnet_050-c10-r64", calib, test
-
-
 @pytest.mark.slow
 def test_the_ir_is_gated_at_the_precision_the_cpu_runs(digits_folder, tmp_path):
     """auto: OpenVINO's own choice here, recorded with why; fp32 parity in f32, and bf16 judged as bf16."""
@@ -355,13 +344,3 @@ def test_a_users_model_on_real_digits_earns_its_openvino_gates(tmp_path):
     assert int8["quality"]["accuracy_drop_points"] <= 2.0
     assert manifest["recommended"]["left_out"] == {}
     assert {"model.xml", "model.int8.xml"} <= set(manifest["recommended"]["best_per_artifact"])
-
-
-@pytest.mark.slow
-def test_a_lone_onnx_is_refused_for_openvino(small_build, tmp_path):
-    pytest.importorskip("openvino")
-    lone = tmp_path / "m.onnx"
-    shutil.copy(small_build / "model.onnx", lone)
-    result = run_cli("convert", str(lone), "--to", "openvino")
-    assert result.returncode == 2 and "is gated against the PyTorch model" in result.stderr
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.onnx"]
