@@ -214,7 +214,12 @@ def _openvino_evidence(
 
 def _ov_line(conversion: dict) -> str:
     ops = conversion["ops"]
-    return f"{sum(ops.values())} operations, {ops.get('Convolution', 0)} convolutions, {conversion['quantized_ops']} FakeQuantize"
+    line = f"{sum(ops.values())} operations, {ops.get('Convolution', 0)} convolutions, {conversion['quantized_ops']} FakeQuantize"
+    if "bias_correction" in conversion:
+        chosen = conversion["bias_correction"]
+        figures = ", ".join(f"{way} {db:.1f} dB" for way, db in chosen["calibration_sqnr_db"].items())
+        line += f"; bias correction {chosen['kept']} (calibration SQNR: {figures})"
+    return line
 
 
 def _validate(to: str, precision: str, calib, eval_data, float_io: bool, inference_precision: str) -> None:

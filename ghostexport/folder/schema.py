@@ -435,6 +435,14 @@ class EdgeConversion(TypedDict):
 
 
 @closed
+class BiasCorrection(TypedDict):
+    """Whether NNCF's fast bias correction was kept: the int8 IR's logits SQNR on the calibration images either way."""
+
+    kept: Literal["fast", "none"]
+    calibration_sqnr_db: dict[str, float]
+
+
+@closed
 class OpenVinoConversion(TypedDict):
     """What converting model.onnx to an OpenVINO IR did: the converter, the IR's operations, the int8 recipe."""
 
@@ -449,6 +457,7 @@ class OpenVinoConversion(TypedDict):
     recipe: str
     calibration_samples: NotRequired[int]
     kept_float: NotRequired[list[str]]
+    bias_correction: NotRequired[BiasCorrection]
 
 
 @closed

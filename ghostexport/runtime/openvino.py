@@ -45,13 +45,15 @@ def weights_file(xml: Path | str) -> Path:
 
 
 def compile_ir(
-    xml: Path | str,
+    xml,
     threads: int | None = None,
     precision: str = "auto",
     hint: str = "LATENCY",
     streams: int | None = None,
 ):
-    """The compiled model; ``threads`` None or 0 and ``precision`` auto leave OpenVINO's defaults.
+    """The compiled model of an IR file or an in-memory ``openvino.Model``.
+
+    ``threads`` None or 0 and ``precision`` auto leave OpenVINO's defaults.
 
     With a thread count (how ghostexport runs an artifact), the threads are not pinned to cores (``UNPINNED``).
     """
@@ -63,7 +65,8 @@ def compile_ir(
         config["NUM_STREAMS"] = int(streams)
     if precision != "auto":
         config["INFERENCE_PRECISION_HINT"] = precision
-    return core().compile_model(str(xml), "CPU", config)
+    source = str(xml) if isinstance(xml, (str, Path)) else xml
+    return core().compile_model(source, "CPU", config)
 
 
 def resolved_precision(compiled) -> str:
