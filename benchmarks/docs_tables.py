@@ -156,6 +156,40 @@ def x86_runtimes_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def x86_summary_table(report: dict) -> str:
+    """README's short form: the fastest artifact of each runtime and the references, quiet and loaded."""
+    quiet = report["quiet"]["rows"]
+    loaded = {row["artifact"]: row for row in report["loaded"]["rows"]}
+    references = ("naive export", "naive export on OpenVINO defaults")
+    fastest: dict[str, dict] = {}
+    for row in quiet:  # ordered fastest first
+        if row["artifact"] in references:
+            fastest[row["artifact"]] = row
+        elif not row["artifact"].startswith("naive export"):
+            fastest.setdefault(row["runtime"], row)
+    lines = [
+        f"{report['model']} on {report['cpu']} ({report['cores']} cores): median latency at batch 1 ÷ the naive "
+        f"export's on ONNX Runtime; loaded: {report['load_processes']} busy process(es) beside it.",
+        "",
+        "| fastest of its runtime | runtime | quiet | loaded |",
+        "|---|---|---|---|",
+    ]
+    for row in fastest.values():
+        other = loaded.get(row["artifact"])
+        lines.append(
+            f"| {row['artifact']} | {row['runtime']} | {row['to_naive']:.2f} | "
+            + (f"{other['to_naive']:.2f} |" if other else "– |")
+        )
+    lines.append("")
+    for condition in ("quiet", "loaded"):
+        chosen = report[condition]["recommended"]
+        lines.append(
+            f"- {condition}: `bench --select` chose **{chosen['artifact']}** ({chosen['settings']}), "
+            f"{chosen['to_openvino_defaults']}× the latency of OpenVINO's defaults on the naive export."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def x86_precision_table(report: dict) -> str:
     """The fp32 IR computed in f32 and in bf16, against PyTorch on the held-out images."""
     lines = [
@@ -176,9 +210,10 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "arm64_quality": arm64_quality_table,
     "x86_runtimes": x86_runtimes_table,
     "x86_precision": x86_precision_table,
+    "x86_summary": x86_summary_table,
 }
 #: blocks rendered from another benchmark's saved results (default: the file of the block's own name)
-SOURCES = {"x86_precision": "x86_runtimes"}
+SOURCES = {"x86_precision": "x86_runtimes", "x86_summary": "x86_runtimes"}
 
 
 def save(name: str, result: dict) -> Path:

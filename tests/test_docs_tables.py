@@ -36,7 +36,7 @@ def test_a_changed_figure_changes_the_table():
 
 
 #: the figure each table shows, where it is not a latency or an SQNR
-FIGURES = {"x86_runtimes": ("to_naive",), "x86_precision": ("sqnr_db",)}
+FIGURES = {"x86_runtimes": ("to_naive",), "x86_precision": ("sqnr_db",), "x86_summary": ("to_openvino_defaults",)}
 
 
 def _move_first_figure(node, keys: tuple[str, ...]) -> bool:
