@@ -171,7 +171,7 @@ def x86_summary_table(report: dict) -> str:
         f"{report['model']} on {report['cpu']} ({report['cores']} cores): median latency at batch 1 ÷ the naive "
         f"export's on ONNX Runtime; loaded: {report['load_processes']} busy process(es) beside it.",
         "",
-        "| fastest of its runtime | runtime | quiet | loaded |",
+        "| fastest of its runtime (quiet) | runtime | quiet | loaded |",
         "|---|---|---|---|",
     ]
     for row in fastest.values():
