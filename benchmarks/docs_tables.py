@@ -130,9 +130,7 @@ def x86_runtimes_table(report: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for label, row in quiet.items():
-        other = loaded.get(label)
-        cells = f"{row['to_naive']:.2f} | {other['to_naive']:.2f}" if other else f"{row['to_naive']:.2f} | –"
-        lines.append(f"| {label} | {row['runtime']} | {cells} | {row['settings']} |")
+        lines.append(f"| {label} | {row['runtime']} | {_quiet_and_loaded(row, loaded)} | {row['settings']} |")
     lines.append("")
     for condition in ("quiet", "loaded"):
         found = report[condition]
@@ -156,6 +154,12 @@ def x86_runtimes_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _quiet_and_loaded(row: dict, loaded: dict[str, dict]) -> str:
+    """Two table cells: the artifact's ratio to the naive export quiet, and loaded (– where not timed loaded)."""
+    other = loaded.get(row["artifact"])
+    return f"{row['to_naive']:.2f} | " + (f"{other['to_naive']:.2f}" if other else "–")
+
+
 def x86_summary_table(report: dict) -> str:
     """README's short form: the fastest artifact of each runtime and the references, quiet and loaded."""
     quiet = report["quiet"]["rows"]
@@ -175,11 +179,7 @@ def x86_summary_table(report: dict) -> str:
         "|---|---|---|---|",
     ]
     for row in fastest.values():
-        other = loaded.get(row["artifact"])
-        lines.append(
-            f"| {row['artifact']} | {row['runtime']} | {row['to_naive']:.2f} | "
-            + (f"{other['to_naive']:.2f} |" if other else "– |")
-        )
+        lines.append(f"| {row['artifact']} | {row['runtime']} | {_quiet_and_loaded(row, loaded)} |")
     lines.append("")
     for condition in ("quiet", "loaded"):
         chosen = report[condition]["recommended"]

@@ -343,7 +343,7 @@ def test_a_users_model_on_real_digits_earns_its_openvino_gates(tmp_path):
     manifest = load_json(tmp_path / "models" / "tiny_resnet-c10-r32" / "manifest.json")
     int8 = manifest["artifacts"]["model.int8.xml"]
     assert int8["quality"]["accuracy_drop_points"] <= 2.0
-    # NNCF's fast bias correction cost this model 15 dB: both ways were measured, the better one kept
+    # NNCF's fast bias correction can cost this model 10-15 dB: both ways are measured, the better one kept
     chosen = int8["conversion"]["bias_correction"]
     figures = chosen["calibration_sqnr_db"]
     assert figures[chosen["kept"]] == max(figures.values())

@@ -6,7 +6,10 @@ The CLI passes ``render.stage_printer(console)``; library users pass their own c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import io
+import logging
+from collections.abc import Callable, Iterator
 
 Progress = Callable[[str, str], None]
 
@@ -17,3 +20,18 @@ def silent(stage: str, detail: str) -> None:
 
 def channel(progress: Progress | None) -> Progress:
     return progress or silent
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Keep the tools ghostexport calls (ONNX Runtime's quantization, NNCF) off this channel's output.
+
+    They log at INFO/WARNING (some set their own logger levels) and print progress chatter; the
+    stage's own line says what was done.
+    """
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)

@@ -26,13 +26,12 @@ so neither choice can be fixed in advance.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ghostexport.runtime.openvino import op_counts, weights_file
+from ghostexport.base.progress import quiet_libraries
+from ghostexport.runtime.openvino import op_counts, runner, weights_file
 
 RECIPE_INT8 = (
     "nncf.quantize: performance preset (symmetric int8), min/max activation ranges, stem convolution float, "
@@ -75,9 +74,12 @@ def _quantize(model, images: np.ndarray) -> tuple[object, dict]:
     convolutions = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
     kept_float = convolutions[:1]  # the stem
     batches = [image[None].astype(np.float32) for image in images]
-    reference = _logits(model, batches)
+    # compared in f32: the comparison is of the quantization alone
+    reference = runner(model, precision="f32")(images)
     candidates = {corrected: _nncf_int8(model.clone(), batches, kept_float, corrected) for corrected in (True, False)}
-    figures = {corrected: sqnr_db(reference, _logits(int8, batches)) for corrected, int8 in candidates.items()}
+    figures = {
+        corrected: sqnr_db(reference, runner(int8, precision="f32")(images)) for corrected, int8 in candidates.items()
+    }
     corrected = figures[True] >= figures[False]
     return candidates[corrected], {
         "kept_float": kept_float,
@@ -93,7 +95,7 @@ def _nncf_int8(model, batches: list[np.ndarray], kept_float: list[str], bias_cor
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    with _quiet_nncf():
+    with quiet_libraries():
         return nncf.quantize(
             model,
             nncf.Dataset(batches),
@@ -106,27 +108,3 @@ def _nncf_int8(model, batches: list[np.ndarray], kept_float: list[str], bias_cor
                 disable_bias_correction=not bias_correction,
             ),
         )
-
-
-@contextlib.contextmanager
-def _quiet_nncf():
-    """NNCF's INFO lines and progress bars kept out of ghostexport's output (the convert line says what was done)."""
-    import logging
-
-    from nncf.common.logging.logger import nncf_logger
-
-    level = nncf_logger.level
-    nncf_logger.setLevel(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        nncf_logger.setLevel(level)
-
-
-def _logits(model, batches: list[np.ndarray]) -> np.ndarray:
-    """The model's outputs on ``batches``, computed in f32 (the comparison is of the quantization alone)."""
-    from ghostexport.runtime.openvino import compile_ir
-
-    compiled = compile_ir(model, precision="f32")
-    return np.concatenate([compiled(batch)[0] for batch in batches])

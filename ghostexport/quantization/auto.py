@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ghostexport.base.progress import Progress
+from ghostexport.base.progress import Progress, quiet_libraries
 from ghostexport.evidence.quality import QualityGate, measure, meets
 from ghostexport.quantization.recipe import METHODS, Recipe
 from ghostexport.quantization.static import BatchReader, Int8Quantizer
-from ghostexport.runtime.ort import quiet_ort
 
 SENSITIVITY_SAMPLES = 16
 #: Nodes with int8 kernels; keeping one in float is a real recipe choice (Relu/Concat follow them).
@@ -117,7 +116,7 @@ def rank_sensitivity(quantizer: Int8Quantizer, quantized: Path, work_dir: Path) 
         modify_model_output_intermediate_tensors,
     )
 
-    with quiet_ort():
+    with quiet_libraries():
         float_aug, qdq_aug = work_dir / "float-aug.onnx", work_dir / "qdq-aug.onnx"
         modify_model_output_intermediate_tensors(str(quantizer.preprocessed), str(float_aug))
         modify_model_output_intermediate_tensors(str(quantized), str(qdq_aug))

@@ -18,9 +18,9 @@ SLOW_WARNING = (
 def quantize_int8_dynamic(fp32_path: Path, output: Path, per_channel: bool, reduce_range: bool) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from ghostexport.runtime.ort import quiet_ort
+    from ghostexport.base.progress import quiet_libraries
 
-    with quiet_ort():
+    with quiet_libraries():
         quantize_dynamic(
             str(fp32_path), str(output), weight_type=QuantType.QInt8, per_channel=per_channel, reduce_range=reduce_range
         )

@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 
 from ghostexport.base.errors import UsageError
+from ghostexport.base.progress import quiet_libraries
 from ghostexport.graph import merge_split_convs
 from ghostexport.quantization.forms import stem_space_to_depth
 from ghostexport.quantization.recipe import Recipe
-from ghostexport.runtime.ort import quiet_ort
 
 CALIBRATION_BATCH = 8
 _METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -71,7 +71,7 @@ class Int8Quantizer:
         if self.merged_convs:
             fp32_path = work_dir / "merged.onnx"
             onnx.save(source, str(fp32_path))
-        with quiet_ort():
+        with quiet_libraries():
             quant_pre_process(str(fp32_path), str(self.preprocessed))
         self.proto = onnx.load(str(self.preprocessed))
         self.float_logits = logits_from_matmuls_only(self.proto)
@@ -134,7 +134,7 @@ class Int8Quantizer:
             if cache.is_file()
             else BatchReader(self.calibration, self.input_name, self.on_batch, self.static_batch)
         )
-        with quiet_ort():
+        with quiet_libraries():
             quantize_static(
                 str(source),
                 str(output),

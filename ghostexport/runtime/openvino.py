@@ -101,8 +101,11 @@ def settings_record(compiled) -> dict:
     }
 
 
-def runner(xml: Path | str, threads: int | None = None, precision: str = "auto") -> Callable[[np.ndarray], np.ndarray]:
-    """Logits (float32) for N×3×H×W float32 images, one image per request as the other runtimes run them."""
+def runner(xml, threads: int | None = None, precision: str = "auto") -> Callable[[np.ndarray], np.ndarray]:
+    """Logits (float32) for N×3×H×W float32 images, one image per request as the other runtimes run them.
+
+    ``xml``: an IR file or an in-memory ``openvino.Model`` (as ``compile_ir``).
+    """
     compiled = compile_ir(xml, threads, precision)
     request = compiled.create_infer_request()
 

@@ -7,11 +7,7 @@ install is a usage problem with a precise fix, not an ImportError traceback.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import logging
-from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
@@ -81,18 +77,6 @@ def run_logits(session: Any, inputs: Any, batch: int = 32) -> Any:
         else:
             outputs.append(session.run(None, {name: chunk})[0])
     return np.concatenate(outputs)
-
-
-@contextlib.contextmanager
-def quiet_ort() -> Iterator[None]:
-    """Silence ONNX Runtime's Python tools: INFO/WARNING logging (some set their own logger
-    levels) and their print() progress chatter."""
-    logging.disable(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def physical_cores() -> int:

@@ -23,14 +23,14 @@ import onnx
 from ghostexport.base.choices import CONVERT_FORMATS
 from ghostexport.base.errors import GateFailed, UsageError
 from ghostexport.base.files import atomic_write_bytes
-from ghostexport.base.progress import Progress, channel
+from ghostexport.base.progress import Progress, channel, quiet_libraries
 from ghostexport.evidence.parity import FP32_TOLERANCE, parity_over_batches, random_inputs
 from ghostexport.evidence.validate import validate_model
 from ghostexport.folder.artifacts import artifact_sha256, resolve_model, select_artifacts
 from ghostexport.folder.commit import commit_files, scratch_folder
 from ghostexport.folder.records import file_record, record_artifact
 from ghostexport.render.console import parity_line
-from ghostexport.runtime.ort import input_shape, quiet_ort, run_logits
+from ghostexport.runtime.ort import input_shape, run_logits
 from ghostexport.runtime.providers import cpu_session
 
 PARITY_SAMPLES = 8
@@ -116,7 +116,7 @@ def _convert_in(work: Path, path: Path, say: Progress) -> tuple[Path, Path]:
     onnx.save(proto, str(source))
     out = work / "out"
     out.mkdir()
-    with quiet_ort():
+    with quiet_libraries():
         convert_onnx_models_to_ort(source, output_dir=out, optimization_styles=[OptimizationStyle.Fixed])
     ort_file, config = out / f"{path.stem}.ort", out / f"{path.stem}.required_operators.config"
     if not ort_file.is_file() or not config.is_file():

@@ -19,7 +19,7 @@ import onnx
 
 from ghostexport.base.errors import GateFailed, UsageError
 from ghostexport.base.files import atomic_write_bytes
-from ghostexport.base.progress import Progress, channel
+from ghostexport.base.progress import Progress, channel, quiet_libraries
 from ghostexport.evidence.data import DEFAULT_CALIBRATION, SYNTHETIC_EVAL_SAMPLES, Dataset, load_dataset, split_holdout
 from ghostexport.evidence.quality import FP16_GATE, INT8_GATE, QualityGate, judge, measure
 from ghostexport.evidence.validate import validate_model
@@ -33,7 +33,7 @@ from ghostexport.quantization.static import BatchReader, Int8Quantizer
 from ghostexport.render.console import quality_line, recipe_line
 from ghostexport.runtime.latency import interleaved
 from ghostexport.runtime.mobile import mobile_usability, usability_line
-from ghostexport.runtime.ort import input_shape, quiet_ort, run_logits
+from ghostexport.runtime.ort import input_shape, run_logits
 from ghostexport.runtime.providers import cpu_session
 from ghostexport.stages.specs import QuantizeSpec
 from ghostexport.targets.host import cpu_description
@@ -297,7 +297,7 @@ def _stock_baseline(quantizer: Int8Quantizer, recipe: Recipe, source: _Source, w
 
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     output = work / "stock.onnx"
-    with quiet_ort():
+    with quiet_libraries():
         quantize_static(
             str(source.ref.path),
             str(output),
